@@ -1,0 +1,35 @@
+"""inference_magics: local and cloud language models in Jupyter.
+
+`%load_ext inference_magics` registers the magics. Loading imports no SDK and touches no
+network: the API and the backends are imported on first use.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_API = {
+    "route": "api", "infer": "api", "stream": "api", "Result": "api", "Stream": "api",
+    "Route": "routing",
+    "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
+    "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",
+    "RateLimited": "errors", "BackendError": "errors",
+}
+__all__ = sorted(_API) + ["load_ipython_extension", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'inference_magics' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    from .magics import InferenceMagics
+
+    ipython.register_magics(InferenceMagics)
+
+
+def unload_ipython_extension(ipython) -> None:
+    pass

@@ -1,0 +1,227 @@
+"""The Anthropic Messages API, through the official `anthropic` SDK (imported on first use:
+it costs about a second, which `%load_ext` must not pay)."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+import warnings
+from typing import Iterator
+
+from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, ConfigError, InferenceError,
+                      ModelNotFound, RateLimited)
+from ..settings import CONNECT_TIMEOUT_S
+from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage
+
+DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens; this suits an answer in a cell
+OFFICIAL_URL = "https://api.anthropic.com"
+# used when the model list cannot be read (no network, a proxy without /v1/models)
+FAMILY_FALLBACK = {"sonnet": "claude-sonnet-4-6", "opus": "claude-opus-4-6", "haiku": "claude-haiku-4-5"}
+JSON_INSTRUCTION = ("Respond with one valid JSON value only: no prose before or after it, no Markdown code fences.")
+NO_KEY = ("no ANTHROPIC_API_KEY is set — add a line ANTHROPIC_API_KEY=... to ./.env (loaded automatically), "
+          "or set it in the environment before starting Jupyter.")
+
+# the SDK warns about deprecated models with a Python warning; we show one line in the footer instead
+warnings.filterwarnings("ignore", message=r"The model '.*' is deprecated", category=DeprecationWarning)
+
+
+class AnthropicBackend:
+    name = "anthropic"
+
+    @classmethod
+    def config_key(cls, settings) -> tuple:
+        return (settings.anthropic_api_key, settings.anthropic_base_url, settings.anthropic_timeout,
+                settings.anthropic_max_retries)
+
+    def __init__(self, settings):
+        self._key = settings.anthropic_api_key
+        self.url = (settings.anthropic_base_url or OFFICIAL_URL).rstrip("/")
+        self._base_url = settings.anthropic_base_url
+        self._timeout_ms = settings.anthropic_timeout
+        self._retries = settings.anthropic_max_retries
+        self._client = None
+        self._models: list | None = None  # the API's model list, read once per kernel
+        self._models_failed_at = float("-inf")  # don't re-dial an unreachable API on every cell
+        self._lock = threading.Lock()
+
+    def _sdk(self):
+        if self._key is None:
+            raise AuthenticationFailed(NO_KEY)
+        with self._lock:
+            if self._client is None:
+                import anthropic
+                import httpx2
+
+                self._client = anthropic.Anthropic(
+                    api_key=self._key.get(), base_url=self._base_url, max_retries=self._retries,
+                    timeout=httpx2.Timeout(self._timeout_ms / 1000, connect=CONNECT_TIMEOUT_S))
+            return self._client
+
+    # --- models -----------------------------------------------------------------------------
+    def _model_list(self) -> list:
+        if self._models is None:
+            client = self._sdk()
+            if time.monotonic() - self._models_failed_at < 60:
+                raise BackendUnavailable("the Anthropic model list could not be read a moment ago.")
+            try:
+                self._models = list(client.models.list(limit=100))
+            except Exception as exc:  # any SDK or transport failure: classified below
+                self._models_failed_at = time.monotonic()
+                raise self._translate(exc, "") from None
+        return self._models
+
+    def resolve(self, model: str) -> str:
+        """A family name (sonnet/opus/haiku) -> the newest model id of that family."""
+        if model not in FAMILY_FALLBACK:
+            return model
+        try:
+            ids = [m for m in self._model_list() if f"-{model}-" in f"{m.id}-"]
+        except InferenceError:
+            ids = []
+        if not ids:
+            return FAMILY_FALLBACK[model]
+        newest = max(ids, key=lambda m: (m.created_at is not None, m.created_at or 0, _version(m.id)))
+        return newest.id
+
+    def deprecation(self, model: str) -> str | None:
+        """One line if the model is deprecated or retired, from the API's model list or the SDK's table."""
+        for m in self._models or ():
+            if m.id == model and (getattr(m, "retires_at", None) or getattr(m, "lifecycle", None) in ("deprecated",)):
+                when = getattr(m, "retires_at", None)
+                return f"{model} is deprecated{f' and retires {when:%Y-%m-%d}' if when else ''} — use `sonnet`, `opus` or `haiku` to follow the newest models."
+        try:
+            from anthropic._data import DEPRECATED_MODELS
+        except ImportError:
+            return None
+        if model in DEPRECATED_MODELS:
+            return (f"{model} is deprecated and reaches end of life on {DEPRECATED_MODELS[model]} — use `sonnet`, "
+                    "`opus` or `haiku` to follow the newest models.")
+        return None
+
+    def list_models(self) -> list[ModelInfo]:
+        return [ModelInfo(backend=self.name, name=m.id, kind="chat", family=_family(m.id),
+                          modified_at=m.created_at.isoformat() if m.created_at else None)
+                for m in self._model_list()]
+
+    def health(self) -> Health:
+        if self._key is None:
+            return Health(False, NO_KEY)
+        start = time.perf_counter()
+        try:
+            self._models, self._models_failed_at = None, float("-inf")
+            count = len(self._model_list())
+        except InferenceError as exc:
+            return Health(False, exc.message, time.perf_counter() - start)
+        return Health(True, f"Anthropic API at {self.url}, {count} models", time.perf_counter() - start)
+
+    # --- generation -------------------------------------------------------------------------
+    def stream(self, request: Request) -> Iterator[Event]:
+        if request.temperature is not None and request.temperature > 1:
+            raise ConfigError(f"Claude accepts --temperature from 0 to 1, not {request.temperature:g}.")
+        client = self._sdk()
+        call = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+                    messages=list(request.messages))
+        system = request.system
+        if request.format == "json":  # Claude has no JSON mode for free text: instruct, then validate
+            system = f"{system}\n\n{JSON_INSTRUCTION}" if system else JSON_INSTRUCTION
+        if system:
+            call["system"] = system
+        if request.temperature is not None:  # SDK 1.0 removed the keyword; the API still takes the field
+            call["extra_body"] = {"temperature": request.temperature}
+        try:
+            if not request.stream:
+                message = client.messages.create(**call)
+                yield TextDelta("".join(b.text for b in message.content if b.type == "text"))
+                yield _done(message)
+                return
+            with client.messages.stream(**call) as events:
+                for event in events:
+                    if event.type == "text":
+                        yield TextDelta(event.text)
+                    elif event.type == "thinking":
+                        yield ThinkingDelta(event.thinking)
+                message = events.get_final_message()
+            yield _done(message)
+        except InferenceError:
+            raise
+        except Exception as exc:  # SDK and transport errors, classified by data, not class
+            raise self._translate(exc, request.model) from None
+
+    def _translate(self, exc: Exception, model: str) -> InferenceError:
+        import anthropic
+
+        retries = f"after {self._retries} retries" if self._retries else "(retries are off)"
+        if isinstance(exc, anthropic.APITimeoutError):
+            return BackendError(f"Claude sent nothing for {self._timeout_ms} ms (ANTHROPIC_TIMEOUT) — run the cell "
+                                "again or raise ANTHROPIC_TIMEOUT.")
+        if isinstance(exc, anthropic.APIConnectionError):
+            return BackendUnavailable(f"cannot reach the Anthropic API at {self.url} — check the network or "
+                                      "ANTHROPIC_BASE_URL.")
+        if not isinstance(exc, anthropic.APIStatusError):
+            if isinstance(exc, anthropic.APIResponseValidationError):
+                return BackendError(f"the server at {self.url} sent a reply that is not the Anthropic API — "
+                                    "check ANTHROPIC_BASE_URL.")
+            # e.g. the connection dying mid-body can escape the SDK as a raw transport error
+            return BackendError(f"the connection to the Anthropic API broke mid-answer ({type(exc).__name__}) — "
+                                "the partial answer is kept; run the cell again.")
+        status, kind, text = exc.status_code, _error_type(exc), _error_message(exc)
+        if isinstance(exc.body, str) and re.search(r"<html|<!doctype", exc.body, re.IGNORECASE) or (
+                status == 200 and kind is None and "<" in text):
+            return BackendError(f"the server at {self.url} answered HTTP {status} with a web page, not the Anthropic "
+                                "API — check ANTHROPIC_BASE_URL.")
+        if status == 200:  # an `event: error` after the stream started; the SDK never retries these
+            cls = RateLimited if kind == "overloaded_error" else BackendError
+            return cls(f"Claude's stream failed mid-answer ({kind}: {text}) — the partial answer is kept; "
+                       "run the cell again.")
+        if status == 401 or kind == "authentication_error":
+            return AuthenticationFailed("Anthropic rejected the API key (401 authentication_error) — check "
+                                        "ANTHROPIC_API_KEY in your environment or .env.")
+        if status == 403 or kind == "permission_error":
+            return AuthenticationFailed(f"the API key may not use {model or 'this resource'} (403 permission_error) "
+                                        "— check the workspace's model access in the Anthropic console.")
+        if status == 404 or kind == "not_found_error":
+            return ModelNotFound(f"Claude has no model {model!r} (404 not_found_error) — use sonnet, opus or haiku, "
+                                 "or an id from %models.")
+        if status == 413:
+            return BackendError("the request is too large for the Anthropic API (413) — shorten the prompt.")
+        if status == 429 or kind == "rate_limit_error":
+            return RateLimited(f"Anthropic's rate limit still applies {retries} (429 rate_limit_error) — wait a "
+                               "minute and run the cell again.")
+        if status == 529 or kind == "overloaded_error":
+            return RateLimited(f"Claude is overloaded {retries} (529 overloaded_error) — try again shortly or use "
+                               "haiku.")
+        if status >= 500:
+            return BackendError(f"the Anthropic API failed (HTTP {status} {kind or ''}) {retries} — try again shortly.")
+        return BackendError(f"the Anthropic API refused the request (HTTP {status} {kind or ''}: {text[:300]}) — "
+                            "check the model name and options.")
+
+
+def _done(message) -> Done:
+    usage = message.usage
+    return Done(stop_reason=message.stop_reason, model=message.model,
+                usage=Usage(usage.input_tokens or 0, usage.output_tokens or 0))
+
+
+def _error_type(exc) -> str | None:
+    kind = getattr(exc, "type", None)
+    if kind is None and isinstance(exc.body, dict):
+        error = exc.body.get("error", exc.body)
+        kind = error.get("type") if isinstance(error, dict) else None
+    return kind
+
+
+def _error_message(exc) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(getattr(exc, "api_message", None) or body or exc.message)
+
+
+def _family(model_id: str) -> str | None:
+    return next((f for f in FAMILY_FALLBACK if f in model_id), None)
+
+
+def _version(model_id: str) -> tuple:
+    return tuple(int(n) for n in re.findall(r"\d+", model_id))

@@ -1,0 +1,77 @@
+"""What every backend speaks: a Request goes down, events come back up."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    model: str
+    messages: tuple[dict, ...]  # [{"role": "user"|"assistant", "content": str}, ...]
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    format: str | None = None  # None or "json"
+    stream: bool = True
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Done:
+    stop_reason: str | None
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None  # the model id the server reports (resolved aliases)
+    server_tokens_per_s: float | None = None  # generation speed as the server measured it
+
+
+Event = TextDelta | ThinkingDelta | Done
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    backend: str
+    name: str
+    kind: str = "chat"  # "chat" or "embed"
+    size: int | None = None
+    parameter_size: str | None = None
+    family: str | None = None
+    quantization: str | None = None
+    modified_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str
+    latency_s: float | None = None
+
+
+class Backend(Protocol):
+    name: str
+
+    @classmethod
+    def config_key(cls, settings) -> tuple: ...
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        """Yield TextDelta/ThinkingDelta events, then exactly one Done. Raise InferenceError
+        subclasses with one actionable line. Closing the generator closes the HTTP response."""
+
+    def list_models(self) -> list[ModelInfo]: ...
+
+    def health(self) -> Health: ...

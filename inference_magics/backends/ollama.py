@@ -1,0 +1,146 @@
+"""The local Ollama server, through the official `ollama` client (httpx underneath)."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+import httpx
+import ollama
+from pydantic import ValidationError
+
+from ..errors import BackendError, BackendUnavailable, InferenceError, ModelNotFound, RateLimited
+from ..settings import CONNECT_TIMEOUT_S
+from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage
+
+
+class OllamaBackend:
+    name = "ollama"
+
+    @classmethod
+    def config_key(cls, settings) -> tuple:
+        return (settings.ollama_base_url, settings.ollama_timeout)
+
+    def __init__(self, settings):
+        self.url = settings.ollama_base_url
+        self._timeout_ms = settings.ollama_timeout
+        # a short connect timeout so a stopped server is reported at once, a long read timeout
+        # because a model may take a while to load before its first token
+        self._client = ollama.Client(
+            host=self.url, timeout=httpx.Timeout(settings.ollama_timeout / 1000, connect=CONNECT_TIMEOUT_S))
+
+    # --- generation -------------------------------------------------------------------------
+    def stream(self, request: Request) -> Iterator[Event]:
+        options = {}
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        messages = list(request.messages)
+        if request.system:
+            messages.insert(0, {"role": "system", "content": request.system})
+        call = dict(model=request.model, messages=messages, options=options or None,
+                    format=request.format or None, stream=request.stream)
+        try:
+            if not request.stream:
+                reply = self._client.chat(**call)
+                yield from self._deltas(reply.message)
+                yield self._done(reply)
+                return
+            for chunk in self._client.chat(**call):
+                yield from self._deltas(chunk.message)
+                if chunk.done:
+                    yield self._done(chunk)
+                    return
+        except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
+            raise self._translate(exc, request.model) from None
+        # a stream must end with done:true; anything else means the server went away
+        raise BackendError(f"the Ollama stream from {self.url} ended without its final chunk — the partial answer "
+                           "is kept; check the server log and run the cell again.")
+
+    @staticmethod
+    def _deltas(message) -> Iterator[Event]:
+        if message.thinking:
+            yield ThinkingDelta(message.thinking)
+        if message.content:
+            yield TextDelta(message.content)
+
+    @staticmethod
+    def _done(chunk) -> Done:
+        speed = None
+        if chunk.eval_count and chunk.eval_duration:
+            speed = chunk.eval_count / chunk.eval_duration * 1e9
+        return Done(stop_reason=chunk.done_reason or "stop",
+                    usage=Usage(chunk.prompt_eval_count or 0, chunk.eval_count or 0),
+                    model=chunk.model, server_tokens_per_s=speed)
+
+    # --- errors -----------------------------------------------------------------------------
+    def _translate(self, exc: Exception, model: str) -> InferenceError:
+        url = self.url
+        if isinstance(exc, (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout)):
+            return BackendUnavailable(f"cannot connect to Ollama at {url} — start it with `ollama serve`, "
+                                      "or set OLLAMA_BASE_URL to where it runs.")
+        if isinstance(exc, httpx.TimeoutException):
+            return BackendError(f"Ollama at {url} sent nothing for {self._timeout_ms} ms (OLLAMA_TIMEOUT) — the model "
+                                "may still be loading; run the cell again or raise OLLAMA_TIMEOUT.")
+        if isinstance(exc, httpx.HTTPError):
+            return BackendError(f"the connection to Ollama at {url} broke mid-answer ({type(exc).__name__}) — the "
+                                "partial answer is kept; check the server and run the cell again.")
+        if isinstance(exc, (json.JSONDecodeError, ValidationError)):
+            return BackendError(f"the server at {url} sent a reply that is not Ollama's protocol — check that "
+                                "OLLAMA_BASE_URL points at an Ollama server; any partial answer is kept.")
+        error, status = str(exc.error), exc.status_code
+        if status == -1:  # an {"error": ...} line after the stream had started
+            return BackendError(f"Ollama failed mid-answer: {error} — the partial answer is kept; run the cell again "
+                                "or check the server log.")
+        if "<html" in error.lower() or "<!doctype" in error.lower():
+            return BackendError(f"the server at {url} answered HTTP {status} with a web page, not the Ollama API — "
+                                "check OLLAMA_BASE_URL.")
+        if status == 404 and "model" in error and "not found" in error:
+            return ModelNotFound(f"model {model!r} is not pulled on Ollama at {url} — run `ollama pull {model}`"
+                                 f"{self._installed_hint()}.")
+        if status == 404:
+            return BackendError(f"the server at {url} does not speak the Ollama API ({error}) — check OLLAMA_BASE_URL.")
+        if status == 503:
+            return RateLimited(f"Ollama at {url} is busy ({error}) — wait a moment and run the cell again.")
+        if status == 400 and "does not support" in error:
+            return ModelNotFound(f"Ollama says {error} — pick another model (see %models).")
+        return BackendError(f"Ollama answered HTTP {status}: {error[:300]} — check the model name and options.")
+
+    def _installed_hint(self) -> str:
+        try:
+            names = [m.name for m in self.list_models()]
+        except InferenceError:
+            return ""
+        return f"; installed: {', '.join(names)}" if names else "; no models are installed yet"
+
+    # --- discovery --------------------------------------------------------------------------
+    def list_models(self) -> list[ModelInfo]:
+        try:
+            listing = self._client.list()
+        except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
+            raise self._translate(exc, "") from None
+        models = []
+        for m in listing.models:
+            details = m.details
+            capabilities = getattr(m, "capabilities", None) or []
+            is_embed = "embedding" in capabilities or (not capabilities and "embed" in (m.model or ""))
+            models.append(ModelInfo(
+                backend=self.name, name=m.model or "", kind="embed" if is_embed else "chat", size=m.size,
+                parameter_size=details.parameter_size if details else None,
+                family=details.family if details else None,
+                quantization=details.quantization_level if details else None,
+                modified_at=m.modified_at.isoformat() if m.modified_at else None))
+        return models
+
+    def health(self) -> Health:
+        start = time.perf_counter()
+        try:
+            reply = httpx.get(f"{self.url}/api/version", timeout=httpx.Timeout(CONNECT_TIMEOUT_S))
+            version = reply.json().get("version", "?") if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            version = None
+        latency = time.perf_counter() - start
+        if version is None:
+            return Health(False, f"no Ollama server at {self.url} — start it with `ollama serve`", latency)
+        return Health(True, f"Ollama {version} at {self.url}", latency)

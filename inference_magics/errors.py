@@ -1,0 +1,85 @@
+"""One family of errors, each carrying a single actionable line: what failed, why, what to do."""
+from __future__ import annotations
+
+import re
+
+
+class InferenceError(Exception):
+    """Base of every error we raise to callers.
+
+    In a notebook the message is shown as one red line instead of a traceback:
+    IPython calls ``_render_traceback_`` on the exception it is about to display.
+    """
+
+    #: the partial Result of a stream that failed after producing text (set by the API)
+    result = None
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return self.args[0]
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31m{type(self).__name__}: {self.message}\x1b[0m"]
+
+
+class ConfigError(InferenceError):
+    """A setting (env var, .env line, %config trait) has a value we cannot use."""
+
+
+class PrivacyError(InferenceError):
+    """A private prompt was about to leave the machine; we refused."""
+
+
+class BackendUnavailable(InferenceError):
+    """The backend cannot be reached (connection refused, DNS, connect timeout)."""
+
+
+class ModelNotFound(InferenceError):
+    """The backend does not have the requested model."""
+
+
+class AuthenticationFailed(InferenceError):
+    """Missing or rejected credentials."""
+
+
+class RateLimited(InferenceError):
+    """Rate limited or overloaded, after the retries were spent."""
+
+
+class BackendError(InferenceError):
+    """Any other failure reported by a backend (bad request, server error, broken stream)."""
+
+
+class InferenceInterrupted(KeyboardInterrupt):
+    """Ctrl-C / kernel interrupt during a stream. Still a KeyboardInterrupt, so loops stop;
+    ``.result`` holds the partial Result, marked interrupted."""
+
+    def __init__(self, result):
+        super().__init__("interrupted")
+        self.result = result
+
+    def _render_traceback_(self) -> list[str]:
+        n = len(self.result.text) if self.result is not None else 0
+        return [f"\x1b[33mInterrupted: the stream was stopped; the partial answer ({n} characters) is kept in _infer.\x1b[0m"]
+
+
+# --- secret redaction -------------------------------------------------------------------------
+# Secrets we know of are registered here (the configured API keys); anything that looks like a
+# key is masked too, so no error text, log line or repr can carry one.
+_known_secrets: set[str] = set()
+_KEY_SHAPES = re.compile(r"\b(sk-ant-[A-Za-z0-9_\-]{6,}|sk-[A-Za-z0-9_\-]{16,})")
+
+
+def register_secret(value: str | None) -> None:
+    if value and len(value) >= 6:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return _KEY_SHAPES.sub(lambda m: m.group(0)[:7] + "***", text)

@@ -1,0 +1,57 @@
+"""`{name}` in a prompt becomes the notebook variable of that name, exactly once.
+
+Only a brace pair around a plain name (optionally `.attr` or `[index]` after it) is a field, so
+code full of braces passes through untouched: `{"a": {"b": 1}}`, `{k: v for ...}`, `${HOME}`.
+A name the notebook does not define stays as written. `{{name}}` writes a literal `{name}`.
+The result is never interpolated again (IPython's own `{}`/`$` expansion is switched off).
+"""
+from __future__ import annotations
+
+import re
+
+from .errors import ConfigError
+
+_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[-?\d+\])*"
+_FIELD = re.compile(r"\{\{(" + _PATH + r")\}\}|\{(" + _PATH + r")\}")
+_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[(-?\d+)\]")
+MAX_VALUE_CHARS = 1_000_000
+
+_MISSING = object()
+
+
+def _lookup(path: str, namespace: dict):
+    name = re.match(r"[A-Za-z_]\w*", path).group(0)
+    value = namespace.get(name, _MISSING)
+    for step in _STEP.finditer(path, len(name)):
+        if value is _MISSING:
+            break
+        attr, index = step.groups()
+        try:
+            value = getattr(value, attr) if attr else value[int(index)]
+        except (AttributeError, LookupError, TypeError):
+            value = _MISSING
+    return value
+
+
+def _as_text(path: str, value) -> str:
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception as exc:  # a user object's __str__ may raise anything
+        raise ConfigError(f"could not put {{{path}}} into the prompt: str() of it raised "
+                          f"{type(exc).__name__}: {exc} — pass a string instead.") from None
+    if len(text) > MAX_VALUE_CHARS:
+        raise ConfigError(f"{{{path}}} is {len(text):,} characters — too long for a prompt (limit "
+                          f"{MAX_VALUE_CHARS:,}); pass a slice or a summary of it.")
+    # lone surrogates (from undecodable bytes) cannot be sent as UTF-8 JSON: replace them visibly
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def interpolate(template: str, namespace: dict) -> str:
+    def field(match: re.Match) -> str:
+        escaped, path = match.groups()
+        if escaped is not None:
+            return "{" + escaped + "}"
+        value = _lookup(path, namespace)
+        return match.group(0) if value is _MISSING else _as_text(path, value)
+
+    return _FIELD.sub(field, template)

@@ -1,0 +1,150 @@
+"""Pure routing: (prompt, settings, choices, availability) -> Route(backend, model, reason).
+
+Order: explicit backend > model name > private prompt stays local > complex reasoning goes to
+Claude (when a key is set) > INFERENCE_DEFAULT_BACKEND. Within a backend the task picks the
+model. A private prompt is never routed to the cloud, whoever asks; that case raises PrivacyError.
+No I/O here: family names (``sonnet``) are resolved to a dated model id by the API layer.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from .backends import LOCAL_BACKENDS, REGISTRY
+from .errors import ConfigError, PrivacyError
+from .privacy import PrivacyFinding, classify
+
+FAMILIES = ("sonnet", "opus", "haiku")
+TASKS = ("general", "code", "chat", "embed")
+
+# names from the original design and earlier releases that the API spells differently
+_ALIASES = {
+    "claude-haiku-4": "claude-haiku-4-5",
+    "claude-sonnet": "sonnet",
+    "claude-opus": "opus",
+    "claude-haiku": "haiku",
+}
+
+_COMPLEX = re.compile(
+    r"\b(system design|design (?:a|an|the) [\w\- ]{0,30}(?:system|service|platform|architecture|pipeline)|"
+    r"architect(?:ure|ural|ing)?|distributed (?:system|consensus|transaction)s?|scalab(?:le|ility)|"
+    r"prove|proof|theorem|lemma|formal(?:ly)? verif\w*|derive|derivation|"
+    r"research[- ]grade|literature review|in[- ]depth analysis|rigorous(?:ly)?|"
+    r"multi[- ]step plan|step[- ]by[- ]step plan|roadmap|migration plan|trade[- ]?offs?)\b",
+    re.IGNORECASE,
+)
+_CODE_WORDS = re.compile(
+    r"\b(code review|review (?:this|my|the) code|refactor\w*|debug\w*|stack ?trace|traceback|unit tests?|"
+    r"(?:write|implement|fix) (?:a|an|the|this|my) (?:\w+ ){0,2}(?:function|class|method|script|program|query|regex)|"
+    r"python|javascript|typescript|rust|golang|java|c\+\+|sql|bash|regex)\b",
+    re.IGNORECASE,
+)
+_CODE_SHAPES = re.compile(
+    r"```|^\s*(?:def|class|import|from \S+ import|function|const|let|var|public|private|fn|#include|SELECT|CREATE TABLE)\b"
+    r"|^\s*(?:for|while|if)\b.*[:{]\s*$|[;{}]\s*$",
+    re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    backend: str
+    model: str
+    reason: str
+    task: str = "general"
+    private: bool = False  # the prompt must stay on this machine
+    explicit: bool = False  # the user named the backend or model; no silent fallback
+
+    def __str__(self) -> str:
+        return f"{self.backend} · {self.model} — {self.reason}"
+
+
+def canonical_model(name: str) -> str:
+    """claude-sonnet-4.5 -> claude-sonnet-4-5, claude-haiku-4 -> claude-haiku-4-5, Sonnet -> sonnet."""
+    name = name.strip()
+    lowered = name.lower()
+    if lowered in FAMILIES:
+        return lowered
+    if lowered.startswith("claude"):
+        lowered = re.sub(r"(?<=\d)\.(?=\d)", "-", lowered)
+        return _ALIASES.get(lowered, lowered)
+    return name
+
+
+def backend_for_model(model: str) -> str:
+    return "anthropic" if model in FAMILIES or model.startswith("claude") else "ollama"
+
+
+def detect_task(prompt: str) -> str:
+    return "code" if _CODE_SHAPES.search(prompt) or _CODE_WORDS.search(prompt) else "general"
+
+
+def _model_for(backend: str, task: str, settings) -> str:
+    if backend == "anthropic":
+        return canonical_model(settings.anthropic_default_model)
+    return {
+        "code": settings.ollama_code_model,
+        "chat": settings.ollama_chat_model,
+        "embed": settings.ollama_embed_model,
+    }.get(task, settings.ollama_default_model)
+
+
+def _refuse(finding: PrivacyFinding, asked_for: str) -> PrivacyError:
+    if finding.kind == "secret":
+        why = f"the prompt contains {finding.detail}"
+        fix = "remove the secret, or run it on a local backend (--backend ollama)"
+    else:
+        why = f"the prompt is marked private ({finding.detail})"
+        fix = ("run it on a local backend (--backend ollama), or reword it; "
+               "INFERENCE_ENABLE_ROUTING=false turns privacy-word routing off (secrets are always kept local)")
+    return PrivacyError(f"refused to send this prompt to {asked_for}: {why}, so it stays on this machine — {fix}.")
+
+
+def decide(prompt: str, settings, *, model: str | None = None, backend: str | None = None,
+           task: str | None = None, unavailable: frozenset[str] = frozenset()) -> Route:
+    """Choose where `prompt` (all text that would be sent: system, history and prompt) goes."""
+    if backend is not None and backend not in REGISTRY:
+        raise ConfigError(f"unknown backend {backend!r} — use one of: {', '.join(REGISTRY)}.")
+    if model is not None and not model.strip():
+        raise ConfigError("the model name is empty — name a model (see %models) or leave --model out.")
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"unknown task {task!r} — use one of: {', '.join(TASKS)}.")
+    finding = classify(prompt, keywords=settings.enable_routing)
+    task = task or detect_task(prompt)
+    model = canonical_model(model) if model else None
+
+    if backend or model:
+        chosen = backend or backend_for_model(model)
+        how = f"--backend {backend}" if backend else f"model {model}"
+        if finding and chosen not in LOCAL_BACKENDS:
+            raise _refuse(finding, f"{chosen} ({how})")
+        return Route(chosen, model or _model_for(chosen, task, settings), f"you chose {how}",
+                     task, private=finding is not None, explicit=True)
+
+    if finding:
+        chosen, reason = "ollama", f"private prompt ({finding.detail}) stays on this machine"
+    elif settings.enable_routing and (match := _COMPLEX.search(prompt)) and settings.has_anthropic_key:
+        chosen, reason = "anthropic", f"complex reasoning ({match.group(0).lower()!r}) goes to Claude"
+    elif settings.enable_routing and match:
+        chosen = settings.default_backend
+        reason = f"complex reasoning ({match.group(0).lower()!r}) but no ANTHROPIC_API_KEY, so the default backend"
+    else:
+        chosen, reason = settings.default_backend, "default backend (INFERENCE_DEFAULT_BACKEND)"
+    if task == "code" and chosen == "ollama":
+        reason += "; a code task, so the code model"
+    route = Route(chosen, _model_for(chosen, task, settings), reason, task, private=finding is not None)
+    return _fall_back(route, settings, unavailable)
+
+
+def _fall_back(route: Route, settings, unavailable: frozenset[str]) -> Route:
+    """Move off an unreachable backend where privacy and configuration allow it."""
+    if route.backend not in unavailable:
+        return route
+    for other in REGISTRY:
+        if other in unavailable or other == route.backend:
+            continue
+        if other not in LOCAL_BACKENDS and (route.private or not settings.has_anthropic_key):
+            continue  # never the cloud for a private prompt; never a cloud we have no key for
+        return replace(route, backend=other, model=_model_for(other, route.task, settings),
+                       reason=f"{route.reason}; {route.backend} is unreachable, so {other}")
+    return route

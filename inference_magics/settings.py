@@ -1,0 +1,237 @@
+"""Every setting in one place: process environment, then $PAI_DIR/.env, then ./.env (the
+environment wins), with per-kernel `%config InferenceMagics.<name> = ...` overrides on top.
+
+Settings are read afresh for each request (a few file stats and a small parse) so that `%env`,
+an edited .env file and `%config` all take effect in the next cell without a reload.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from .backends import REGISTRY
+from .errors import ConfigError, register_secret
+
+#: how long we wait for a TCP connection before calling a backend unreachable
+CONNECT_TIMEOUT_S = 2.0
+
+
+class Secret:
+    """Holds a credential; never shows it in str(), repr() or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+        register_secret(value)
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self):
+        return hash(self._value)
+
+
+# --- parsers: text -> value, or ConfigError naming what is accepted ----------------------------
+def _choice(*options: str) -> Callable[[str, str], str]:
+    def parse(var: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{var}={raw!r} is not valid — use one of: {', '.join(options)}.")
+        return value
+    return parse
+
+
+def _bool(var: str, raw: str) -> bool:
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{var}={raw!r} is not valid — use true or false.")
+
+
+def _positive_int(var: str, raw: str) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{var}={raw!r} is not valid — use a positive whole number (milliseconds or a count).")
+    return value
+
+
+def _count(var: str, raw: str) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{var}={raw!r} is not valid — use a whole number, 0 or more.")
+    return value
+
+
+def _text(var: str, raw: str) -> str:
+    value = str(raw).strip()
+    if not value:
+        raise ConfigError(f"{var} is empty — give a value or remove the line to use the default.")
+    return value
+
+
+def _optional_text(var: str, raw: str) -> str | None:
+    return str(raw).strip() or None
+
+
+def _secret(var: str, raw: str) -> Secret | None:
+    value = str(raw).strip()
+    return Secret(value) if value else None
+
+
+def _http_url(var: str, raw: str) -> str:
+    """Accept what Ollama's own OLLAMA_HOST accepts: a URL, host:port, a bare host or :port."""
+    text = str(raw).strip().rstrip("/")
+    if not text:
+        raise ConfigError(f"{var} is empty — use a URL such as http://localhost:11434.")
+    match = re.fullmatch(r"(?:(https?)://)?(\[[0-9a-fA-F:]+\]|[^/:\s]*)(?::([^/\s]*))?(/\S*)?", text)
+    if not match or "://" in text and not match.group(1):
+        raise ConfigError(f"{var}={raw!r} is not a usable URL — use http://HOST:PORT, e.g. http://localhost:11434.")
+    scheme, host, port, path = match.groups()
+    scheme = scheme or "http"
+    host = host or "127.0.0.1"
+    if host in ("0.0.0.0", "[::]"):  # a bind address (as in OLLAMA_HOST for the server), not one to dial
+        host = "127.0.0.1"
+    if not port:  # a bare host means Ollama's port; a URL without a port means the scheme's port
+        port = "11434" if "://" not in text else ("443" if scheme == "https" else "80")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{var}={raw!r} has a bad port {port!r} — use a number from 1 to 65535.")
+    return f"{scheme}://{host}:{int(port)}{path or ''}"
+
+
+@dataclass(frozen=True)
+class Var:
+    field: str
+    env: tuple[str, ...]  # the first is the documented name; later ones are accepted aliases
+    default: Any
+    parse: Callable[[str, str], Any]
+    help: str
+
+
+VARS: tuple[Var, ...] = (
+    Var("default_backend", ("INFERENCE_DEFAULT_BACKEND",), "ollama", _choice(*REGISTRY),
+        "Backend used when neither the cell nor the router picks one."),
+    Var("enable_routing", ("INFERENCE_ENABLE_ROUTING", "OLLAMA_ENABLE_ROUTING"), True, _bool,
+        "Route by prompt content (privacy words stay local, hard reasoning goes to Claude). "
+        "The secret-content guard stays on either way."),
+    Var("ollama_base_url", ("OLLAMA_BASE_URL", "OLLAMA_HOST"), "http://localhost:11434", _http_url,
+        "Where the Ollama server listens. OLLAMA_HOST is honoured when OLLAMA_BASE_URL is unset."),
+    Var("ollama_timeout", ("OLLAMA_TIMEOUT",), 30000, _positive_int,
+        "Milliseconds to wait for Ollama to send data (connecting gives up after 2 s)."),
+    Var("ollama_default_model", ("OLLAMA_DEFAULT_MODEL",), "llama3.2:latest", _text, "Ollama model for general prompts."),
+    Var("ollama_chat_model", ("OLLAMA_CHAT_MODEL",), "llama3.2:3b", _text, "Ollama model for chat."),
+    Var("ollama_code_model", ("OLLAMA_CODE_MODEL",), "qwen2.5-coder:7b", _text, "Ollama model for code tasks."),
+    Var("ollama_embed_model", ("OLLAMA_EMBED_MODEL",), "nomic-embed-text:latest", _text, "Ollama model for embeddings."),
+    Var("anthropic_api_key", ("ANTHROPIC_API_KEY",), None, _secret, "Claude API key. Never shown in any output."),
+    Var("anthropic_default_model", ("ANTHROPIC_DEFAULT_MODEL",), "sonnet", _text,
+        "Claude model; the family names sonnet, opus and haiku resolve to the newest model of that family."),
+    Var("anthropic_timeout", ("ANTHROPIC_TIMEOUT",), 60000, _positive_int,
+        "Milliseconds to wait for Claude to send data (connecting gives up after 2 s)."),
+    Var("anthropic_base_url", ("ANTHROPIC_BASE_URL",), None, _optional_text,
+        "Anthropic API endpoint; unset means the official one."),
+    Var("anthropic_max_retries", ("ANTHROPIC_MAX_RETRIES",), 2, _count,
+        "Retries (with backoff, honouring retry-after) for 429/529 and connection errors before a stream starts."),
+)
+_BY_FIELD = {var.field: var for var in VARS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    default_backend: str = "ollama"
+    enable_routing: bool = True
+    ollama_base_url: str = "http://localhost:11434"
+    ollama_timeout: int = 30000
+    ollama_default_model: str = "llama3.2:latest"
+    ollama_chat_model: str = "llama3.2:3b"
+    ollama_code_model: str = "qwen2.5-coder:7b"
+    ollama_embed_model: str = "nomic-embed-text:latest"
+    anthropic_api_key: Secret | None = None
+    anthropic_default_model: str = "sonnet"
+    anthropic_timeout: int = 60000
+    anthropic_base_url: str | None = None
+    anthropic_max_retries: int = 2
+
+    @property
+    def has_anthropic_key(self) -> bool:
+        return self.anthropic_api_key is not None
+
+
+assert [f.name for f in fields(Settings)] == [v.field for v in VARS], "Settings and VARS must list the same fields"
+
+# per-kernel overrides, written by the %config traits of the magics
+_overrides: dict[str, Any] = {}
+
+
+def set_override(field: str, raw: Any) -> Any:
+    """Validate and store a %config value; None removes the override. Returns the parsed value."""
+    var = _BY_FIELD[field]
+    if raw is None:
+        _overrides.pop(field, None)
+        return None
+    value = raw if isinstance(raw, bool) and var.parse is _bool else var.parse(f"InferenceMagics.{field}", str(raw))
+    _overrides[field] = value
+    return value
+
+
+def clear_overrides() -> None:
+    _overrides.clear()
+
+
+def _dotenv_files() -> list[Path]:
+    files = []
+    pai_dir = os.environ.get("PAI_DIR")
+    if pai_dir:
+        files.append(Path(pai_dir).expanduser() / ".env")
+    files.append(Path.cwd() / ".env")
+    return [path for path in files if path.is_file()]
+
+
+def _dotenv_values() -> dict[str, str]:
+    """Values from the .env files, earlier files winning ($PAI_DIR/.env before ./.env)."""
+    files = _dotenv_files()
+    if not files:
+        return {}
+    from dotenv import dotenv_values  # small, but only needed when a .env exists
+
+    merged: dict[str, str] = {}
+    for path in reversed(files):
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    return merged
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """The settings in force now. Raises ConfigError naming the variable at fault."""
+    environ = os.environ if environ is None else environ
+    from_files = _dotenv_values()
+    values: dict[str, Any] = {}
+    for var in VARS:
+        if var.field in _overrides:
+            values[var.field] = _overrides[var.field]
+            continue
+        for source in (environ, from_files):  # the environment wins over .env files
+            name = next((n for n in var.env if n in source), None)
+            if name is not None:
+                values[var.field] = var.parse(name, source[name])
+                break
+        else:
+            values[var.field] = var.default
+    return Settings(**values)

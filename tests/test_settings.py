@@ -1,0 +1,113 @@
+"""Settings: environment > $PAI_DIR/.env > ./.env, %config overrides on top, one-line errors."""
+import pytest
+
+from inference_magics import settings
+from inference_magics.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch, tmp_path):
+    for var in settings.VARS:
+        for name in var.env:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PAI_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings.clear_overrides()
+    yield
+    settings.clear_overrides()
+
+
+def test_defaults_are_the_documented_ones():
+    s = settings.load()
+    assert s.default_backend == "ollama" and s.enable_routing is True
+    assert s.ollama_base_url == "http://localhost:11434" and s.ollama_timeout == 30000
+    assert (s.ollama_default_model, s.ollama_chat_model) == ("llama3.2:latest", "llama3.2:3b")
+    assert (s.ollama_code_model, s.ollama_embed_model) == ("qwen2.5-coder:7b", "nomic-embed-text:latest")
+    assert s.anthropic_api_key is None and s.anthropic_default_model == "sonnet"
+    assert s.anthropic_timeout == 60000 and s.anthropic_base_url is None
+
+
+def test_environment_beats_pai_dir_beats_local_dotenv(monkeypatch, tmp_path):
+    pai = tmp_path / "pai"
+    pai.mkdir()
+    (pai / ".env").write_text("OLLAMA_DEFAULT_MODEL=from-pai\nOLLAMA_CODE_MODEL=code-from-pai\n")
+    (tmp_path / ".env").write_text("OLLAMA_DEFAULT_MODEL=from-local\nOLLAMA_CODE_MODEL=code-from-local\n"
+                                   "OLLAMA_CHAT_MODEL=chat-from-local\n")
+    monkeypatch.setenv("PAI_DIR", str(pai))
+    monkeypatch.setenv("OLLAMA_DEFAULT_MODEL", "from-env")
+    s = settings.load()
+    assert s.ollama_default_model == "from-env"
+    assert s.ollama_code_model == "code-from-pai"
+    assert s.ollama_chat_model == "chat-from-local"
+
+
+def test_config_override_beats_everything(monkeypatch):
+    monkeypatch.setenv("INFERENCE_DEFAULT_BACKEND", "ollama")
+    settings.set_override("default_backend", "anthropic")
+    assert settings.load().default_backend == "anthropic"
+    settings.set_override("default_backend", None)
+    assert settings.load().default_backend == "ollama"
+
+
+def test_aliases(monkeypatch):
+    monkeypatch.setenv("OLLAMA_ENABLE_ROUTING", "false")
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:5555")
+    s = settings.load()
+    assert s.enable_routing is False
+    assert s.ollama_base_url == "http://127.0.0.1:5555"
+    monkeypatch.setenv("INFERENCE_ENABLE_ROUTING", "true")  # the new name wins over the old one
+    monkeypatch.setenv("OLLAMA_BASE_URL", "http://gpu-box:11434")
+    s = settings.load()
+    assert s.enable_routing is True and s.ollama_base_url == "http://gpu-box:11434"
+
+
+@pytest.mark.parametrize("raw, url", [
+    ("http://localhost:11434/", "http://localhost:11434"),
+    ("localhost", "http://localhost:11434"),
+    ("example.com:8000", "http://example.com:8000"),
+    (":56789", "http://127.0.0.1:56789"),
+    ("https://ollama.example.com", "https://ollama.example.com:443"),
+    ("http://[::1]:11434", "http://[::1]:11434"),
+    ("http://host:11434/proxy/path", "http://host:11434/proxy/path"),
+])
+def test_ollama_url_forms(monkeypatch, raw, url):
+    monkeypatch.setenv("OLLAMA_BASE_URL", raw)
+    assert settings.load().ollama_base_url == url
+
+
+@pytest.mark.parametrize("var, raw, text", [
+    ("INFERENCE_DEFAULT_BACKEND", "foo", "INFERENCE_DEFAULT_BACKEND='foo' is not valid — use one of: ollama, anthropic"),
+    ("OLLAMA_TIMEOUT", "abc", "OLLAMA_TIMEOUT='abc' is not valid — use a positive whole number"),
+    ("OLLAMA_TIMEOUT", "-5", "OLLAMA_TIMEOUT='-5' is not valid"),
+    ("INFERENCE_ENABLE_ROUTING", "maybe", "use true or false"),
+    ("OLLAMA_BASE_URL", "http://localhost:99999", "bad port '99999'"),
+    ("OLLAMA_BASE_URL", "localhost:abc", "bad port 'abc'"),
+    ("OLLAMA_BASE_URL", "ftp://host", "is not a usable URL"),
+    ("OLLAMA_DEFAULT_MODEL", "   ", "OLLAMA_DEFAULT_MODEL is empty"),
+    ("ANTHROPIC_MAX_RETRIES", "-1", "ANTHROPIC_MAX_RETRIES='-1' is not valid"),
+])
+def test_bad_values_name_the_variable_and_what_it_accepts(monkeypatch, var, raw, text):
+    monkeypatch.setenv(var, raw)
+    with pytest.raises(ConfigError) as err:
+        settings.load()
+    assert text in err.value.message and "\n" not in err.value.message
+
+
+def test_bad_value_in_a_dotenv_file_is_named_too(tmp_path):
+    (tmp_path / ".env").write_text("OLLAMA_TIMEOUT=soon\n")
+    with pytest.raises(ConfigError, match="OLLAMA_TIMEOUT='soon'"):
+        settings.load()
+
+
+def test_bad_config_override_is_refused():
+    with pytest.raises(ConfigError, match="InferenceMagics.default_backend='cloud'"):
+        settings.set_override("default_backend", "cloud")
+    assert settings.load().default_backend == "ollama"
+
+
+def test_api_key_never_shows(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-sentinel-0123456789abcdef")
+    s = settings.load()
+    assert s.anthropic_api_key.get() == "sk-ant-sentinel-0123456789abcdef"
+    for text in (repr(s), str(s), f"{s}", repr(s.anthropic_api_key), str(s.anthropic_api_key)):
+        assert "sentinel" not in text
