@@ -8,7 +8,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _API = {
-    "route": "api", "infer": "api", "stream": "api", "Result": "api", "Stream": "api",
+    "route": "api", "infer": "api", "stream": "api", "health": "api", "Result": "api", "Stream": "api",
     "Route": "routing",
     "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
     "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",

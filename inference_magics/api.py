@@ -232,3 +232,16 @@ def infer(prompt: str, *, model=None, backend=None, system=None, temperature=Non
     running = Stream(prompt, model=model, backend=backend, system=system, temperature=temperature,
                      max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task)
     return running.each(lambda text: None)
+
+
+def health() -> dict:
+    """Each backend's Health(ok, detail, latency_s), checked concurrently: a down backend costs
+    at most the connect timeout."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .backends import REGISTRY
+
+    current = settings_module.load()
+    with ThreadPoolExecutor(max_workers=len(REGISTRY)) as pool:
+        checks = {name: pool.submit(lambda n=name: get_backend(n, current).health()) for name in REGISTRY}
+    return {name: check.result() for name, check in checks.items()}

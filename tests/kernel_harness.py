@@ -1,0 +1,88 @@
+"""A real ipykernel, started through jupyter_client, and the iopub messages of each execution."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from queue import Empty
+
+from jupyter_client.manager import KernelManager
+
+
+@dataclass
+class Execution:
+    msg_id: str
+    messages: list = field(default_factory=list)  # (arrival time, iopub message) for this request
+    reply: dict | None = None
+
+    def of_type(self, *types: str) -> list[dict]:
+        return [m for _, m in self.messages if m["msg_type"] in types]
+
+    @property
+    def displays(self) -> list[dict]:
+        return self.of_type("display_data", "update_display_data")
+
+    @property
+    def final_markdown(self) -> str:
+        return self.displays[-1]["content"]["data"]["text/markdown"]
+
+    @property
+    def stderr(self) -> str:
+        return "".join(m["content"]["text"] for m in self.of_type("stream") if m["content"]["name"] == "stderr")
+
+    @property
+    def stdout(self) -> str:
+        return "".join(m["content"]["text"] for m in self.of_type("stream") if m["content"]["name"] == "stdout")
+
+    @property
+    def errors(self) -> list[dict]:
+        return [m["content"] for m in self.of_type("error")]
+
+    def everything(self) -> str:
+        """All iopub content and the reply as text, for leak checks."""
+        return repr([m["content"] for _, m in self.messages]) + repr(self.reply)
+
+
+class Kernel:
+    def __init__(self, env: dict[str, str], cwd: str):
+        self.manager = KernelManager(kernel_name="python3")
+        argv0 = self.manager.kernel_spec.argv[0]
+        if argv0 not in ("python", "python3", "{python}") and os.path.realpath(argv0) != os.path.realpath(sys.executable):
+            # the kernelspec must run this environment's Python, where inference_magics is installed
+            self.manager.kernel_spec.argv[0] = sys.executable
+        self.manager.start_kernel(env={**os.environ, **env}, cwd=cwd)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def start(self, code: str) -> Execution:
+        return Execution(self.client.execute(code, allow_stdin=False))
+
+    def collect(self, execution: Execution, timeout: float = 60, until=None) -> Execution:
+        """Read iopub until the kernel is idle for this request (or `until(execution)` is true)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self.client.get_iopub_msg(timeout=0.2)
+            except Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != execution.msg_id:
+                continue
+            execution.messages.append((time.monotonic(), msg))
+            if until is not None and until(execution):
+                return execution
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                execution.reply = self.client.get_shell_msg(timeout=10)["content"]
+                return execution
+        raise TimeoutError(f"the kernel did not finish within {timeout} s")
+
+    def run(self, code: str, timeout: float = 60) -> Execution:
+        return self.collect(self.start(code), timeout)
+
+    def interrupt(self) -> None:
+        self.manager.interrupt_kernel()
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)

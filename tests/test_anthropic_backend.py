@@ -1,0 +1,156 @@
+"""The API over the Anthropic Messages wire: the official SDK against the loopback peer."""
+import pytest
+
+import inference_magics as im
+
+SENTINEL = "sk-ant-sentinel-key-DO-NOT-LEAK-0123456789"
+
+
+@pytest.fixture
+def claude(monkeypatch, claude_peer):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", claude_peer.api_key)
+    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "2")
+    return claude_peer
+
+
+def messages_posts(peer):
+    return [r for r in peer.requests if r.path == "/v1/messages"]
+
+
+def test_streams_with_usage_cost_and_resolved_family(claude):
+    claude.set(tokens=15)
+    result = im.infer("hello", model="sonnet")
+    assert result.text == claude.expected_text()
+    assert result.backend == "anthropic" and result.model == "claude-sonnet-4-6"  # newest Sonnet in the list
+    assert "sonnet = claude-sonnet-4-6" in result.route.reason
+    assert result.stop_reason == "end_turn" and result.usage.output_tokens == 15
+    expected_cost = (result.usage.input_tokens * 3 + 15 * 15) / 1e6
+    assert result.cost_usd == pytest.approx(expected_cost)
+    body = messages_posts(claude)[-1].body
+    assert body["stream"] is True and body["model"] == "claude-sonnet-4-6" and body["max_tokens"] > 0
+
+
+def test_original_alias_still_works_and_shows_its_deprecation(claude):
+    result = im.infer("hello", model="claude-sonnet-4.5")
+    assert messages_posts(claude)[-1].body["model"] == "claude-sonnet-4-5"
+    assert any("deprecated" in n and "claude-sonnet-4-5" in n for n in result.notices)
+
+
+def test_default_model_is_the_sonnet_family(claude):
+    assert im.infer("hi", backend="anthropic").model == "claude-sonnet-4-6"
+
+
+def test_system_temperature_and_max_tokens_reach_the_wire(claude):
+    claude.set(tokens=30)
+    result = im.infer("hi", model="haiku", system="Be terse.", temperature=0.2, max_tokens=7)
+    body = messages_posts(claude)[-1].body
+    assert body["system"] == "Be terse." and body["temperature"] == 0.2 and body["max_tokens"] == 7
+    assert result.stop_reason == "max_tokens" and result.usage.output_tokens == 7
+
+
+def test_json_is_instructed_then_validated(claude):
+    claude.set(text='{"city": "Paris"}')
+    result = im.infer("capital of France as JSON", model="haiku", format="json")
+    assert result.parsed == {"city": "Paris"}
+    assert "JSON" in messages_posts(claude)[-1].body["system"]
+
+
+def test_temperature_above_one_is_refused_for_claude(claude):
+    with pytest.raises(im.ConfigError, match="from 0 to 1"):
+        im.infer("hi", model="haiku", temperature=1.5)
+
+
+def test_no_key_says_how_to_set_it(monkeypatch, claude):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(im.AuthenticationFailed, match="no ANTHROPIC_API_KEY is set .* ./.env"):
+        im.infer("hi", model="haiku")
+
+
+def test_rejected_key_never_echoes_the_key(monkeypatch, claude):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL)
+    with pytest.raises(im.AuthenticationFailed) as err:
+        im.infer("hi", model="haiku")
+    assert "401" in err.value.message and SENTINEL not in str(err.value) and SENTINEL not in repr(err.value)
+    assert SENTINEL not in "".join(err.value._render_traceback_())
+
+
+def test_unknown_model_is_named(claude):
+    with pytest.raises(im.ModelNotFound, match="no model 'claude-nonesuch-9'"):
+        im.infer("hi", model="claude-nonesuch-9")
+
+
+def test_rate_limit_is_retried_then_succeeds(claude):
+    claude.set(fault="rate_limit", fail_times=1, retry_after="0")
+    result = im.infer("hi", model="haiku")
+    assert result.text == claude.expected_text() and len(messages_posts(claude)) == 2
+
+
+def test_rate_limit_after_the_retries_is_one_line(claude):
+    claude.set(fault="rate_limit", retry_after="0")
+    with pytest.raises(im.RateLimited, match="429") as err:
+        im.infer("hi", model="haiku")
+    assert len(messages_posts(claude)) == 3 and "\n" not in err.value.message
+
+
+def test_overloaded_after_the_retries(claude):
+    claude.set(fault="overloaded", retry_after="0")
+    with pytest.raises(im.RateLimited, match="529 overloaded_error"):
+        im.infer("hi", model="haiku")
+
+
+@pytest.mark.parametrize("fault, error, text", [
+    ("forbidden", im.AuthenticationFailed, "403"),
+    ("too_large", im.BackendError, "413"),
+    ("server_error", im.BackendError, "HTTP 500"),
+    ("html", im.BackendError, "web page, not the Anthropic API"),
+])
+def test_status_faults_are_classified(claude, fault, error, text):
+    claude.set(fault=fault, retry_after="0")
+    with pytest.raises(error, match=text):
+        im.infer("hi", model="haiku")
+
+
+def test_error_event_mid_stream_keeps_the_partial_text(claude):
+    claude.set(tokens=10, fault="error_mid_stream", fault_after=3)
+    with pytest.raises(im.InferenceError, match="failed mid-answer") as err:
+        im.infer("hi", model="haiku")
+    assert err.value.result.text == "word0 word1 word2"
+
+
+def test_dropped_connection_keeps_the_partial_text(claude):
+    claude.set(tokens=10, fault="drop_mid_stream", fault_after=4)
+    with pytest.raises(im.BackendError, match="partial answer is kept") as err:
+        im.infer("hi", model="haiku")
+    assert err.value.result.text == "word0 word1 word2 word3"
+
+
+@pytest.mark.parametrize("prompt", [
+    "Here is my key -----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY----- explain it",
+    "password = 'correct-horse-battery'",
+    "My card is 4111 1111 1111 1111",
+    "This is confidential: design a distributed system architecture",
+    "Prove this theorem; token: ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+])
+def test_private_prompts_never_reach_the_cloud(peers, prompt):
+    ollama, claude = peers
+    assert im.infer(prompt).backend == "ollama"  # routed locally
+    for how in (dict(backend="anthropic"), dict(model="claude-opus-4.5"), dict(model="sonnet")):
+        with pytest.raises(im.PrivacyError):
+            im.infer(prompt, **how)
+    with pytest.raises(im.PrivacyError):  # a secret in the system prompt or the history counts too
+        im.infer("summarize", model="haiku", system=prompt)
+    with pytest.raises(im.PrivacyError):
+        im.infer("and now?", model="haiku", messages=[{"role": "user", "content": prompt},
+                                                     {"role": "assistant", "content": "ok"}])
+    assert not messages_posts(claude)
+
+
+def test_complex_reasoning_routes_to_claude_with_a_reason(peers):
+    result = im.infer("Design a distributed system architecture for a chat app.")
+    assert result.backend == "anthropic" and "complex reasoning" in result.route.reason
+
+
+def test_family_resolution_falls_back_when_the_list_cannot_be_read(monkeypatch, claude):
+    claude.set(models=[])
+    assert im.route("hi", model="opus").model == "claude-opus-4-6"

@@ -1,0 +1,184 @@
+"""%%infer in a real ipykernel: what a notebook receives on iopub."""
+import json
+
+import pytest
+
+from tests.conftest import peer_environment, wait_until
+from tests.kernel_harness import Kernel
+
+SENTINEL = "sk-ant-sentinel-kernel-DO-NOT-LEAK-987654"
+
+
+@pytest.fixture(scope="module")
+def kernel(ollama_server, claude_server, tmp_path_factory):
+    env = peer_environment(ollama_server.url, claude_server)
+    k = Kernel(env, cwd=str(tmp_path_factory.mktemp("kernel")))
+    ollama_server.reset()
+    load = k.run("%load_ext inference_magics\nimport sys\nprint(sorted(m for m in ('anthropic', 'ollama', 'httpx') if m in sys.modules))")
+    k.loaded = load
+    k.requests_during_load = list(ollama_server.requests) + list(claude_server.requests)
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture
+def peers_reset(ollama_server, claude_server):
+    ollama_server.reset()
+    claude_server.reset()
+    return ollama_server, claude_server
+
+
+def test_loading_imports_no_sdk_and_touches_no_network(kernel):
+    assert kernel.loaded.reply["status"] == "ok"
+    assert kernel.loaded.stdout.strip() == "[]"
+    assert kernel.requests_during_load == []
+
+
+def test_tokens_stream_in_several_updates_and_the_final_output_is_the_text(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=40, token_delay=0.03)
+    run = kernel.run("%%infer\nWhat is the capital of France?")
+    assert run.reply["status"] == "ok"
+    updates = run.of_type("update_display_data")
+    partial = [u for u in updates[:-1] if u["content"]["data"]["text/plain"].startswith("word0")]
+    assert len(partial) >= 3  # text arrived in pieces before the end
+    texts = [u["content"]["data"]["text/plain"] for u in partial]
+    assert texts == sorted(texts, key=len) and len(set(texts)) == len(texts)  # growing, never repeated
+    final = updates[-1]["content"]
+    assert final["data"]["text/markdown"].startswith(ollama.expected_text() + "\n")
+    assert "ollama · llama3.2:latest · default backend" in final["data"]["text/markdown"]
+    assert "first token" in final["data"]["text/markdown"] and "40 out tokens" in final["data"]["text/markdown"]
+    assert final["metadata"]["inference_magics"]["backend"] == "ollama"
+    # every update goes to the one display the cell opened
+    ids = {m["content"]["transient"]["display_id"] for m in run.displays}
+    assert len(ids) == 1
+
+
+def test_a_long_fast_stream_sends_a_bounded_number_of_updates(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=6000, token_delay=0.0002)
+    run = kernel.run("%%infer\nwrite a lot")
+    assert run.reply["status"] == "ok"
+    assert run.final_markdown.startswith(ollama.expected_text())
+    stream_time = run.messages[-1][0] - run.messages[0][0]
+    # ~10 updates per second at most, plus the opening display and the final update
+    assert len(run.displays) <= 10 * stream_time + 3, (len(run.displays), stream_time)
+    assert len(run.displays) < 6000 / 20
+
+
+def test_interrupt_stops_the_stream_closes_the_connection_and_keeps_the_partial(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=2000, token_delay=0.02)
+    running = kernel.start("%%infer\ntell me a long story")
+
+    def some_text_shown(execution):
+        return any(m["content"]["data"]["text/plain"].startswith("word0 word1 word2")
+                   for m in execution.of_type("update_display_data"))
+
+    kernel.collect(running, until=some_text_shown, timeout=30)
+    kernel.interrupt()
+    kernel.collect(running, timeout=10)
+    assert wait_until(lambda: ollama.disconnects == 1, timeout=3)
+    assert ollama.completed == 0
+    final = running.of_type("update_display_data")[-1]["content"]["data"]["text/markdown"]
+    assert final.startswith("word0 word1 word2") and "interrupted" in final
+    assert running.reply["status"] == "error" and running.reply["ename"] == "InferenceInterrupted"
+    assert len(running.errors) == 1 and len(running.errors[0]["traceback"]) == 1  # one line, no traceback
+    check = kernel.run("print(_infer.interrupted, len(_infer.text) > 10, _infer.stop_reason)")
+    assert check.stdout.split() == ["True", "True", "interrupted"]
+
+
+def test_line_form_out_and_interpolation(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=5)
+    run = kernel.run('city = "Lyon"\ncode = "d = {1: 2}"\n%infer -o answer Tell me about {city} and {missing}; {{city}}; {code}')
+    assert run.reply["status"] == "ok"
+    sent = [r for r in ollama.requests if r.path == "/api/chat"][-1].body["messages"][-1]["content"]
+    assert sent == "Tell me about Lyon and {missing}; {city}; d = {1: 2}"
+    check = kernel.run("print(answer.text == _infer.text, answer.backend)")
+    assert check.stdout.split() == ["True", "ollama"]
+
+
+def test_model_positional_and_claude_footer_with_cost(kernel, peers_reset):
+    _, claude = peers_reset
+    claude.set(tokens=6)
+    run = kernel.run("%%infer claude-haiku-4.5 --temperature 0.2\nhello there")
+    assert run.reply["status"] == "ok"
+    final = run.final_markdown
+    assert final.startswith(claude.expected_text())
+    assert "anthropic · claude-haiku-4-5" in final and "≈ $" in final
+    body = [r for r in claude.requests if r.path == "/v1/messages"][-1].body
+    assert body["model"] == "claude-haiku-4-5" and body["temperature"] == 0.2
+
+
+def test_json_format_shows_json_and_out_holds_the_object(kernel, peers_reset):
+    run = kernel.run("%%infer --format json --out obj\nreturn an object")
+    assert run.reply["status"] == "ok" and "```json" in run.final_markdown
+    check = kernel.run("print(type(obj).__name__, sorted(obj))")
+    assert check.stdout.split() == ["dict", "['answer']"]
+
+
+def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
+    ollama, claude = peers_reset
+    run = kernel.run("%%infer --explain\nThis is confidential: prove the Riemann hypothesis")
+    shown = run.of_type("display_data")[0]["content"]["data"]["text/markdown"]
+    assert "**ollama**" in shown and "private prompt" in shown
+    assert not [r for r in ollama.requests if r.path == "/api/chat"] and not claude.requests
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("%%infer --bogus\nhi", "unrecognized arguments: --bogus"),
+    ("%%infer --temperature abc\nhi", "invalid float value: 'abc'"),
+    ("%%infer\n   \n", "the prompt is empty"),
+    ("%%infer --backend foo\nhi", "unknown backend 'foo'"),
+    ("%%infer --temperature 5\nhi", "temperature must be a number from 0 to 2"),
+    ("%%infer --max-tokens 0\nhi", "max_tokens must be a whole number"),
+    ("%%infer no-such-model:1b\nhi", "`ollama pull no-such-model:1b`"),
+    ("%%infer claude-opus-4.5\nmy password is hunter2hunter2", "refused to send this prompt to anthropic"),
+])
+def test_mistakes_get_one_line_without_a_traceback(kernel, peers_reset, cell, expected):
+    run = kernel.run(cell)
+    assert run.reply["status"] == "error"
+    shown = run.stderr + "".join("".join(e["traceback"]) for e in run.errors)
+    assert expected in shown, shown
+    assert "Traceback" not in shown and "File " not in shown
+    assert all(len(e["traceback"]) == 1 for e in run.errors)
+
+
+def test_error_mid_stream_keeps_the_partial_text_on_screen(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=10, fault="error_mid_stream", fault_after=4)
+    run = kernel.run("%%infer\nhi")
+    assert run.reply["status"] == "error"
+    assert run.final_markdown.startswith("word0 word1 word2 word3") and "stopped by an error" in run.final_markdown
+    assert "failed mid-answer" in run.errors[0]["traceback"][0]
+
+
+def test_the_api_key_never_appears_on_iopub(kernel, peers_reset):
+    kernel.run(f"import os; os.environ['ANTHROPIC_API_KEY'] = {SENTINEL!r}")  # a key the peer rejects
+    try:
+        runs = [kernel.run("%%infer claude-haiku-4.5\nhi"), kernel.run("%%infer --backend anthropic --no-stream\nhi"),
+                kernel.run("import inference_magics as im\nprint(repr(im.api.settings_module.load()))")]
+    finally:
+        # the reset cell names the key only through the peer's variable, so that no message carries it
+        kernel.run(f"os.environ['ANTHROPIC_API_KEY'] = os.environ['ANTHROPIC_BASE_URL'] and {peers_reset[1].api_key!r}")
+    assert "401" in "".join(runs[0].errors[0]["traceback"])
+    for run in runs:
+        assert SENTINEL not in run.everything()
+
+
+def test_help_is_available(kernel):
+    run = kernel.run("%%infer?\n")
+    assert "Ask a model" in json.dumps(run.reply) + json.dumps([m["content"] for _, m in run.messages])
+
+
+def test_config_traits_override_settings(kernel, peers_reset):
+    ollama, _ = peers_reset
+    kernel.run("%config InferenceMagics.ollama_default_model = 'llama3.2:3b'")
+    try:
+        run = kernel.run("%%infer\nhi")
+        assert run.final_markdown.count("llama3.2:3b") >= 1
+        bad = kernel.run("%config InferenceMagics.default_backend = 'cloud'")
+        assert "default_backend='cloud' is not valid" in json.dumps(bad.errors) + bad.stderr
+    finally:
+        kernel.run("%config InferenceMagics.ollama_default_model = None")
