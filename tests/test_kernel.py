@@ -182,3 +182,10 @@ def test_config_traits_override_settings(kernel, peers_reset):
         assert "default_backend='cloud' is not valid" in json.dumps(bad.errors) + bad.stderr
     finally:
         kernel.run("%config InferenceMagics.ollama_default_model = None")
+
+
+def test_a_deprecated_model_shows_one_footer_line_not_a_python_warning(kernel, peers_reset):
+    run = kernel.run("%%infer claude-sonnet-4.5\nhello")
+    assert run.reply["status"] == "ok"
+    assert "⚠ claude-sonnet-4-5" in run.final_markdown and "is deprecated and reaches end of life" in run.final_markdown
+    assert "Warning" not in run.stderr and "warn" not in run.stderr.lower()
