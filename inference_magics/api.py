@@ -116,6 +116,7 @@ class Stream:
         self.route = _resolve(routing.decide(self._text_for_routing, self._settings, **self._choice), self._settings)
         self.result = Result(backend=self.route.backend, model=self.route.model, route=self.route)
         self._iterator: Iterator[str] | None = None
+        self._on_thinking = None  # set by each(): thinking models reason before they answer
 
     def __iter__(self) -> Iterator[str]:
         if self._iterator is None:
@@ -126,9 +127,11 @@ class Stream:
         if self._iterator is not None:
             self._iterator.close()
 
-    def each(self, on_text) -> "Result":
-        """Feed every delta to `on_text`; an interrupt anywhere (in the network wait or in the
-        callback) closes the response and raises InferenceInterrupted with the partial result."""
+    def each(self, on_text, on_thinking=None) -> "Result":
+        """Feed every delta to `on_text` (and reasoning deltas to `on_thinking`); an interrupt
+        anywhere (in the network wait or in a callback) closes the response and raises
+        InferenceInterrupted with the partial result."""
+        self._on_thinking = on_thinking
         try:
             for text in self:
                 on_text(text)
@@ -156,6 +159,8 @@ class Stream:
                             yield event.text
                         elif isinstance(event, ThinkingDelta):
                             thinking.append(event.text)
+                            if self._on_thinking is not None:
+                                self._on_thinking(event.text)
                         elif isinstance(event, Done):
                             self._finish_ok(event, backend)
                     break

@@ -62,7 +62,7 @@ class InferenceMagics(Magics):
         `{name}` in the prompt is replaced by the notebook variable `name` (once; unknown names
         stay as written; `{{name}}` keeps a literal `{name}`). The last Result is always `_infer`.
         """
-        args = parse_argstring(self.infer, line)
+        args = self._parse(line, line_form=cell is None)
         if cell is None:
             prompt, model = " ".join(args.words), args.model
         else:
@@ -89,7 +89,7 @@ class InferenceMagics(Magics):
                              format=args.format, stream=not args.no_stream)
         view = CellView(running.route)
         try:
-            result = running.each(view.add)
+            result = running.each(view.add, view.add_thinking)
         except (InferenceError, InferenceInterrupted) as exc:
             if exc.result is not None:  # whatever arrived stays on screen and in _infer
                 view.finish(exc.result)
@@ -98,6 +98,14 @@ class InferenceMagics(Magics):
         view.finish(result)
         self._keep(result, args.out)
         return None
+
+    def _parse(self, line: str, line_form: bool):
+        try:
+            return parse_argstring(self.infer, line)
+        except UsageError as exc:  # argparse's message alone does not say what is allowed
+            usage = " ".join(self.infer.parser.format_usage().replace("::", "").split())
+            hint = " (in a one-line prompt, put `--` before text that looks like a flag)" if line_form else ""
+            raise UsageError(f"{exc}{hint} — usage: {usage}; %%infer? shows the help.") from None
 
     def _keep(self, result, out: str | None) -> None:
         self.shell.user_ns["_infer"] = result

@@ -35,8 +35,15 @@ def _body(result) -> str:
     return result.text
 
 
+def _thinking_markdown(result) -> list[str]:
+    if not result.thinking:
+        return []
+    words = len(result.thinking.split())
+    return [f"<details><summary>Thinking ({words} words)</summary>", "", result.thinking, "", "</details>", ""]
+
+
 def result_markdown(result) -> str:
-    lines = [_body(result), "", f"<sub>{footer(result)}</sub>"]
+    lines = _thinking_markdown(result) + [_body(result), "", f"<sub>{footer(result)}</sub>"]
     lines += [f"<sub>⚠ {notice}</sub>" for notice in result.notices]
     return "\n".join(lines)
 
@@ -57,6 +64,7 @@ class CellView:
 
         self._interval = interval
         self._parts: list[str] = []
+        self._thinking: list[str] = []
         self._last_update = 0.0
         waiting = f"{route.backend} · {route.model} — {route.reason} — waiting for the first token…"
         self._handle = display(_bundle(f"<sub>{waiting}</sub>", waiting), raw=True, display_id=True)
@@ -64,11 +72,23 @@ class CellView:
     def add(self, text: str) -> None:
         """Called per delta: coalesces, and updates the display only if the interval has passed."""
         self._parts.append(text)
-        now = time.monotonic()
-        if now - self._last_update >= self._interval:
-            self._last_update = now
+        if self._due():
             shown = "".join(self._parts)
             self._handle.update(_bundle(shown, shown), raw=True)
+
+    def add_thinking(self, text: str) -> None:
+        """A thinking model's reasoning, shown dimmed until the answer starts."""
+        self._thinking.append(text)
+        if not self._parts and self._due():
+            tail = "".join(self._thinking)[-600:]
+            self._handle.update(_bundle(f"<sub>thinking… {tail}</sub>", f"thinking… {tail}"), raw=True)
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_update < self._interval:
+            return False
+        self._last_update = now
+        return True
 
     def finish(self, result) -> None:
         """The final update: full Markdown, footer, and the route in the output metadata."""

@@ -127,7 +127,7 @@ def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
 
 
 @pytest.mark.parametrize("cell, expected", [
-    ("%%infer --bogus\nhi", "unrecognized arguments: --bogus"),
+    ("%%infer --bogus\nhi", "unrecognized arguments: --bogus — usage: %infer [-m MODEL]"),
     ("%%infer --temperature abc\nhi", "invalid float value: 'abc'"),
     ("%%infer\n   \n", "the prompt is empty"),
     ("%%infer --backend foo\nhi", "unknown backend 'foo'"),
@@ -189,3 +189,14 @@ def test_a_deprecated_model_shows_one_footer_line_not_a_python_warning(kernel, p
     assert run.reply["status"] == "ok"
     assert "⚠ claude-sonnet-4-5" in run.final_markdown and "is deprecated and reaches end of life" in run.final_markdown
     assert "Warning" not in run.stderr and "warn" not in run.stderr.lower()
+
+
+def test_thinking_is_shown_while_it_happens_then_folded_away(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=3, token_delay=0.12)
+    run = kernel.run("%%infer qwen3:4b\nwhy is the sky blue?")
+    assert run.reply["status"] == "ok"
+    shown = [m["content"]["data"]["text/plain"] for m in run.of_type("update_display_data")]
+    assert any(text.startswith("thinking… Let me think") for text in shown)
+    final = run.final_markdown
+    assert final.startswith("<details><summary>Thinking (8 words)</summary>") and "word0 word1 word2" in final

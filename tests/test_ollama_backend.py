@@ -209,3 +209,13 @@ def test_bad_options_are_refused_before_any_request(ollama, kwargs, text):
 def test_empty_prompt_is_refused(ollama):
     with pytest.raises(im.ConfigError, match="prompt is empty"):
         im.infer("   \n")
+
+
+def test_a_thinking_model_reasons_before_it_answers(ollama):
+    ollama.set(tokens=4)
+    running = im.stream("why is the sky blue?", model="qwen3:4b")
+    order = []
+    result = running.each(lambda t: order.append("text"), lambda t: order.append("thinking"))
+    assert result.thinking == ollama.knobs["thinking"] and result.text == ollama.expected_text()
+    assert order.index("text") > order.index("thinking") and order[-1] == "text"
+    assert im.infer("why?", model="qwen3:4b", stream=False).thinking == ollama.knobs["thinking"]

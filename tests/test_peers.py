@@ -130,12 +130,13 @@ def test_ollama_generate(oll, oc):
 
 def test_ollama_list_show_ps(oll, oc):
     names = [m.model for m in oc.list().models]
-    assert names == ["llama3.2:latest", "llama3.2:3b", "qwen2.5-coder:7b",
+    assert names == ["llama3.2:latest", "llama3.2:3b", "qwen2.5-coder:7b", "qwen3:4b",
                      "nomic-embed-text:latest", "all-minilm:latest"]
     first = oc.list().models[0]
     assert first.modified_at.utcoffset() is not None and not first.digest.startswith("sha256:")
     tags = httpx.get(oll.url + "/api/tags").json()["models"]
-    assert tags[3]["capabilities"] == ["embedding"] and tags[0]["capabilities"] == ["completion", "tools"]
+    assert tags[4]["capabilities"] == ["embedding"] and tags[0]["capabilities"] == ["completion", "tools"]
+    assert tags[3]["capabilities"] == ["completion", "tools", "thinking"]
     show = oc.show("llama3.2")
     assert show.modelinfo["general.architecture"] == "llama" and "completion" in show.capabilities
     assert oc.show("all-minilm").capabilities == ["embedding"]
@@ -406,3 +407,14 @@ def test_standalone_main():
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_ollama_thinking_model_streams_thinking_first_unless_think_is_false(oll, oc):
+    chunks = list(oc.chat(model="qwen3:4b", messages=[{"role": "user", "content": "hi"}], stream=True))
+    thinking = "".join(c.message.thinking or "" for c in chunks)
+    first_text = next(i for i, c in enumerate(chunks) if c.message.content)
+    assert thinking == oll.knobs["thinking"] and all(not c.message.thinking for c in chunks[first_text:])
+    quiet = list(oc.chat(model="qwen3:4b", messages=[{"role": "user", "content": "hi"}], stream=True, think=False))
+    assert not any(c.message.thinking for c in quiet)
+    with pytest.raises(ollama.ResponseError, match="does not support thinking"):
+        oc.chat(model="llama3.2", messages=[{"role": "user", "content": "hi"}], think=True)

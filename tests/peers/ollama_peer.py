@@ -7,7 +7,7 @@ import random
 import time
 import zlib
 
-from .base import COMMON_KNOBS, BaseHandler, Peer, count_words, reply_tokens
+from .base import COMMON_KNOBS, BaseHandler, Peer, count_words, reply_tokens, split_tokens
 
 MODEL_ERROR = "an error was encountered while running the model"
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
@@ -37,7 +37,7 @@ def full_name(name):
 
 def model_entry(name, *, family="llama", parameter_size="8.0B", quantization_level="Q4_K_M",
                 size=4920753328, modified_at="2025-09-30T11:02:17.3056-07:00", embedding=None,
-                context_length=None, embedding_length=None, digest=None):
+                context_length=None, embedding_length=None, digest=None, thinking=False):
     """One /api/tags entry. The `models` knob takes these dicts or bare names."""
     name = full_name(name)
     if embedding is None:
@@ -51,7 +51,7 @@ def model_entry(name, *, family="llama", parameter_size="8.0B", quantization_lev
                     "context_length": context_length or (2048 if embedding else 131072),
                     "embedding_length": embedding_length or (384 if "minilm" in name else 768
                                                              if embedding else 4096)},
-        "capabilities": list(EMBED_CAPS if embedding else CHAT_CAPS),
+        "capabilities": list(EMBED_CAPS if embedding else CHAT_CAPS) + (["thinking"] if thinking else []),
     }
 
 
@@ -67,6 +67,9 @@ DEFAULT_MODELS = (
     model_entry("qwen2.5-coder:7b", family="qwen2", parameter_size="7.6B", size=4683087332,
                 modified_at="2025-10-18T09:12:03.51247711-07:00", context_length=32768,
                 embedding_length=3584),
+    model_entry("qwen3:4b", family="qwen3", parameter_size="4.0B", size=2497293918,
+                modified_at="2025-10-12T10:03:55.0177-07:00", context_length=40960,
+                embedding_length=2560, thinking=True),
     model_entry("nomic-embed-text:latest", family="nomic-bert", parameter_size="137M",
                 quantization_level="F16", size=274302450,
                 modified_at="2025-10-02T14:20:51.90853-07:00", embedding_length=768),
@@ -296,6 +299,8 @@ class OllamaHandler(BaseHandler):
             f.update((key, v) for key, v in metrics.items() if v)  # Go omits zero values
             return f
 
+        thinks = chat and "thinking" in (self.peer.find_model(name) or {}).get("capabilities", ()) \
+            and body.get("think") is not False  # on by default for thinking models since v0.12.4
         stream = body.get("stream")
         if stream is False:
             if self.nonstream_fault():
@@ -304,11 +309,18 @@ class OllamaHandler(BaseHandler):
                 self.pause(0 if slow else k["first_token_delay"])
                 self.t_first = time.perf_counter_ns()
                 self.pause(k["token_delay"] * (len(tokens) - 1))
-            return self.send_json(200, obj("".join(tokens), **final(len(tokens))))
+            whole = obj("".join(tokens), **final(len(tokens)))
+            if thinks:
+                whole["message"]["thinking"] = k["thinking"]
+            return self.send_json(200, whole)
 
         def write_stream():   # stream: absent/null means true on the server
             self.start_stream("application/x-ndjson")
             line = lambda o: self.write_chunk(self.dumps(o) + "\n")
+            for piece in split_tokens(k["thinking"]) if thinks else ():
+                self.pause(k["token_delay"])
+                line({"model": name, "created_at": rfc3339(),
+                      "message": {"role": "assistant", "content": "", "thinking": piece}, "done": False})
             n, fault = self.token_loop(tokens, lambda t: line(obj(t)), skip_first_delay=slow)
             if fault == "error_mid_stream":   # status stays 200, no done line
                 line({"error": MODEL_ERROR})
@@ -416,6 +428,7 @@ class OllamaPeer(Peer):
     """Ollama on 127.0.0.1. Extra knobs: models (entries or names), version, fault_paths."""
 
     KNOBS = {**COMMON_KNOBS, "models": DEFAULT_MODELS, "version": "0.12.6",
+             "thinking": "Let me think this through step by step.",
              "fault_paths": ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")}
     FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line", "http_500_html",
               "busy_503", "hang", "slow_headers")
