@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 from . import routing, settings as settings_module
-from .backends import get_backend
-from .backends.base import Done, Request, TextDelta, ThinkingDelta, Usage
+from .backends import get_backend, local_backend_installed
+from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage
 from .errors import BackendError, BackendUnavailable, ConfigError, InferenceError, InferenceInterrupted
 from .pricing import estimate_cost
 from .routing import Route
@@ -83,12 +83,17 @@ def _resolve(route: Route, settings) -> Route:
     return replace(route, model=resolved, reason=f"{route.reason}; {route.model} = {resolved}")
 
 
+def _not_installed(settings) -> frozenset[str]:
+    return frozenset() if local_backend_installed(settings) else frozenset({"local"})
+
+
 def route(prompt: str, *, model: str | None = None, backend: str | None = None, task: str | None = None,
           system: str | None = None, messages=None) -> Route:
     """Where this prompt would go and why. Calls no model (it may read Claude's model list to
     resolve a family name such as `sonnet`)."""
     current = settings_module.load()
-    decided = routing.decide(_routing_text(prompt, system, messages), current, model=model, backend=backend, task=task)
+    decided = routing.decide(_routing_text(prompt, system, messages), current, model=model, backend=backend, task=task,
+                             unavailable=_not_installed(current))
     return _resolve(decided, current)
 
 
@@ -113,7 +118,9 @@ class Stream:
         self._choice = dict(model=model, backend=backend, task=task)
         self._options = dict(system=system, temperature=temperature, max_tokens=max_tokens, format=format,
                              stream=stream)
-        self.route = _resolve(routing.decide(self._text_for_routing, self._settings, **self._choice), self._settings)
+        self._unavailable = _not_installed(self._settings)
+        self.route = _resolve(routing.decide(self._text_for_routing, self._settings, **self._choice,
+                                             unavailable=self._unavailable), self._settings)
         self.result = Result(backend=self.route.backend, model=self.route.model, route=self.route)
         self._iterator: Iterator[str] | None = None
         self._on_thinking = None  # set by each(): thinking models reason before they answer
@@ -145,7 +152,7 @@ class Stream:
     def _run(self) -> Iterator[str]:
         result, chunks, thinking = self.result, [], []
         first_token_at = None
-        unavailable: set[str] = set()
+        unavailable = set(self._unavailable)
         try:
             while True:
                 backend = get_backend(self.route.backend, self._settings)
@@ -161,6 +168,8 @@ class Stream:
                             thinking.append(event.text)
                             if self._on_thinking is not None:
                                 self._on_thinking(event.text)
+                        elif isinstance(event, Notice):
+                            result.notices.append(event.text)
                         elif isinstance(event, Done):
                             self._finish_ok(event, backend)
                     break

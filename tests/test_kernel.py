@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.conftest import peer_environment, wait_until
+from tests.conftest import NOT_INSTALLED, needs_local, peer_environment, wait_until
 from tests.kernel_harness import Kernel
 
 SENTINEL = "sk-ant-sentinel-kernel-DO-NOT-LEAK-987654"
@@ -200,3 +200,26 @@ def test_thinking_is_shown_while_it_happens_then_folded_away(kernel, peers_reset
     assert any(text.startswith("thinking… Let me think") for text in shown)
     final = run.final_markdown
     assert final.startswith("<details><summary>Thinking (8 words)</summary>") and "word0 word1 word2" in final
+
+
+@needs_local
+def test_the_embedded_model_streams_in_a_kernel_and_survives_an_interrupt(kernel):
+    """A real model in a real kernel. The interrupt (SIGINT to the kernel's process group) stops the
+    answer but must not kill the llama-server the kernel started."""
+    kernel.run("import os; os.environ.pop('INFERENCE_LOCAL_SERVER', None)")
+    try:
+        run = kernel.run("%%infer --backend local --max-tokens 16 --temperature 0\nWhat is the capital of France?",
+                         timeout=180)
+        assert run.reply["status"] == "ok", run.reply
+        assert "Paris" in run.final_markdown and "local · gemma-3-270m" in run.final_markdown, run.final_markdown
+        running = kernel.start("%%infer --backend local --max-tokens 3000 --temperature 0\n"
+                               "Write a long story about a forest.")  # at temperature 0 it writes to the limit
+        kernel.collect(running, timeout=60, until=lambda e: len(e.of_type("update_display_data")) >= 3)
+        kernel.interrupt()
+        kernel.collect(running, timeout=10)
+        assert running.reply.get("ename") == "InferenceInterrupted", (running.reply, running.stderr)
+        again = kernel.run("%%infer --backend local --max-tokens 8\nWhat is the capital of Spain?", timeout=60)
+        assert again.reply["status"] == "ok", (again.reply, again.errors)
+        assert "restarted" not in again.final_markdown, again.final_markdown
+    finally:
+        kernel.run(f"os.environ['INFERENCE_LOCAL_SERVER'] = {NOT_INSTALLED['INFERENCE_LOCAL_SERVER']!r}")

