@@ -8,8 +8,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _API = {
-    "route": "api", "infer": "api", "stream": "api", "health": "api", "Result": "api", "Stream": "api",
+    "route": "api", "infer": "api", "stream": "api", "Result": "api", "Stream": "api",
     "Route": "routing",
+    "embed": "embeddings", "cosine_similarity": "embeddings", "most_similar": "embeddings",
+    "models": "catalog", "health": "catalog", "ModelInfo": "backends.base", "Health": "backends.base",
     "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
     "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",
     "RateLimited": "errors", "BackendError": "errors",

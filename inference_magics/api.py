@@ -112,6 +112,7 @@ class Stream:
         if not (prompt and prompt.strip()) and not messages:
             raise ConfigError("the prompt is empty — write a question or instruction.")
         self._settings = settings_module.load()
+        self._prompt = prompt or ""
         history = tuple(messages or ())
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
         self._text_for_routing = _routing_text(prompt, system, history)
@@ -222,6 +223,20 @@ class Stream:
                 metrics.tokens_per_s = result.usage.output_tokens / generating
         result.cost_usd = estimate_cost(result.backend, result.model, result.usage.input_tokens,
                                         result.usage.output_tokens)
+        self._record()
+
+    def _record(self) -> None:
+        """Every completion, finished or not, goes to the history (secrets redacted there)."""
+        from .history import store_for
+
+        store = store_for(self._settings)
+        if store is None:
+            return
+        options = {**self._choice, **{k: v for k, v in self._options.items() if k != "system"}}
+        notice = store.record(self.result, prompt=self._prompt, system=self._options["system"],
+                              options={k: v for k, v in options.items() if v is not None})
+        if notice:
+            self.result.notices.append(notice)
 
     def _parse_json(self) -> None:
         result = self.result
@@ -247,15 +262,3 @@ def infer(prompt: str, *, model=None, backend=None, system=None, temperature=Non
                      max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task)
     return running.each(lambda text: None)
 
-
-def health() -> dict:
-    """Each backend's Health(ok, detail, latency_s), checked concurrently: a down backend costs
-    at most the connect timeout."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .backends import REGISTRY
-
-    current = settings_module.load()
-    with ThreadPoolExecutor(max_workers=len(REGISTRY)) as pool:
-        checks = {name: pool.submit(lambda n=name: get_backend(n, current).health()) for name in REGISTRY}
-    return {name: check.result() for name, check in checks.items()}

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Any, validate
 
 from . import api, settings
 from .errors import InferenceError, InferenceInterrupted
 from .interpolate import interpolate
+
+
+# every setting but the keys (keys belong in the environment or .env, never in a notebook's history)
+CONFIGURABLE = [v.field for v in settings.VARS if not v.field.endswith("_api_key")]
 
 
 def _config_trait(field: str):
@@ -34,8 +38,18 @@ class InferenceMagics(Magics):
     anthropic_timeout = _config_trait("anthropic_timeout")
     anthropic_base_url = _config_trait("anthropic_base_url")
     anthropic_max_retries = _config_trait("anthropic_max_retries")
+    openai_base_url = _config_trait("openai_base_url")
+    openai_default_model = _config_trait("openai_default_model")
+    openai_timeout = _config_trait("openai_timeout")
+    local_server = _config_trait("local_server")
+    local_model = _config_trait("local_model")
+    local_ctx_size = _config_trait("local_ctx_size")
+    local_start_timeout = _config_trait("local_start_timeout")
+    data_dir = _config_trait("data_dir")
+    history = _config_trait("history")
+    embed_batch_size = _config_trait("embed_batch_size")
 
-    @validate(*[v.field for v in settings.VARS if v.field != "anthropic_api_key"])
+    @validate(*CONFIGURABLE)
     def _store_override(self, proposal):
         settings.set_override(proposal.trait.name, proposal.value)  # ConfigError names what is accepted
         return proposal.value
@@ -43,7 +57,7 @@ class InferenceMagics(Magics):
     @magic_arguments()
     @argument("words", nargs="*", help="%%%%infer: an optional MODEL. %%infer: the prompt itself.")
     @argument("-m", "--model", help="model name, e.g. llama3.2:3b, sonnet, claude-haiku-4-5")
-    @argument("-b", "--backend", help="ollama or anthropic (overrides routing)")
+    @argument("-b", "--backend", help="ollama, anthropic, local or openai (overrides routing)")
     @argument("-s", "--system", help="system prompt")
     @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2 (Claude: 0 to 1)")
     @argument("-n", "--max-tokens", type=int, help="the longest answer, in tokens")
@@ -63,6 +77,7 @@ class InferenceMagics(Magics):
         stay as written; `{{name}}` keeps a literal `{name}`). The last Result is always `_infer`.
         """
         args = self._parse(line, line_form=cell is None)
+        self._check_out(args.out)
         if cell is None:
             prompt, model = " ".join(args.words), args.model
         else:
@@ -109,7 +124,104 @@ class InferenceMagics(Magics):
 
     def _keep(self, result, out: str | None) -> None:
         self.shell.user_ns["_infer"] = result
+        self._store(out, result.parsed if result.parsed is not None else result)
+
+    # --- embeddings ---------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("text", nargs="*", help="%%embed: the text. %%%%embed: the cell body is the text.")
+    @argument("-v", "--var", help="embed this variable: a string, or a list / Series of strings")
+    @argument("-m", "--model", help="embedding model (default OLLAMA_EMBED_MODEL)")
+    @argument("-b", "--backend", help="ollama, local or openai")
+    @argument("--output", choices=["json", "array", "length"],
+              help="return the value: json (model, dimensions, vectors), array (the bare vectors) or length (dimensions)")
+    @argument("--similar-to", metavar="QUERY", help="rank the texts by cosine similarity to QUERY")
+    @argument("-k", type=int, default=5, help="how many to show with --similar-to (default 5)")
+    @argument("--no-cache", action="store_true", help="ask the backend even for texts already in the cache")
+    @argument("-o", "--out", help="store the result in this variable")
+    @no_var_expand
+    @line_cell_magic
+    def embed(self, line, cell=None):
+        """Embed text: vectors with their model and dimensions, cached, and similarity search.
+
+        %embed TEXT                    one text
+        %embed -v VAR                  a string, or a list / pandas Series of strings (batched)
+        %%embed                        the cell body is the text
+        %embed -v docs --similar-to "query" -k 5     a ranked table (score, text)
+
+        The last result is always `_embed`.
+        """
+        from . import embeddings, tables
+
+        args = parse_argstring(self.embed, line)
+        self._check_out(args.out)
+        if args.var is not None:
+            if args.var not in self.shell.user_ns:
+                raise UsageError(f"no variable named {args.var!r} in the notebook — define it first.")
+            texts = self.shell.user_ns[args.var]
+        elif cell is not None:
+            texts = cell
+        else:
+            texts = " ".join(args.text)
+            if not texts.strip():
+                raise UsageError("nothing to embed — write the text after %embed, or use -v VAR or %%embed.")
+        items, single = embeddings.as_texts(texts)
+        choice = dict(model=args.model, backend=args.backend, cache=not args.no_cache)
+        done = embeddings.run(items if args.similar_to is None else items + [args.similar_to], **choice)
+        self.shell.user_ns["_embed"] = done
+        if args.similar_to is not None:
+            query, done.vectors = done.vectors[-1], done.vectors[:-1]
+            ranked = [{"rank": r, "score": round(score, 4), "index": i, "text": items[i]}
+                      for r, (i, score) in enumerate(embeddings.most_similar(query, done.vectors, args.k), 1)]
+            self._publish(tables.similar_bundle(ranked, done, args.similar_to))
+            return self._store(args.out, ranked)
+        value = {"json": lambda: tables.embed_json(done, single), "length": lambda: done.dims,
+                 "array": lambda: done.vectors[0] if single else done.vectors}.get(args.output)
+        self._publish(tables.embed_bundle(done, single))
+        if value is None:
+            return self._store(args.out, done.vectors[0] if single else done.vectors)
+        return self._store(args.out, value()) if args.out else value()
+
+    # --- models, health, history -------------------------------------------------------------
+    @magic_arguments()
+    @argument("-b", "--backend", help="only this backend")
+    @argument("--format", choices=["table", "json"], default="table")
+    @argument("-o", "--out", help="store the listing: a pandas DataFrame when pandas is installed, else a list of dicts")
+    @line_magic
+    def models(self, line):
+        """Every model of every configured backend in one table, with the defaults for each task."""
+        from . import catalog, tables
+
+        args = parse_argstring(self.models, line)
+        self._check_out(args.out)
+        listing = catalog.models(args.backend)
+        rows = tables.model_rows(listing)
+        if args.format == "json":
+            from IPython.display import JSON, display
+
+            display(JSON(rows, expanded=True))
+        else:
+            self._publish(tables.models_bundle(rows))
+        if args.out:
+            self._store(args.out, tables.as_frame(rows))
+
+    @line_magic
+    def infer_health(self, line):
+        """Each backend: reachable or not, latency, version, and what to do when it is down."""
+        from . import catalog, tables
+
+        self._publish(tables.health_bundle(catalog.health()))
+
+    def _publish(self, bundle: dict) -> None:
+        from IPython.display import display
+
+        display(bundle, raw=True)
+
+    @staticmethod
+    def _check_out(out: str | None) -> None:
+        if out is not None and not out.isidentifier():
+            raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
+
+    def _store(self, out: str | None, value):
         if out:
-            if not out.isidentifier():
-                raise UsageError(f"--out {out!r} is not a valid variable name.")
-            self.shell.user_ns[out] = result.parsed if result.parsed is not None else result
+            self.shell.user_ns[out] = value
+        return None

@@ -85,3 +85,15 @@ def find_privacy_word(text: str) -> PrivacyFinding | None:
 def classify(text: str, *, keywords: bool = True) -> PrivacyFinding | None:
     """The first reason this text must stay on the machine, or None."""
     return find_secret(text) or (find_privacy_word(text) if keywords else None)
+
+
+def redact_secrets(text: str) -> str:
+    """The text with every secret replaced by `[redacted: <what it was>]`, for text we keep (history).
+
+    A private key's header is only the start of the secret, so the whole block (to its END line,
+    or to the end of the text when cut off) goes."""
+    for label, pattern, check in _SECRETS:
+        if label == "a private key":
+            pattern = re.compile(pattern.pattern + r".*?(?:-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\Z)", re.DOTALL)
+        text = pattern.sub(lambda m: f"[redacted: {label}]" if check is None or check(m) else m.group(0), text)
+    return text

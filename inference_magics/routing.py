@@ -81,7 +81,7 @@ def detect_task(prompt: str) -> str:
     return "code" if _CODE_SHAPES.search(prompt) or _CODE_WORDS.search(prompt) else "general"
 
 
-def _model_for(backend: str, task: str, settings) -> str:
+def model_for(backend: str, task: str, settings) -> str:
     if backend == "anthropic":
         return canonical_model(settings.anthropic_default_model)
     if backend == "local":
@@ -124,7 +124,7 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
         how = f"--backend {backend}" if backend else f"model {model}"
         if finding and not keeps_data_local(chosen, settings):
             raise _refuse(finding, f"{chosen} ({how})")
-        return Route(chosen, model or _model_for(chosen, task, settings), f"you chose {how}",
+        return Route(chosen, model or model_for(chosen, task, settings), f"you chose {how}",
                      task, private=finding is not None, explicit=True)
 
     if finding:
@@ -139,7 +139,7 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
         chosen, reason = settings.default_backend, "default backend (INFERENCE_DEFAULT_BACKEND)"
     if task == "code" and chosen == "ollama":
         reason += "; a code task, so the code model"
-    route = Route(chosen, _model_for(chosen, task, settings), reason, task, private=finding is not None)
+    route = Route(chosen, model_for(chosen, task, settings), reason, task, private=finding is not None)
     return _fall_back(route, settings, unavailable)
 
 
@@ -157,6 +157,6 @@ def _fall_back(route: Route, settings, unavailable: frozenset[str]) -> Route:
             continue  # never the cloud for a private prompt
         if other == "anthropic" and not settings.has_anthropic_key:
             continue
-        return replace(route, backend=other, model=_model_for(other, route.task, settings),
+        return replace(route, backend=other, model=model_for(other, route.task, settings),
                        reason=f"{route.reason}; {LABELS[route.backend]} is unreachable, so {LABELS[other]}")
     return route

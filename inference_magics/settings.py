@@ -180,6 +180,12 @@ VARS: tuple[Var, ...] = (
         "Context window, in tokens, for the embedded local model."),
     Var("local_start_timeout", ("INFERENCE_LOCAL_START_TIMEOUT",), 120000, _positive_int,
         "Milliseconds to wait for the embedded server to load its model."),
+    Var("data_dir", ("INFERENCE_DATA_DIR",), None, _optional_text,
+        "Folder for the embedding cache and the history (owner-only); unset: the user data directory."),
+    Var("history", ("INFERENCE_HISTORY",), "on", _text,
+        "on (a SQLite log of every completion in the data folder), off, or the path of the database file."),
+    Var("embed_batch_size", ("INFERENCE_EMBED_BATCH_SIZE",), 256, _positive_int,
+        "Texts per embedding request (a list of 10,000 texts makes ceil(10,000 / this) requests)."),
 )
 _BY_FIELD = {var.field: var for var in VARS}
 
@@ -207,6 +213,9 @@ class Settings:
     local_model: str | None = None
     local_ctx_size: int = 4096
     local_start_timeout: int = 120000
+    data_dir: str | None = None
+    history: str = "on"
+    embed_batch_size: int = 256
 
     @property
     def has_anthropic_key(self) -> bool:
@@ -254,6 +263,12 @@ def _dotenv_values() -> dict[str, str]:
     for path in reversed(files):
         merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     return merged
+
+
+def configured(field: str) -> bool:
+    """Did the user set this one (environment, .env or %config), rather than leave the default?"""
+    names = _BY_FIELD[field].env
+    return field in _overrides or any(n in os.environ for n in names) or any(n in _dotenv_values() for n in names)
 
 
 def load(environ: dict[str, str] | None = None) -> Settings:

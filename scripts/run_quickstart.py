@@ -29,6 +29,7 @@ def choose() -> tuple[dict[str, str], str, subprocess.Popen | None]:
     """(environment for the kernel, a sentence saying what runs, a process to stop afterwards)."""
     current = settings.load()
     status = im.health()
+    status.setdefault("local", im.Health(False, "the `local` extra is not installed"))
     if status["ollama"].ok:
         chat = [m.name for m in get_backend("ollama", current).list_models() if m.kind == "chat"]
         if chat:

@@ -79,6 +79,7 @@ def clean_settings(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for name, value in NOT_INSTALLED.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("INFERENCE_DATA_DIR", str(tmp_path / "data"))  # history and cache stay in the test
     settings.clear_overrides()
     backends._instances.clear()
     yield

@@ -11,8 +11,10 @@ SENTINEL = "sk-ant-sentinel-kernel-DO-NOT-LEAK-987654"
 
 @pytest.fixture(scope="module")
 def kernel(ollama_server, claude_server, tmp_path_factory):
-    env = peer_environment(ollama_server.url, claude_server)
-    k = Kernel(env, cwd=str(tmp_path_factory.mktemp("kernel")))
+    home = tmp_path_factory.mktemp("kernel")
+    env = {**peer_environment(ollama_server.url, claude_server), "INFERENCE_DATA_DIR": str(home / "data")}
+    k = Kernel(env, cwd=str(home))
+    k.data_dir = home / "data"
     ollama_server.reset()
     load = k.run("%load_ext inference_magics\nimport sys\nprint(sorted(m for m in ('anthropic', 'ollama', 'httpx') if m in sys.modules))")
     k.loaded = load

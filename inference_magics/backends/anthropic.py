@@ -99,7 +99,8 @@ class AnthropicBackend:
         return None
 
     def list_models(self) -> list[ModelInfo]:
-        return [ModelInfo(backend=self.name, name=m.id, kind="chat", family=_family(m.id),
+        newest = {self.resolve(family): family for family in FAMILY_FALLBACK}
+        return [ModelInfo(backend=self.name, name=m.id, kind="chat", family=_family(m.id), aliases=_aliases(m.id, newest),
                           modified_at=m.created_at.isoformat() if m.created_at else None)
                 for m in self._model_list()]
 
@@ -217,6 +218,18 @@ def _error_message(exc) -> str:
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
     return str(getattr(exc, "api_message", None) or body or exc.message)
+
+
+def _aliases(model_id: str, newest: dict[str, str]) -> tuple[str, ...]:
+    """Names the router also accepts: the family for its newest model, the undated id, the dotted form."""
+    names = [newest[model_id]] if model_id in newest else []
+    undated = re.sub(r"-\d{8}$", "", model_id)
+    if undated != model_id:
+        names.append(undated)
+    dotted = re.sub(r"-(\d)-(\d)$", r"-\1.\2", undated)
+    if dotted != undated:
+        names.append(dotted)
+    return tuple(names)
 
 
 def _family(model_id: str) -> str | None:

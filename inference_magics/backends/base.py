@@ -59,6 +59,8 @@ class ModelInfo:
     family: str | None = None
     quantization: str | None = None
     modified_at: str | None = None
+    aliases: tuple[str, ...] = ()  # other names the router accepts for it
+    default_for: str = ""          # the tasks it is configured as default for (chat, code, embeddings)
 
 
 @dataclass(frozen=True)

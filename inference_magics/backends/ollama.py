@@ -74,6 +74,14 @@ class OllamaBackend:
                     usage=Usage(chunk.prompt_eval_count or 0, chunk.eval_count or 0),
                     model=chunk.model, server_tokens_per_s=speed)
 
+    # --- embeddings -------------------------------------------------------------------------
+    def embed(self, texts: list[str], model: str) -> list[list[float]]:
+        """One request for the whole batch: /api/embed takes a list and returns unit vectors."""
+        try:
+            return list(self._client.embed(model=model, input=texts).embeddings)
+        except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
+            raise self._translate(exc, model) from None
+
     # --- errors -----------------------------------------------------------------------------
     def _translate(self, exc: Exception, model: str) -> InferenceError:
         url = self.url

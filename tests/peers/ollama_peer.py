@@ -1,7 +1,9 @@
 """A deterministic Ollama server (native /api/...) for tests; wire facts per
 /work/shared/reference/ollama-api.md (server v0.12.6, plus v0.30 `capabilities` in /api/tags)."""
+import functools
 import hashlib
 import json
+import re
 import math
 import random
 import time
@@ -92,12 +94,23 @@ def rfc3339(ns=None, utc=True, plus_s=0):
     return time.strftime("%Y-%m-%dT%H:%M:%S", tm) + ("." + frac_s if frac_s else "") + zone
 
 
+@functools.lru_cache(maxsize=65536)
+def _word_vector(word, dims):
+    rng = random.Random(hashlib.sha256(f"{dims}:{word}".encode()).digest())
+    return [rng.gauss(0.0, 1.0) for _ in range(dims)]
+
+
 def unit_vector(text, dims):
-    """Deterministic L2-normalised vector from a hash of the text (a prefix stays stable)."""
-    rng = random.Random(hashlib.sha256(text.encode()).digest())
-    v = [rng.gauss(0.0, 1.0) for _ in range(dims)]
-    norm = math.sqrt(sum(x * x for x in v))
-    return [x / norm for x in v]
+    """Deterministic L2-normalised vector: the normalised sum of one fixed random vector per word
+    (a bag of words). Like a real embedding model, texts that share words come out similar, so
+    ranking can be tested on a hand-made corpus; identical texts give identical vectors."""
+    words = re.findall(r"[a-z0-9]+", text.lower()) or [text]
+    total = [0.0] * dims
+    for word in words:
+        for i, x in enumerate(_word_vector(word, dims)):
+            total[i] += x
+    norm = math.sqrt(sum(x * x for x in total)) or 1.0
+    return [x / norm for x in total]
 
 
 def embedding_dims(entry):

@@ -1,0 +1,177 @@
+"""Embeddings: batched requests, a persistent cache, and vectorised similarity.
+
+    im.embed(texts) -> numpy array (N, D) for a list, (D,) for one string
+    im.cosine_similarity(a, b)        vectors or texts
+    im.most_similar(query, vectors, k=5) -> [(index, score), ...] best first
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import routing, settings as settings_module
+from .backends import get_backend, keeps_data_local, local_backend_installed
+from .embedding_cache import EmbeddingCache, digest
+from .errors import BackendUnavailable, ConfigError, PrivacyError
+from .paths import data_dir
+from .privacy import classify
+
+PROGRESS_FROM = 2_000  # texts; below this a bar would only flicker
+
+_caches: dict[str, EmbeddingCache] = {}
+
+
+@dataclass
+class Embedded:
+    vectors: np.ndarray  # (N, D) float32
+    backend: str
+    model: str
+    requests: int = 0    # HTTP requests made (0 when everything came from the cache)
+    cached: int = 0      # texts served from the cache
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def dims(self) -> int:
+        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 and len(self.vectors) else 0
+
+
+def as_texts(texts) -> tuple[list[str], bool]:
+    """(list of texts, whether a single string was given). One clear line for anything else."""
+    if texts is None:
+        raise ConfigError("nothing to embed (got None) — pass a string or a list of strings.")
+    if isinstance(texts, str):
+        return [texts], True
+    if hasattr(texts, "tolist") and not isinstance(texts, (list, tuple)):  # pandas Series, numpy array
+        texts = texts.tolist()
+    try:
+        items = list(texts)
+    except TypeError:
+        raise ConfigError(f"cannot embed a {type(texts).__name__} — pass a string or a list of strings.") from None
+    if not items:
+        raise ConfigError("the list is empty — nothing to embed.")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise ConfigError(f"item {i} is a {type(item).__name__}, not a string — convert the items with str() "
+                              "or drop that one.")
+    return items, False
+
+
+def _cache(settings) -> EmbeddingCache:
+    path = str(data_dir(settings) / "embeddings.sqlite3")
+    if path not in _caches:
+        _caches[path] = EmbeddingCache(data_dir(settings) / "embeddings.sqlite3")
+    return _caches[path]
+
+
+def _route(settings, model, backend) -> routing.Route:
+    if backend is None and model is None and settings.default_backend != "anthropic":
+        backend = settings.default_backend
+    chosen = routing.decide("", settings, model=model, backend=backend or ("ollama" if model is None else None),
+                            task="embed")
+    if chosen.backend == "anthropic":
+        raise ConfigError("Claude has no embeddings API — use --backend ollama, local or openai.")
+    return chosen
+
+
+def run(texts, *, model=None, backend=None, cache=True, progress=None) -> Embedded:
+    """Embed texts, from the cache where possible, in as few requests as the batch size allows."""
+    items, _ = as_texts(texts)
+    settings = settings_module.load()
+    route = _route(settings, model, backend)
+    if not keeps_data_local(route.backend, settings):  # only a remote OpenAI-compatible server
+        for i, text in enumerate(items):
+            if (finding := classify(text, keywords=settings.enable_routing)) is not None:
+                raise PrivacyError(f"refused to send text {i} to {route.backend}: it contains {finding.detail}, "
+                                   "so it stays on this machine — embed it with --backend ollama or local.")
+    try:
+        return _embed(items, route, settings, cache, progress)
+    except BackendUnavailable:
+        if backend or model or route.backend == "local" or not local_backend_installed(settings):
+            raise
+        fallback = routing.Route("local", routing.model_for("local", "embed", settings),
+                                 "Ollama is unreachable, so the embedded local model", "embed")
+        return _embed(items, fallback, settings, cache, progress)
+
+
+def _embed(items, route, settings, use_cache, progress) -> Embedded:
+    result = Embedded(np.empty((0, 0), np.float32), route.backend, route.model)
+    keys = [digest(t) for t in items]
+    store = _cache(settings) if use_cache else None
+    found: dict[bytes, np.ndarray] = {}
+    if store is not None:
+        found, notice = store.get_many(route.backend, route.model, list(dict.fromkeys(keys)))
+        result.notices += [notice] if notice else []
+    missing = list(dict.fromkeys(t for t, k in zip(items, keys) if k not in found))  # dedupe by content
+    result.cached = len(items) - sum(1 for k in keys if k not in found)
+    if missing:
+        backend = get_backend(route.backend, settings)
+        size = settings.embed_batch_size
+        batches = range(0, len(missing), size)
+        bar = _progress(len(missing), progress)
+        try:
+            for start in batches:
+                batch = missing[start:start + size]
+                vectors = backend.embed(batch, route.model)
+                result.requests += 1
+                fresh = [(digest(t), np.asarray(v, np.float32)) for t, v in zip(batch, vectors)]
+                found.update(fresh)
+                if store is not None and (notice := store.put_many(route.backend, route.model, fresh)):
+                    result.notices.append(notice)
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+    result.vectors = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+    return result
+
+
+def _progress(total: int, wanted):
+    if wanted is False or (wanted is None and total < PROGRESS_FROM):
+        return None
+    try:
+        import ipywidgets  # noqa: F401  (a widget bar in a notebook when widgets are available)
+        from tqdm.notebook import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm(total=total, desc="embedding", unit="text")
+
+
+def embed(texts, *, model=None, backend=None, cache=True):
+    """Vectors for texts: an (N, D) float32 array for a list, a (D,) array for one string."""
+    _, single = as_texts(texts)
+    vectors = run(texts, model=model, backend=backend, cache=cache).vectors
+    return vectors[0] if single else vectors
+
+
+def _vector(value, **options) -> np.ndarray:
+    return embed(value, **options) if isinstance(value, str) else np.asarray(value, np.float32)
+
+
+def cosine_similarity(a, b, **options) -> float:
+    """Cosine similarity of two vectors, or of two texts (embedded first)."""
+    x, y = _vector(a, **options), _vector(b, **options)
+    if x.shape != y.shape:
+        raise ConfigError(f"the vectors differ in length ({x.shape[-1]} and {y.shape[-1]}) — embed both with the "
+                          "same model.")
+    denominator = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(x @ y) / denominator if denominator else 0.0
+
+
+def most_similar(query, vectors, k: int = 5) -> list[tuple[int, float]]:
+    """The k rows of `vectors` most similar to `query` by cosine: [(index, score), ...], best first.
+    Vectorised: one matrix-vector product and a partial sort, whatever the number of rows."""
+    matrix = np.asarray(vectors, np.float32)
+    q = np.asarray(query, np.float32)
+    if matrix.ndim != 2 or not len(matrix):
+        raise ConfigError("most_similar needs a non-empty list of vectors.")
+    if q.shape[-1] != matrix.shape[1]:
+        raise ConfigError(f"the query has {q.shape[-1]} dimensions and the vectors {matrix.shape[1]} — embed both "
+                          "with the same model.")
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix)) * (np.linalg.norm(q) or 1.0)
+    scores = (matrix @ q) / np.where(norms == 0, 1.0, norms)
+    k = max(1, min(int(k), len(scores)))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(i), float(scores[i])) for i in top]

@@ -1,0 +1,240 @@
+"""A local SQLite log of every completion, so an answer from last week can be found again.
+
+Owner-only files (directory 0700, database 0600), secrets redacted before anything is written, and
+a history that cannot be written (corrupt, locked, read-only) never breaks a completion: the write
+is skipped and the problem is reported once, as one line with the fix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import InferenceError, redact
+from .paths import data_dir
+from .privacy import redact_secrets
+
+FILENAME = "history.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 1.0  # a locked database fails fast instead of hanging a cell
+_FIX = "set INFERENCE_HISTORY to another file, or INFERENCE_HISTORY=off"
+
+_TABLE = """CREATE TABLE completions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL,
+    prompt TEXT NOT NULL, system TEXT, backend TEXT, model TEXT, reason TEXT, options TEXT NOT NULL,
+    output TEXT NOT NULL, thinking TEXT NOT NULL, stop_reason TEXT, input_tokens INTEGER, output_tokens INTEGER,
+    ttft_s REAL, total_s REAL, tokens_per_s REAL, cost_usd REAL, interrupted INTEGER NOT NULL, error TEXT)"""
+
+
+class HistoryError(InferenceError):
+    """The history database cannot be read (reads raise; writes only report)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    created_at: str  # ISO 8601, UTC
+    prompt: str
+    system: str | None
+    backend: str
+    model: str
+    reason: str | None
+    options: dict
+    output: str
+    thinking: str
+    stop_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    ttft_s: float | None
+    total_s: float | None
+    tokens_per_s: float | None
+    cost_usd: float | None
+    interrupted: bool
+    error: str | None
+
+
+_COLUMNS = [f.name for f in fields(Entry)]
+
+
+def history_path(settings) -> Path | None:
+    """INFERENCE_HISTORY as a path: on → <data folder>/history.sqlite3, off → None, a folder → a file in it."""
+    word = settings.history.strip().lower()
+    if word in ("on", "true", "1", "yes"):
+        return data_dir(settings) / FILENAME
+    if word in ("off", "false", "0", "no"):
+        return None
+    path = Path(settings.history.strip()).expanduser()
+    return path / FILENAME if path.is_dir() else path
+
+
+def _clean(value: Any) -> Any:
+    """Text with secrets removed; registered keys go first so a pattern cannot split one and leave a part."""
+    if isinstance(value, str):
+        return redact_secrets(redact(value))
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value if value is None or isinstance(value, (bool, int, float)) else _clean(str(value))
+
+
+class _Unusable(Exception):
+    """The file is a database, but not one we may write to (the reason is the message)."""
+
+
+def _reason(path: Path, exc: Exception) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if isinstance(exc, _Unusable):
+        return f"{path} {text}"
+    if "not a database" in text or "malformed" in text:
+        return f"{path} is not a usable SQLite database ({text}) — move it aside, {_FIX}"
+    if "locked" in text or "busy" in text:
+        return f"{path} is locked by another process ({text}) — close the program holding it, {_FIX}"
+    if isinstance(exc, OSError) or "readonly" in text or "unable to open" in text:
+        return f"{path} is read-only or cannot be created ({text}) — fix the permissions, {_FIX}"
+    return f"{path} could not be written ({type(exc).__name__}: {text}) — {_FIX}"
+
+
+class HistoryStore:
+    """Appends completions to one SQLite file. Opens on first use; safe to share between threads."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._reported = False
+
+    def _create(self) -> None:
+        """Missing directories 0700 and a new file 0600 (SQLite gives its journal the file's mode)."""
+        missing = [d for d in reversed(self.path.parents) if not d.exists()]
+        for directory in missing:
+            directory.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)  # mkdir's mode is cut by the umask
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.chmod(self.path, 0o600)
+        except FileExistsError:
+            pass  # another kernel made it first, or it was there: keep its mode
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # the usual case: nothing to write
+        conn.execute("BEGIN IMMEDIATE")  # two kernels may create it at once: decide under the write lock
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise _Unusable(f"was written by a newer inference_magics (schema {version}) — upgrade it, {_FIX}")
+        if version == 0:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise _Unusable(f"is another program's SQLite database, not a history — {_FIX}")
+            conn.execute(_TABLE)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._create()
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            try:
+                self._prepare(conn)
+            except BaseException:
+                conn.close()  # and with it any unfinished transaction
+                raise
+            conn.create_function("contains", 2, lambda hay, needle: hay is not None and needle in hay.casefold(),
+                                 deterministic=True)
+            self._conn = conn
+        return self._conn
+
+    def _drop(self) -> None:
+        """Forget a failed connection, so the next call starts afresh (the lock may be gone by then)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def record(self, result, *, prompt: str, system: str | None, options: dict | None) -> str | None:
+        """Append one completion. Never raises; returns a one-line notice the first time a write fails."""
+        try:
+            route = result.route
+            row = dict(
+                created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                prompt=_clean(prompt or ""), system=_clean(system), backend=result.backend, model=result.model,
+                reason=_clean(route.reason) if route is not None else None,
+                options=json.dumps(_clean(dict(options or {}))), output=_clean(result.text or ""),
+                thinking=_clean(result.thinking or ""), stop_reason=result.stop_reason,
+                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                ttft_s=result.metrics.ttft_s, total_s=result.metrics.total_s,
+                tokens_per_s=result.metrics.tokens_per_s, cost_usd=result.cost_usd,
+                interrupted=bool(result.interrupted), error=_clean(result.error))
+            with self._lock:
+                try:
+                    conn = self._connection()
+                    conn.execute("BEGIN IMMEDIATE")  # take the write lock now, waiting at most the busy timeout
+                    conn.execute(f"INSERT INTO completions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                 tuple(row.values()))
+                    conn.execute("COMMIT")
+                except BaseException:  # an interrupt too: closing rolls back an unfinished insert
+                    self._drop()
+                    raise
+            return None
+        except Exception as exc:  # the completion matters more than its log
+            with self._lock:  # once per store, even when several threads fail together
+                first, self._reported = not self._reported, True
+            return f"history is not being saved: {_reason(self.path, exc)}" if first else None
+
+    def _read(self, query: str, args: tuple, empty: list) -> list:
+        with self._lock:
+            if self._conn is None and not self.path.exists():
+                return empty  # nothing recorded yet: reading does not create the file
+            try:
+                return self._connection().execute(query, args).fetchall()
+            except Exception as exc:
+                self._drop()
+                raise HistoryError(f"history cannot be read: {_reason(self.path, exc)}") from None
+
+    def _select(self, where: str = "", args: tuple = (), limit: int | None = None) -> list[Entry]:
+        query = f"SELECT {', '.join(_COLUMNS)} FROM completions {where} ORDER BY id DESC LIMIT ?"
+        entries = []
+        for row in self._read(query, (*args, -1 if limit is None else limit), []):
+            values = dict(zip(_COLUMNS, row))
+            values.update(options=json.loads(values["options"]), interrupted=bool(values["interrupted"]))
+            entries.append(Entry(**values))
+        return entries
+
+    def recent(self, limit: int = 20) -> list[Entry]:
+        return self._select(limit=limit)
+
+    def search(self, text: str, limit: int = 20) -> list[Entry]:
+        """Case-insensitive substring of prompt, system or output (any character, % and _ too, is literal)."""
+        needle = text.casefold()
+        return self._select("WHERE contains(prompt, ?) OR contains(system, ?) OR contains(output, ?)",
+                            (needle,) * 3, limit)
+
+    def entries(self, limit: int | None = None) -> list[Entry]:
+        return self._select(limit=limit)
+
+    def count(self) -> int:
+        return self._read("SELECT count(*) FROM completions", (), [(0,)])[0][0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+_stores: dict[Path, HistoryStore] = {}
+_stores_lock = threading.Lock()
+
+
+def store_for(settings) -> HistoryStore | None:
+    """The store INFERENCE_HISTORY points at (one per file, shared by the kernel's threads), or None when off."""
+    path = history_path(settings)
+    if path is None:
+        return None
+    with _stores_lock:
+        if path not in _stores:
+            _stores[path] = HistoryStore(path)
+        return _stores[path]

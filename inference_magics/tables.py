@@ -1,0 +1,97 @@
+"""Small tables for the magics: HTML for notebooks, aligned text for everything else."""
+from __future__ import annotations
+
+import html
+
+
+def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in row) + "</tr>"
+                   for row in cells)
+    cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    plain = "\n".join(([caption] if caption else []) + lines)
+    return {"text/html": f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
+            "text/plain": plain}
+
+
+def human_size(size: int | None) -> str:
+    if not size:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return ""
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+def _embed_caption(done) -> str:
+    count = len(done.vectors)
+    source = f"{done.cached} from the cache, {done.requests} request{'s' * (done.requests != 1)}"
+    return (f"{done.model} ({done.backend}) · {done.dims} dimensions · {count} text{'s' * (count != 1)} · {source}"
+            + "".join(f" · ⚠ {n}" for n in done.notices))
+
+
+def embed_bundle(done, single: bool) -> dict:
+    caption = _embed_caption(done)
+    if single:
+        v = done.vectors[0]
+        shown = ", ".join(f"{x:.4f}" for x in v[:4]) + (", …, " + f"{v[-1]:.4f}" if len(v) > 4 else "")
+        detail = f"[{shown}]"
+    else:
+        detail = f"array of shape {done.vectors.shape}"
+    return {"text/markdown": f"<sub>{html.escape(caption)}</sub>\n\n`{detail}`", "text/plain": f"{caption}\n{detail}"}
+
+
+def embed_json(done, single: bool) -> dict:
+    vectors = done.vectors.tolist()
+    return {"backend": done.backend, "model": done.model, "dimensions": done.dims,
+            "embedding" if single else "embeddings": vectors[0] if single else vectors}
+
+
+def similar_bundle(ranked: list[dict], done, query: str) -> dict:
+    rows = [[r["rank"], f"{r['score']:.4f}", r["index"], _short(r["text"])] for r in ranked]
+    return bundle(["rank", "score", "index", "text"], rows, f"most similar to {_short(query, 60)!r} · "
+                  + _embed_caption(done))
+
+
+def _short(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# --- models and health ----------------------------------------------------------------------------
+MODEL_COLUMNS = ["backend", "name", "kind", "parameters", "quantization", "family", "size", "modified",
+                 "default for", "aliases"]
+
+
+def model_rows(listing) -> list[dict]:
+    rows = [{"backend": m.backend, "name": m.name, "kind": m.kind, "parameters": m.parameter_size or "",
+             "quantization": m.quantization or "", "family": m.family or "", "size": human_size(m.size),
+             "modified": (m.modified_at or "")[:10], "default for": m.default_for, "aliases": ", ".join(m.aliases)}
+            for m in listing]
+    rows += [{**{c: "" for c in MODEL_COLUMNS}, "backend": name, "name": f"unavailable: {why}"}
+             for name, why in listing.unavailable.items()]
+    return rows
+
+
+def models_bundle(rows: list[dict]) -> dict:
+    return bundle(MODEL_COLUMNS, [[row[c] for c in MODEL_COLUMNS] for row in rows])
+
+
+def as_frame(rows: list[dict]):
+    try:
+        import pandas
+    except ImportError:
+        return rows
+    return pandas.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def health_bundle(status: dict) -> dict:
+    rows = [[name, "ok" if h.ok else "down", f"{h.latency_s * 1000:.0f} ms" if h.latency_s is not None else "",
+             h.detail] for name, h in status.items()]
+    return bundle(["backend", "status", "latency", "detail"], rows)

@@ -1,0 +1,164 @@
+"""Embeddings over the Ollama wire: batching, the persistent cache, similarity, and bad input."""
+import numpy as np
+import pytest
+
+import inference_magics as im
+from inference_magics import embeddings
+from tests.conftest import closed_port
+
+CORPUS = [
+    "the cat sat on the mat",
+    "stock markets fell sharply today",
+    "a recipe for chocolate cake with cream",
+    "the dog chased the cat around the garden",
+    "interest rates and the stock market",
+]
+
+
+@pytest.fixture
+def ollama(monkeypatch, ollama_peer, tmp_path):
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+    monkeypatch.setenv("INFERENCE_DATA_DIR", str(tmp_path / "data"))
+    embeddings._caches.clear()
+    yield ollama_peer
+    embeddings._caches.clear()
+
+
+def embed_requests(peer):
+    return [r for r in peer.requests if r.path == "/api/embed"]
+
+
+def test_one_text_gives_one_unit_vector_from_the_embed_model(ollama):
+    vector = im.embed("hello world")
+    assert vector.shape == (768,) and vector.dtype == np.float32
+    assert np.allclose(vector, ollama.embedding("hello world", "nomic-embed-text:latest"), atol=1e-6)
+    assert embed_requests(ollama)[-1].body["model"] == "nomic-embed-text:latest"
+    assert abs(float(np.linalg.norm(vector)) - 1) < 1e-5
+
+
+def test_a_list_is_batched_not_sent_one_by_one(monkeypatch, ollama):
+    monkeypatch.setenv("INFERENCE_EMBED_BATCH_SIZE", "100")
+    texts = [f"short text number {i}" for i in range(1000)]
+    done = embeddings.run(texts)
+    assert done.vectors.shape == (1000, 768) and done.requests == 10 == len(embed_requests(ollama))
+    assert all(len(r.body["input"]) == 100 for r in embed_requests(ollama))
+    assert np.allclose(done.vectors[7], ollama.embedding(texts[7], "nomic-embed-text:latest"), atol=1e-6)
+
+
+def test_duplicates_are_sent_once_and_order_is_kept(ollama):
+    texts = ["alpha", "beta", "alpha", "gamma", "beta"]
+    vectors = im.embed(texts)
+    assert sorted(embed_requests(ollama)[-1].body["input"]) == ["alpha", "beta", "gamma"]
+    assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[1], vectors[4])
+    assert not np.array_equal(vectors[0], vectors[1])
+
+
+def test_the_cache_makes_a_second_run_free_and_survives_a_new_kernel(ollama):
+    first = embeddings.run(CORPUS)
+    assert first.requests == 1 and first.cached == 0
+    embeddings._caches.clear()  # as a new kernel would start, with the same data folder
+    second = embeddings.run(CORPUS)
+    assert second.requests == 0 and second.cached == 5 and len(embed_requests(ollama)) == 1
+    assert np.array_equal(first.vectors, second.vectors)
+    partly = embeddings.run(CORPUS + ["something new"])
+    assert partly.requests == 1 and partly.cached == 5 and embed_requests(ollama)[-1].body["input"] == ["something new"]
+    assert embeddings.run(CORPUS, cache=False).requests == 1
+
+
+def test_the_cache_is_per_model(ollama):
+    embeddings.run(CORPUS)
+    other = embeddings.run(CORPUS, model="all-minilm")
+    assert other.requests == 1 and other.vectors.shape == (5, 384) and other.model == "all-minilm"
+
+
+def test_ranking_on_a_hand_made_corpus(ollama):
+    vectors = im.embed(CORPUS)
+    ranked = im.most_similar(im.embed("a cat on a mat"), vectors, k=3)
+    assert ranked[0][0] == 0 and ranked[0][1] > ranked[1][1] >= ranked[2][1]
+    assert {i for i, _ in im.most_similar(im.embed("the stock market today"), vectors, k=2)} == {1, 4}
+    assert im.cosine_similarity("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0, abs=1e-5)
+    assert im.cosine_similarity("the cat", "the cat and the dog") > im.cosine_similarity("the cat", "stock markets")
+
+
+def test_most_similar_is_exact_on_100k_vectors():
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((100_000, 768)).astype(np.float32)
+    query = rng.standard_normal(768).astype(np.float32)
+    top = im.most_similar(query, vectors, k=5)
+    brute = (vectors @ query) / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+    assert [i for i, _ in top] == list(np.argsort(-brute)[:5])
+    assert [s for _, s in top] == pytest.approx(sorted(brute, reverse=True)[:5], abs=1e-5)
+
+
+def test_most_similar_by_hand():
+    vectors = [[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0], [-1, 0, 0]]
+    assert [i for i, _ in im.most_similar([1, 0, 0], vectors, k=4)] == [0, 2, 1, 3]
+    assert im.most_similar([1, 0, 0], vectors, k=1)[0] == (0, pytest.approx(1.0))
+    with pytest.raises(im.ConfigError, match="the query has 2 dimensions and the vectors 3"):
+        im.most_similar([1, 0], vectors)
+
+
+@pytest.mark.parametrize("texts, message", [
+    (None, "nothing to embed"),
+    ([], "the list is empty"),
+    (["ok", 3], "item 1 is a int, not a string"),
+    ([None], "item 0 is a NoneType"),
+    (42, "cannot embed a int"),
+])
+def test_bad_input_is_one_clear_line(ollama, texts, message):
+    with pytest.raises(im.ConfigError, match=message):
+        im.embed(texts)
+    assert not embed_requests(ollama)
+
+
+def test_a_pandas_series_works(ollama):
+    import pandas as pd
+
+    assert im.embed(pd.Series(["one", "two"])).shape == (2, 768)
+
+
+def test_missing_model_names_the_pull_command(ollama):
+    with pytest.raises(im.ModelNotFound, match="`ollama pull mxbai-embed-large`"):
+        im.embed("hi", model="mxbai-embed-large")
+
+
+def test_claude_has_no_embeddings(ollama):
+    with pytest.raises(im.ConfigError, match="Claude has no embeddings API"):
+        im.embed("hi", backend="anthropic")
+
+
+def test_ollama_down_without_the_local_model(monkeypatch, ollama):
+    monkeypatch.setenv("OLLAMA_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(im.BackendUnavailable, match="cannot connect to Ollama"):
+        im.embed("hi")
+
+
+def test_a_remote_openai_server_never_gets_a_secret(monkeypatch, ollama, openai_peer):
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_peer.base_url.replace("127.0.0.1", "localhost.localdomain"))
+    with pytest.raises(im.PrivacyError, match="text 1 .* a password"):
+        im.embed(["fine", "password: hunter2hunter2"], backend="openai", model="nomic-embed-text-v1.5")
+    assert not openai_peer.requests_to("/v1/embeddings")
+
+
+def test_openai_backend_embeds_in_batches(monkeypatch, ollama, openai_peer):
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_peer.base_url)
+    done = embeddings.run(["one", "two", "three"], backend="openai", model="nomic-embed-text-v1.5")
+    assert done.vectors.shape == (3, 768) and done.requests == 1
+
+
+def test_a_corrupt_cache_does_not_stop_embedding(monkeypatch, ollama, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "embeddings.sqlite3").write_bytes(b"this is not a database" * 100)
+    done = embeddings.run(["hello"])
+    assert done.vectors.shape == (1, 768) and any("embedding cache is off" in n for n in done.notices)
+    assert not embeddings.run(["hello"]).notices  # reported once
+
+
+def test_the_cache_is_owner_only(ollama, tmp_path):
+    import stat
+
+    im.embed("private notes")
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "embeddings.sqlite3").stat().st_mode) == 0o600
