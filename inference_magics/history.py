@@ -238,3 +238,26 @@ def store_for(settings) -> HistoryStore | None:
         if path not in _stores:
             _stores[path] = HistoryStore(path)
         return _stores[path]
+
+
+def recall(search: str | None = None, limit: int = 20, semantic: str | None = None) -> list:
+    """Past completions, newest first: all, those containing `search`, or — with `semantic` — the
+    `limit` most similar in meaning to that query, as (score, Entry) pairs, best first."""
+    from . import settings as settings_module
+
+    store = store_for(settings_module.load())
+    if store is None:
+        raise HistoryError("the history is off (INFERENCE_HISTORY=off) — set INFERENCE_HISTORY=on to keep one.")
+    if semantic is not None:
+        return similar(store.entries(), semantic, limit)
+    return store.search(search, limit) if search else store.recent(limit)
+
+
+def similar(entries: list[Entry], query: str, k: int) -> list[tuple[float, Entry]]:
+    """Rank past prompts and answers by cosine similarity to `query`, reusing the embedding cache."""
+    if not entries:
+        return []
+    from .embeddings import most_similar, run
+
+    done = run([f"{e.prompt}\n\n{e.output}" for e in entries] + [query], progress=False)
+    return [(score, entries[i]) for i, score in most_similar(done.vectors[-1], done.vectors[:-1], k)]

@@ -211,6 +211,28 @@ class InferenceMagics(Magics):
 
         self._publish(tables.health_bundle(catalog.health()))
 
+    @magic_arguments()
+    @argument("--search", metavar="TEXT", help="only entries whose prompt or answer contains TEXT")
+    @argument("--semantic", metavar="QUERY", help="rank past prompts and answers by similarity to QUERY")
+    @argument("--limit", type=int, default=20, help="how many entries (default 20)")
+    @argument("-o", "--out", help="store the entries in this variable")
+    @no_var_expand
+    @line_magic
+    def infer_history(self, line):
+        """Past completions from the local history (INFERENCE_HISTORY), newest first."""
+        from . import tables
+        from .history import recall
+
+        args = parse_argstring(self.infer_history, line)
+        self._check_out(args.out)
+        if args.limit < 1:
+            raise UsageError(f"--limit must be 1 or more, not {args.limit}.")
+        rows = recall(search=args.search, limit=args.limit, semantic=args.semantic)
+        how = (f"most similar to {args.semantic!r}" if args.semantic else
+               f"containing {args.search!r}" if args.search else "most recent")
+        self._publish(tables.history_bundle(rows, f"{len(rows)} {how}"))
+        self._store(args.out, rows)
+
     def _publish(self, bundle: dict) -> None:
         from IPython.display import display
 

@@ -95,3 +95,18 @@ def health_bundle(status: dict) -> dict:
     rows = [[name, "ok" if h.ok else "down", f"{h.latency_s * 1000:.0f} ms" if h.latency_s is not None else "",
              h.detail] for name, h in status.items()]
     return bundle(["backend", "status", "latency", "detail"], rows)
+
+
+# --- history ------------------------------------------------------------------------------------
+def history_bundle(rows, caption: str) -> dict:
+    """rows: Entry objects, or (score, Entry) pairs from a semantic search."""
+    scored = bool(rows) and isinstance(rows[0], tuple)
+    columns = (["score"] if scored else []) + ["when (UTC)", "backend · model", "prompt", "answer", "tokens", "state"]
+    table = []
+    for row in rows:
+        score, entry = row if scored else (None, row)
+        state = "interrupted" if entry.interrupted else ("error" if entry.error else entry.stop_reason or "")
+        cells = [entry.created_at[:19].replace("T", " "), f"{entry.backend} · {entry.model}", _short(entry.prompt, 80),
+                 _short(entry.output, 80), f"{entry.input_tokens or 0} / {entry.output_tokens or 0}", state]
+        table.append(([f"{score:.3f}"] if scored else []) + cells)
+    return bundle(columns, table, caption)

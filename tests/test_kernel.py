@@ -225,3 +225,68 @@ def test_the_embedded_model_streams_in_a_kernel_and_survives_an_interrupt(kernel
         assert "restarted" not in again.final_markdown, again.final_markdown
     finally:
         kernel.run(f"os.environ['INFERENCE_LOCAL_SERVER'] = {NOT_INSTALLED['INFERENCE_LOCAL_SERVER']!r}")
+
+
+def test_embed_magic_forms(kernel, peers_reset):
+    ollama, _ = peers_reset
+    one = kernel.run("%embed the cat sat on the mat")
+    shown = one.of_type("display_data")[0]["content"]["data"]["text/plain"]
+    assert one.reply["status"] == "ok" and "nomic-embed-text:latest (ollama) · 768 dimensions · 1 text" in shown
+    length = kernel.run("%embed --output length hello")
+    assert length.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "768"
+    ranked = kernel.run('docs = ["the cat sat on the mat", "stock markets fell", "a cat and a dog"]\n'
+                        '%embed -v docs --similar-to "where is the cat" -k 2 --out top')
+    table = ranked.of_type("display_data")[0]["content"]["data"]["text/html"]
+    assert "<td style='text-align:left'>the cat sat on the mat</td>" in table and "stock markets" not in table
+    check = kernel.run("print(len(top), top[0]['text'])\nv = %embed --output array -v docs\nprint(v.shape)")
+    assert check.stdout.split("\n")[:2] == ["2 the cat sat on the mat", "(3, 768)"]
+    cell = kernel.run("%%embed --out doc_vec\nA whole cell\nof text.")
+    assert cell.reply["status"] == "ok" and "1 text" in cell.of_type("display_data")[0]["content"]["data"]["text/plain"]
+    again = kernel.run("%embed the cat sat on the mat")
+    assert "1 from the cache, 0 requests" in again.of_type("display_data")[0]["content"]["data"]["text/plain"]
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("%embed", "nothing to embed"),
+    ("%embed -v nowhere", "no variable named 'nowhere'"),
+    ("empty = []\n%embed -v empty", "the list is empty"),
+    ("mixed = ['a', 2]\n%embed -v mixed", "item 1 is a int"),
+    ("%embed --backend anthropic hi", "Claude has no embeddings API"),
+])
+def test_embed_mistakes_are_one_line(kernel, peers_reset, cell, expected):
+    run = kernel.run(cell)
+    shown = run.stderr + "".join("".join(e["traceback"]) for e in run.errors)
+    assert run.reply["status"] == "error" and expected in shown and "Traceback" not in shown
+
+
+def test_models_and_health_magics(kernel, peers_reset):
+    run = kernel.run("%models --out listing")
+    html = run.of_type("display_data")[0]["content"]["data"]["text/html"]
+    for text in ("llama3.2:latest", "nomic-embed-text:latest", "embeddings", "claude-sonnet-4-6", "sonnet", "3.2B"):
+        assert text in html
+    frame = kernel.run("print(type(listing).__name__, len(listing) > 5, list(listing.columns)[:3])")
+    assert frame.stdout.strip() == "DataFrame True ['backend', 'name', 'kind']"
+    as_json = kernel.run("%models --backend anthropic --format json")
+    assert as_json.of_type("display_data")[0]["content"]["data"]["application/json"][0]["backend"] == "anthropic"
+    down = kernel.run("%config InferenceMagics.ollama_base_url = 'http://127.0.0.1:9'\n%models")
+    try:
+        assert "unavailable: cannot connect to Ollama" in down.of_type("display_data")[0]["content"]["data"]["text/html"]
+        health = kernel.run("%infer_health")
+        text = health.of_type("display_data")[0]["content"]["data"]["text/plain"]
+        assert "ollama" in text and "down" in text and "ollama serve" in text and "anthropic  ok" in text
+    finally:
+        kernel.run("%config InferenceMagics.ollama_base_url = None")
+
+
+def test_history_magic_and_no_secret_in_the_database(kernel, peers_reset):
+    kernel.run("%%infer\nmy password = 'hunter2-kernel-secret' — why is login failing?")
+    kernel.run("%%infer\nthe cat sat on the mat")
+    recent = kernel.run("%infer_history --limit 2")
+    html = recent.of_type("display_data")[0]["content"]["data"]["text/html"]
+    assert "the cat sat on the mat" in html and "[redacted: a password]" in html and "hunter2-kernel" not in html
+    found = kernel.run("%infer_history --search CAT --out hits\nprint(len(hits), hits[0].prompt)")
+    assert found.stdout.strip() == "1 the cat sat on the mat"
+    similar = kernel.run('%infer_history --semantic "where did the cat sit" --limit 1')
+    assert "the cat sat on the mat" in similar.of_type("display_data")[0]["content"]["data"]["text/html"]
+    raw = b"".join(p.read_bytes() for p in kernel.data_dir.glob("history.sqlite3*"))
+    assert b"hunter2-kernel-secret" not in raw and b"the cat sat on the mat" in raw
