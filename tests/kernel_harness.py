@@ -73,9 +73,19 @@ class Kernel:
             if until is not None and until(execution):
                 return execution
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                execution.reply = self.client.get_shell_msg(timeout=10)["content"]
+                execution.reply = self._reply_to(execution.msg_id)
                 return execution
         raise TimeoutError(f"the kernel did not finish within {timeout} s")
+
+    def _reply_to(self, msg_id: str) -> dict:
+        """The shell reply to this request. Others are skipped: wait_for_ready may have sent several
+        kernel_info requests on a busy machine, and their late replies share the shell channel."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            reply = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
+        raise TimeoutError(f"no shell reply to {msg_id}")
 
     def run(self, code: str, timeout: float = 60) -> Execution:
         return self.collect(self.start(code), timeout)

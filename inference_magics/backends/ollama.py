@@ -131,10 +131,8 @@ class OllamaBackend:
         models = []
         for m in listing.models:
             details = m.details
-            capabilities = getattr(m, "capabilities", None) or []
-            is_embed = "embedding" in capabilities or (not capabilities and "embed" in (m.model or ""))
             models.append(ModelInfo(
-                backend=self.name, name=m.model or "", kind="embed" if is_embed else "chat", size=m.size,
+                backend=self.name, name=m.model or "", kind="embed" if _is_embedding(m) else "chat", size=m.size,
                 parameter_size=details.parameter_size if details else None,
                 family=details.family if details else None,
                 quantization=details.quantization_level if details else None,
@@ -152,3 +150,11 @@ class OllamaBackend:
         if version is None:
             return Health(False, f"no Ollama server at {self.url} — start it with `ollama serve`", latency)
         return Health(True, f"Ollama {version} at {self.url}", latency)
+
+
+def _is_embedding(model) -> bool:
+    """The official client drops /api/tags' `capabilities`, so tell by family and name: embedding
+    models are BERT-family encoders or say so in their name (nomic-embed-text, all-minilm, bge-m3)."""
+    family = (model.details.family or "") if model.details else ""
+    name = (model.model or "").lower()
+    return "bert" in family or any(word in name for word in ("embed", "minilm", "bge", "e5-"))
