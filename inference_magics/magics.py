@@ -233,6 +233,28 @@ class InferenceMagics(Magics):
         self._publish(tables.history_bundle(rows, f"{len(rows)} {how}"))
         self._store(args.out, rows)
 
+    # --- chat --------------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("model", nargs="?", help="answer with this model (default: let the router choose per turn)")
+    @argument("-b", "--backend", help="ollama, anthropic, local or openai")
+    @argument("-s", "--system", help="system prompt")
+    @line_magic
+    def chat(self, line):
+        """A chat in the notebook: multi-turn, streaming, and the kernel stays free while it answers.
+
+        Shift+Enter or Ctrl+Enter sends; /help lists the commands (/clear, /model, /system, /save,
+        /exit). The widget is also `_chat`; `_chat.history` is the conversation.
+        """
+        from .backends import REGISTRY
+        from .widget import ChatWidget
+
+        args = parse_argstring(self.chat, line)
+        if args.backend is not None and args.backend not in REGISTRY:
+            raise UsageError(f"unknown backend {args.backend!r} — use one of: {', '.join(REGISTRY)}.")
+        widget = ChatWidget(args.model, backend=args.backend, system=args.system)
+        self.shell.user_ns["_chat"] = widget
+        return widget
+
     def _publish(self, bundle: dict) -> None:
         from IPython.display import display
 

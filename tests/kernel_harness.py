@@ -55,6 +55,7 @@ class Kernel:
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
+        self.comm_messages: list[dict] = []  # widget traffic, whatever request it belongs to
 
     def start(self, code: str) -> Execution:
         return Execution(self.client.execute(code, allow_stdin=False))
@@ -67,6 +68,8 @@ class Kernel:
                 msg = self.client.get_iopub_msg(timeout=0.2)
             except Empty:
                 continue
+            if msg["msg_type"].startswith("comm_"):
+                self.comm_messages.append(msg)
             if msg["parent_header"].get("msg_id") != execution.msg_id:
                 continue
             execution.messages.append((time.monotonic(), msg))
@@ -89,6 +92,29 @@ class Kernel:
 
     def run(self, code: str, timeout: float = 60) -> Execution:
         return self.collect(self.start(code), timeout)
+
+    def send_comm(self, comm_id: str, content: dict) -> None:
+        """What a widget's view sends: a custom message to its model in the kernel."""
+        msg = self.client.session.msg("comm_msg", {"comm_id": comm_id,
+                                                   "data": {"method": "custom", "content": content}})
+        self.client.shell_channel.send(msg)
+
+    def widget_states(self, comm_id: str, until, timeout: float = 30) -> list[dict]:
+        """Read iopub until `until(states)` holds; returns every state update sent for this widget."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [m["content"]["data"]["state"] for m in self.comm_messages
+                      if m["content"].get("comm_id") == comm_id and m["content"].get("data", {}).get("method") == "update"]
+            if until(states):
+                return states
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"widget {comm_id} did not reach the expected state in {timeout} s")
+            try:
+                msg = self.client.get_iopub_msg(timeout=0.2)
+            except Empty:
+                continue
+            if msg["msg_type"].startswith("comm_"):
+                self.comm_messages.append(msg)
 
     def interrupt(self) -> None:
         self.manager.interrupt_kernel()

@@ -290,3 +290,41 @@ def test_history_magic_and_no_secret_in_the_database(kernel, peers_reset):
     assert "the cat sat on the mat" in similar.of_type("display_data")[0]["content"]["data"]["text/html"]
     raw = b"".join(p.read_bytes() for p in kernel.data_dir.glob("history.sqlite3*"))
     assert b"hunter2-kernel-secret" not in raw and b"the cat sat on the mat" in raw
+
+
+def _transcripts(states):
+    return [s["transcript_html"] for s in states if "transcript_html" in s]
+
+
+def test_chat_widget_streams_over_the_comm_while_the_kernel_stays_free(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=60, token_delay=0.05)
+    made = kernel.run("%chat")
+    assert "application/vnd.jupyter.widget-view+json" in made.of_type("execute_result")[0]["content"]["data"]
+    comm_id = kernel.run("w = _chat\nprint(w.model_id)").stdout.strip()
+    kernel.send_comm(comm_id, {"type": "send", "text": "hello widget", "system": "", "choice": "auto"})
+    kernel.widget_states(comm_id, lambda states: any(s.get("busy") is True for s in states))
+    meanwhile = kernel.run("print(21 * 2, w.busy)")  # another cell runs while the answer streams
+    assert meanwhile.stdout.split() == ["42", "True"]
+    states = kernel.widget_states(comm_id, lambda states: any(s.get("busy") is False for s in states))
+    growing = [t for t in _transcripts(states) if "word0" in t and ollama.expected_text() not in t]
+    assert len(growing) >= 3  # streamed in several updates, not one
+    assert len(_transcripts(states)) <= 3 + 10 * 3 * 1.5  # bounded: ~10 updates/s over a ~3 s answer
+    final = _transcripts(states)[-1]
+    assert ollama.expected_text() in final and "hello widget" in final and "im-meta" in final
+    check = kernel.run("print(len(w.history), w.history[-1]['content'] == %r)" % ollama.expected_text())
+    assert check.stdout.split() == ["2", "True"]
+
+
+def test_chat_widget_stop_over_the_comm(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=500, token_delay=0.02)
+    comm_id = kernel.run("w2 = %chat\nprint(w2.model_id)").stdout.strip()
+    kernel.send_comm(comm_id, {"type": "send", "text": "a long story please"})
+    kernel.widget_states(comm_id, lambda states: any("word5" in t for t in _transcripts(states)))
+    kernel.send_comm(comm_id, {"type": "stop"})
+    kernel.widget_states(comm_id, lambda states: bool(states) and states[-1].get("busy") is False
+                         or any(s.get("busy") is False for s in states), timeout=5)
+    assert wait_until(lambda: ollama.disconnects == 1, timeout=3) and ollama.completed == 0
+    check = kernel.run("t = w2.history[-1]['content']\nprint(t.startswith('word0'), len(t.split()) < 500)")
+    assert check.stdout.split() == ["True", "True"]

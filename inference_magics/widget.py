@@ -1,0 +1,239 @@
+"""The chat widget: a multi-turn conversation in the notebook that never blocks the kernel.
+
+Answers stream in a worker thread (one per widget), so the user can run other cells meanwhile;
+the transcript is re-rendered at most ~10 times a second. Every turn goes through the same API,
+so routing, the privacy guard and the history apply exactly as for %%infer.
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import threading
+import time
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+from . import api, routing
+from .conversation import CONTEXT_TOKENS, HELP, Conversation, Turn, parse_command, trim_to_context
+from .errors import InferenceError
+from .render import UPDATE_INTERVAL_S, footer
+
+STATIC = Path(__file__).resolve().parent / "static"
+AUTO = "auto"
+
+
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    # raw HTML from a model is shown as text, never run in the notebook page
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+class ChatWidget(anywidget.AnyWidget):
+    _esm = STATIC / "chat.js"
+    _css = STATIC / "chat.css"
+
+    transcript_html = traitlets.Unicode("").tag(sync=True)
+    models = traitlets.List(traitlets.Dict(), default_value=[{"label": "auto (routing)", "value": AUTO}]).tag(sync=True)
+    choice = traitlets.Unicode(AUTO).tag(sync=True)   # "auto" or "<backend> <model>"
+    system = traitlets.Unicode("").tag(sync=True)
+    route = traitlets.Unicode("").tag(sync=True)
+    busy = traitlets.Bool(False).tag(sync=True)
+    closed = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, model: str | None = None, *, backend: str | None = None, system: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.conversation = Conversation()
+        self._md = _markdown()
+        self._rendered: dict[int, str] = {}  # id(turn) -> HTML of finished turns
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._last_draw = 0.0
+        self.system = system or ""
+        if model or backend:
+            self._choose(model, backend)
+        self.on_msg(self._on_frontend_message)
+        threading.Thread(target=self._load_models, name="chat-models", daemon=True).start()
+
+    # --- public API ---------------------------------------------------------------------------
+    @property
+    def history(self) -> list[dict]:
+        """The conversation as [{role, content}, ...]: what the model sees next turn."""
+        return self.conversation.messages()
+
+    def ask(self, text: str, *, wait: bool = False) -> None:
+        """Send a message (or a /command) as if typed; `wait=True` blocks until the answer is done."""
+        self._handle(text)
+        if wait and self._worker is not None:
+            self._worker.join()
+
+    def stop(self) -> None:
+        """End the answer being streamed; the partial text stays."""
+        self._stop.set()
+
+    # --- frontend messages ------------------------------------------------------------------
+    def _on_frontend_message(self, _widget, content, _buffers) -> None:
+        if content.get("type") == "send":
+            if "system" in content:
+                self.system = content["system"]
+            if content.get("choice"):
+                self.choice = content["choice"]
+            self._handle(content.get("text", ""))
+        elif content.get("type") == "stop":
+            self.stop()
+
+    def _handle(self, text: str) -> None:
+        if not text.strip() or self.closed:
+            return
+        command = parse_command(text)
+        if command is not None:
+            self._command(command.name, command.argument)
+        elif self.busy:
+            self._note("error", "an answer is still streaming — press Stop first, or wait for it.")
+        else:
+            self._start_answer(text)
+        self._draw(force=True)
+
+    # --- commands ------------------------------------------------------------------------------
+    def _command(self, name: str, argument: str) -> None:
+        if name == "clear":
+            self.stop()
+            self.conversation = Conversation()
+            self._rendered.clear()
+            self._note("notice", "new conversation")
+        elif name == "help":
+            self._note("notice", HELP)
+        elif name == "model":
+            if not argument:
+                self._note("notice", f"model: {self.choice}")
+            else:
+                self._choose(argument, None)
+                self._note("notice", f"answering with {self.choice}")
+        elif name == "system":
+            self.system = argument
+            self._note("notice", f"system prompt set: {argument}" if argument else "system prompt cleared")
+        elif name == "save":
+            self._save(argument)
+        elif name == "exit":
+            self.stop()
+            self.closed = True
+        else:
+            self._note("error", f"unknown command /{name} — /help lists the commands.")
+
+    def _choose(self, model: str | None, backend: str | None) -> None:
+        if model in (None, "", AUTO) and backend is None:
+            self.choice = AUTO
+            return
+        known = {o["value"] for o in self.models}
+        if model and " " in model and model in known:
+            self.choice = model
+            return
+        model = routing.canonical_model(model) if model else routing.model_for(backend, "chat", _settings())
+        value = f"{backend or routing.backend_for_model(model)} {model}"
+        if value not in known:
+            self.models = self.models + [{"label": value.replace(" ", " · ", 1), "value": value}]
+        self.choice = value
+
+    def _save(self, argument: str) -> None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(argument or f"chat-{stamp}.md").expanduser()
+        text = self.conversation.as_json() if path.suffix.lower() == ".json" else self.conversation.as_markdown()
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self._note("error", f"could not save to {path}: {exc.strerror} — give another path: /save PATH")
+            return
+        self._note("notice", f"saved {len(self.conversation.turns)} turns to {path}")
+
+    def _note(self, role: str, text: str) -> None:
+        self.conversation.turns.append(Turn(role, text))
+
+    # --- answering -----------------------------------------------------------------------------
+    def _start_answer(self, text: str) -> None:
+        prior = self.conversation.messages()
+        self.conversation.turns.append(Turn("user", text))
+        answer = Turn("assistant", done=False)
+        self.conversation.turns.append(answer)
+        self._stop.clear()
+        self.busy = True
+        self._worker = threading.Thread(target=self._answer, args=(text, prior, answer), name="chat-answer",
+                                        daemon=True)
+        self._worker.start()
+
+    def _answer(self, text: str, prior: list[dict], answer: Turn) -> None:
+        backend, model = (None, None) if self.choice == AUTO else self.choice.split(" ", 1)
+        try:
+            history, dropped = trim_to_context(prior, text, CONTEXT_TOKENS.get(backend or "ollama", 4096))
+            if dropped:
+                self.conversation.turns.insert(-2, Turn("notice", f"{dropped} earlier messages were left out to fit "
+                                                                  "the model's context window"))
+            running = api.stream(text, messages=history, system=self.system or None, backend=backend, model=model,
+                                 task="chat")
+            self.route = str(running.route)
+            for delta in running:
+                if self._stop.is_set():
+                    running.close()  # closes the HTTP response: the server stops generating
+                    break
+                answer.text += delta
+                self._draw()
+            answer.meta = footer(running.result)
+            for notice in running.result.notices:
+                self._note("notice", notice)
+        except InferenceError as exc:
+            if exc.result is not None:
+                answer.text = exc.result.text
+            self._note("error", exc.message)
+        except Exception as exc:  # a widget thread must never die silently
+            self._note("error", f"unexpected {type(exc).__name__}: {exc} — the chat is still usable.")
+        finally:
+            answer.done = True
+            if not answer.text and not answer.meta:
+                self.conversation.turns.remove(answer)
+            self._draw(force=True)
+            self.busy = False  # last: when a view sees "not busy", the final transcript is already there
+
+    # --- drawing -------------------------------------------------------------------------------
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < UPDATE_INTERVAL_S:
+            return
+        self._last_draw = now
+        self.transcript_html = "".join(self._turn_html(t) for t in list(self.conversation.turns))
+
+    def _turn_html(self, turn: Turn) -> str:
+        cached = self._rendered.get(id(turn))
+        if cached is not None:
+            return cached
+        if turn.role in ("user", "assistant"):
+            who = "You" if turn.role == "user" else "Assistant"
+            body = self._md.render(turn.text) if turn.text else "<p>…</p>"
+            meta = f"<div class='im-meta'>{html.escape(turn.meta)}</div>" if turn.meta else ""
+            out = (f"<div class='im-turn im-{turn.role}'><div class='im-who'>{who}</div>"
+                   f"<div class='im-body'>{body}</div>{meta}</div>")
+        else:
+            out = f"<div class='im-turn im-{turn.role}'>{html.escape(turn.text)}</div>"
+        if turn.done:
+            self._rendered[id(turn)] = out
+        return out
+
+    def _load_models(self) -> None:
+        """Fill the dropdown from %models (chat models only), off the kernel's thread."""
+        from .catalog import models
+
+        try:
+            listing = models()
+        except InferenceError:
+            return
+        options = [{"label": "auto (routing)", "value": AUTO}]
+        options += [{"label": f"{m.backend} · {m.name}", "value": f"{m.backend} {m.name}"}
+                    for m in listing if m.kind == "chat"]
+        extra = [o for o in self.models if o["value"] not in {x["value"] for x in options}]
+        self.models = options + extra
+
+
+def _settings():
+    from . import settings
+
+    return settings.load()

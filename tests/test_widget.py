@@ -1,0 +1,122 @@
+"""The chat widget's behaviour in-process against the peers (the kernel and browser tests cover
+the comm and the page)."""
+import json
+
+import pytest
+
+from inference_magics.widget import ChatWidget
+from tests.conftest import closed_port, wait_until
+
+
+@pytest.fixture
+def chat(peers):
+    ollama, claude = peers
+    widget = ChatWidget()
+    yield widget, ollama, claude
+    widget.stop()
+
+
+def chats(peer):
+    return [r.body for r in peer.requests if r.path == "/api/chat"]
+
+
+def test_multi_turn_sends_the_whole_conversation(chat):
+    widget, ollama, _ = chat
+    ollama.set(tokens=5)
+    widget.ask("first question", wait=True)
+    widget.ask("second question", wait=True)
+    assert [m["role"] for m in widget.history] == ["user", "assistant", "user", "assistant"]
+    sent = chats(ollama)[-1]["messages"]
+    assert [m["content"] for m in sent] == ["first question", ollama.expected_text(), "second question"]
+    assert sent[0]["role"] == "user" and chats(ollama)[-1]["model"] == "llama3.2:3b"  # the chat model
+    html = widget.transcript_html
+    assert html.count("im-turn im-user") == 2 and html.count("im-turn im-assistant") == 2
+    assert "first token" in html and "ollama · llama3.2:3b" in widget.route
+
+
+def test_stop_keeps_the_partial_answer_and_closes_the_stream(chat):
+    widget, ollama, _ = chat
+    ollama.set(tokens=400, token_delay=0.02)
+    widget.ask("tell me a long story")
+    assert wait_until(lambda: len(widget.conversation.turns[-1].text) > 20)
+    widget.stop()
+    assert wait_until(lambda: not widget.busy, timeout=2)
+    partial = widget.history[-1]["content"]
+    assert partial.startswith("word0 word1") and len(partial) < len(ollama.expected_text())
+    assert wait_until(lambda: ollama.disconnects == 1) and "interrupted" in widget.conversation.turns[-1].meta
+
+
+def test_a_secret_never_leaves_even_in_a_later_turn(chat):
+    widget, _, claude = chat
+    widget.ask("my password is hunter2hunter2", wait=True)  # routed locally
+    widget.ask("/model claude-haiku-4.5")
+    widget.ask("what did I just tell you?", wait=True)  # the history carries the secret
+    errors = [t for t in widget.conversation.turns if t.role == "error"]
+    assert errors and "refused to send this prompt to anthropic" in errors[-1].text
+    assert not [r for r in claude.requests if r.path == "/v1/messages"]
+    widget.ask("/model auto")
+    widget.ask("still there?", wait=True)  # the widget stays usable
+    assert widget.history[-1]["role"] == "assistant"
+
+
+def test_backend_errors_appear_in_the_widget_with_the_fix(monkeypatch, chat):
+    widget, _, _ = chat
+    widget.ask("/model no-such-model:1b")
+    widget.ask("hello", wait=True)
+    assert "`ollama pull no-such-model:1b`" in widget.conversation.turns[-1].text
+    assert "im-turn im-error" in widget.transcript_html and not widget.busy
+    monkeypatch.setenv("OLLAMA_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    widget.ask("/model llama3.2:3b")
+    widget.ask("hello", wait=True)
+    assert "cannot connect to Ollama" in widget.conversation.turns[-1].text
+
+
+def test_commands(chat, tmp_path):
+    widget, ollama, _ = chat
+    widget.ask("hello", wait=True)
+    widget.ask("/system Answer in French.")
+    assert widget.system == "Answer in French."
+    widget.ask("again", wait=True)
+    assert chats(ollama)[-1]["messages"][0] == {"role": "system", "content": "Answer in French."}
+    widget.ask(f"/save {tmp_path / 'chat.json'}")
+    saved = json.loads((tmp_path / "chat.json").read_text())
+    assert [t["role"] for t in saved if t["role"] in ("user", "assistant")] == ["user", "assistant"] * 2
+    widget.ask(f"/save {tmp_path / 'chat.md'}")
+    assert "**You**\n\nhello" in (tmp_path / "chat.md").read_text()
+    widget.ask("/help")
+    assert "/clear — start a new conversation" in widget.conversation.turns[-1].text
+    widget.ask("/bogus")
+    assert "unknown command /bogus" in widget.conversation.turns[-1].text
+    widget.ask("/clear")
+    assert widget.history == []
+    widget.ask("/exit")
+    assert widget.closed
+    widget.ask("ignored after exit", wait=True)
+    assert widget.history == []
+
+
+def test_model_dropdown_lists_chat_models_only(chat):
+    widget, _, _ = chat
+    assert wait_until(lambda: len(widget.models) > 3)
+    values = [o["value"] for o in widget.models]
+    assert values[0] == "auto" and "ollama llama3.2:3b" in values and "anthropic claude-sonnet-4-6" in values
+    assert not any("nomic-embed" in v or "minilm" in v for v in values)
+
+
+def test_two_widgets_stream_independently(peers):
+    ollama, _ = peers
+    ollama.set(tokens=30, token_delay=0.01)
+    first, second = ChatWidget(), ChatWidget()
+    first.ask("one")
+    second.ask("two")
+    assert wait_until(lambda: not first.busy and not second.busy, timeout=10)
+    assert first.history[-1]["content"] == second.history[-1]["content"] == ollama.expected_text()
+    assert [m["content"] for m in first.history] == ["one", ollama.expected_text()]
+
+
+def test_model_output_cannot_inject_html(chat):
+    widget, ollama, _ = chat
+    ollama.set(text="<script>alert(1)</script> **bold**")
+    widget.ask("hi", wait=True)
+    assert "<script>" not in widget.transcript_html and "&lt;script&gt;" in widget.transcript_html
+    assert "<strong>bold</strong>" in widget.transcript_html
