@@ -106,7 +106,7 @@ class Stream:
     """
 
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
-                 format=None, stream=True, messages=None, task=None):
+                 format=None, stream=True, messages=None, task=None, keep_local=None):
         self._started = time.perf_counter()
         _check_options(temperature, max_tokens, format)
         if not (prompt and prompt.strip()) and not messages:
@@ -116,7 +116,7 @@ class Stream:
         history = tuple(messages or ())
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
         self._text_for_routing = _routing_text(prompt, system, history)
-        self._choice = dict(model=model, backend=backend, task=task)
+        self._choice = dict(model=model, backend=backend, task=task, keep_local=keep_local)
         self._options = dict(system=system, temperature=temperature, max_tokens=max_tokens, format=format,
                              stream=stream)
         self._unavailable = _not_installed(self._settings)

@@ -62,7 +62,9 @@ class InferenceInterrupted(KeyboardInterrupt):
         self.result = result
 
     def _render_traceback_(self) -> list[str]:
-        n = len(self.result.text) if self.result is not None else 0
+        if self.result is None:
+            return ["\x1b[33mInterrupted: every stream was stopped; the partial answers are kept.\x1b[0m"]
+        n = len(self.result.text)
         return [f"\x1b[33mInterrupted: the stream was stopped; the partial answer ({n} characters) is kept in _infer.\x1b[0m"]
 
 

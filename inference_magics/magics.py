@@ -1,8 +1,10 @@
 """The magics: thin adapters that parse a line, call the API and show the answer."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Any, validate
 
@@ -61,10 +63,16 @@ class InferenceMagics(Magics):
     @argument("-s", "--system", help="system prompt")
     @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2 (Claude: 0 to 1)")
     @argument("-n", "--max-tokens", type=int, help="the longest answer, in tokens")
-    @argument("--format", choices=["json"], help="ask for JSON and parse it (shown as JSON; --out gets the object)")
+    @argument("--format", choices=["json", "bullets", "paragraph"],
+              help="json: ask for JSON and parse it (--out gets the object); bullets|paragraph: a summary's shape")
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming it")
     @argument("-o", "--out", help="store the Result (or the parsed JSON) in this variable")
     @argument("--explain", action="store_true", help="show where the prompt would go and why; call no model")
+    @argument("-w", "--workflow", choices=["review", "summarize"],
+              help="review: a structured code review (kept local by default); summarize: map-reduce summary")
+    @argument("--file", help="with --workflow: read the code or text from this file")
+    @argument("--var", help="with --workflow: take the code or text from this variable")
+    @argument("--length", choices=["short", "medium", "long"], default="medium", help="with --workflow summarize")
     @no_var_expand
     @line_cell_magic
     def infer(self, line, cell=None):
@@ -72,12 +80,20 @@ class InferenceMagics(Magics):
 
         %%infer [MODEL] [options]      the cell body is the prompt
         %infer [options] PROMPT        a one-line prompt
+        %%infer --workflow review      the cell body (or --file/--var) is code to review
+        %%infer --workflow summarize [--length short|medium|long] [--format bullets|paragraph]
 
         `{name}` in the prompt is replaced by the notebook variable `name` (once; unknown names
         stay as written; `{{name}}` keeps a literal `{name}`). The last Result is always `_infer`.
         """
         args = self._parse(line, line_form=cell is None)
         self._check_out(args.out)
+        if args.workflow:
+            return self._workflow(args, cell)
+        if args.format not in (None, "json"):
+            raise UsageError(f"--format {args.format} shapes a summary — use it with --workflow summarize.")
+        if args.file or args.var:
+            raise UsageError("--file and --var go with --workflow review or summarize; for a prompt, use {name}.")
         if cell is None:
             prompt, model = " ".join(args.words), args.model
         else:
@@ -98,20 +114,59 @@ class InferenceMagics(Magics):
             display(Markdown(f"**{chosen.backend}** · `{chosen.model}` — {chosen.reason}"))
             return None
 
-        from .render import CellView
-
         running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,
                              format=args.format, stream=not args.no_stream)
+        return self._show(running, args.out)
+
+    def _workflow(self, args, cell):
+        from . import workflows
+
+        text = self._workflow_input(args, cell)
+        options = dict(model=args.model or (args.words[0] if args.words else None), backend=args.backend,
+                       temperature=args.temperature, max_tokens=args.max_tokens, stream=not args.no_stream)
+        if args.workflow == "review":
+            if args.format is not None:
+                raise UsageError("--format does not apply to a review (its sections are fixed).")
+            return self._show(workflows.review_stream(text, **options), args.out)
+        if args.format == "json":
+            raise UsageError("a summary is bullets or paragraph, not json — use --format bullets|paragraph.")
+        running = workflows.summarize_stream(text, length=args.length, shape=args.format or "bullets",
+                                             system=args.system, **options)
+        return self._show(running, args.out)
+
+    def _workflow_input(self, args, cell) -> str:
+        sources = [name for name, given in (("the cell body", cell and cell.strip()), ("--file", args.file),
+                                            ("--var", args.var)) if given]
+        if len(sources) > 1:
+            raise UsageError(f"give the input once, not from {' and '.join(sources)}.")
+        if args.file:
+            try:
+                return Path(args.file).expanduser().read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise UsageError(f"cannot read --file {args.file!r}: {exc.strerror} — check the path.") from None
+        if args.var:
+            if args.var not in self.shell.user_ns:
+                raise UsageError(f"no variable named {args.var!r} in the notebook — define it first.")
+            value = self.shell.user_ns[args.var]
+            return value if isinstance(value, str) else str(value)
+        if not sources:
+            raise UsageError(f"nothing to {args.workflow} — put it in the cell body, or use --file PATH or --var NAME.")
+        return cell
+
+    def _show(self, running, out):
+        """Stream into the cell; keep whatever arrived, even when it fails or is interrupted."""
+        from .render import CellView
+
         view = CellView(running.route)
         try:
             result = running.each(view.add, view.add_thinking)
         except (InferenceError, InferenceInterrupted) as exc:
             if exc.result is not None:  # whatever arrived stays on screen and in _infer
                 view.finish(exc.result)
-                self._keep(exc.result, args.out)
+                self._keep(exc.result, out)
             raise
         view.finish(result)
-        self._keep(result, args.out)
+        self._keep(result, out)
         return None
 
     def _parse(self, line: str, line_form: bool):
@@ -125,6 +180,40 @@ class InferenceMagics(Magics):
     def _keep(self, result, out: str | None) -> None:
         self.shell.user_ns["_infer"] = result
         self._store(out, result.parsed if result.parsed is not None else result)
+
+    # --- experiments ---------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--models", required=True, help="comma-separated, e.g. llama3.2,qwen2.5-coder:7b,claude-haiku-4.5")
+    @argument("--repeat", type=int, default=1, help="samples per model (default 1)")
+    @argument("-s", "--system", help="system prompt")
+    @argument("-t", "--temperature", type=float, help="sampling temperature")
+    @argument("-n", "--max-tokens", type=int, help="the longest answer, in tokens")
+    @argument("-o", "--out", help="store a pandas DataFrame with one row per run (and its text)")
+    @no_var_expand
+    @cell_magic
+    def experiment(self, line, cell):
+        """The same prompt on several models at once: a column each, then a table and a chart.
+
+        Privacy is judged per model: a private prompt is refused for a cloud model (its column says
+        why). The Experiment is also `_experiment`."""
+        from . import workflows
+        from .render import ExperimentView
+
+        args = parse_argstring(self.experiment, line)
+        self._check_out(args.out)
+        models = workflows.parse_models(args.models)
+        prompt = interpolate(cell, self.shell.user_ns)
+        options = dict(system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)
+        view = ExperimentView([workflows.Run(m, s) for s in range(1, max(args.repeat, 1) + 1) for m in models])
+        try:
+            done = workflows.experiment(prompt, models, repeat=args.repeat, on_progress=view.update, **options)
+        except InferenceInterrupted as exc:
+            view.update(exc.experiment)  # every stream stopped; what arrived stays
+            raise
+        view.finish(done)
+        self.shell.user_ns["_experiment"] = done
+        if args.out:
+            self._store(args.out, done.frame())
 
     # --- embeddings ---------------------------------------------------------------------------
     @magic_arguments()

@@ -95,3 +95,78 @@ class CellView:
         meta = {"inference_magics": {"backend": result.backend, "model": result.model,
                                      "stop_reason": result.stop_reason}}
         self._handle.update(_bundle(result_markdown(result), result_plain(result)), raw=True, metadata=meta)
+
+
+class ExperimentView:
+    """One column per model, filled as the answers stream in; then a comparison table and a chart."""
+
+    def __init__(self, runs):
+        from IPython.display import display
+
+        self._handle = display(self._bundle(runs), raw=True, display_id=True)
+
+    @staticmethod
+    def _bundle(runs) -> dict:
+        import html
+
+        columns = []
+        for run in runs:
+            state = "⚠ " + run.error if run.error else ("" if run.done else "…")
+            head = f"{run.model}" + (f" · {run.backend}" if run.backend else "") + (
+                f" (#{run.sample})" if run.sample > 1 else "")
+            columns.append(
+                "<div style='flex:1;min-width:220px;border:1px solid #ddd;border-radius:6px;padding:6px'>"
+                f"<div style='font-weight:600'>{html.escape(head)}</div>"
+                f"<div style='white-space:pre-wrap'>{html.escape(run.text)}</div>"
+                f"<div style='color:#a33;font-size:85%'>{html.escape(state)}</div></div>")
+        plain = "\n\n".join(f"[{r.model}] {r.text or r.error or ''}" for r in runs)
+        return {"text/html": "<div style='display:flex;gap:8px;flex-wrap:wrap'>" + "".join(columns) + "</div>",
+                "text/plain": plain}
+
+    def update(self, experiment) -> None:
+        self._handle.update(self._bundle(experiment.runs), raw=True)
+
+    def finish(self, experiment) -> None:
+        from IPython.display import display
+
+        from .tables import bundle
+
+        self.update(experiment)
+        rows = experiment.rows()
+        columns = ["model", "sample", "backend", "ttft_s", "total_s", "tokens_per_s", "output_tokens", "cost_usd", "error"]
+
+        def cell(value):
+            return f"{value:.3f}" if isinstance(value, float) else value
+
+        display(bundle(columns, [[cell(row[c]) for c in columns] for row in rows],
+                       f"{len(rows)} runs in {experiment.wall_s:.2f} s wall time"), raw=True)
+        chart = latency_chart(rows)
+        if chart is not None:
+            display({"image/png": chart, "text/plain": "latency and throughput per model"}, raw=True)
+
+
+def latency_chart(rows: list[dict]) -> bytes | None:
+    """A PNG: time to first token and total time, and tokens per second, per run."""
+    done = [r for r in rows if r["total_s"] is not None and not r["error"]]
+    if not done:
+        return None
+    import io
+
+    from matplotlib.figure import Figure  # no pyplot: no global state, works in any backend
+
+    labels = [r["model"] + (f" #{r['sample']}" if r["sample"] > 1 else "") for r in done]
+    figure = Figure(figsize=(max(6, 1.4 * len(done)), 3.2))
+    latency, speed = figure.subplots(1, 2)
+    positions = range(len(done))
+    latency.bar([p - 0.2 for p in positions], [r["ttft_s"] or 0 for r in done], width=0.4, label="first token")
+    latency.bar([p + 0.2 for p in positions], [r["total_s"] for r in done], width=0.4, label="total")
+    latency.set_ylabel("seconds")
+    latency.legend()
+    speed.bar(list(positions), [r["tokens_per_s"] or 0 for r in done], color="tab:green")
+    speed.set_ylabel("tokens / s")
+    for axis in (latency, speed):
+        axis.set_xticks(list(positions), labels, rotation=20, ha="right", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()

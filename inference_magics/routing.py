@@ -107,8 +107,10 @@ def _refuse(finding: PrivacyFinding, asked_for: str) -> PrivacyError:
 
 
 def decide(prompt: str, settings, *, model: str | None = None, backend: str | None = None,
-           task: str | None = None, unavailable: frozenset[str] = frozenset()) -> Route:
-    """Choose where `prompt` (all text that would be sent: system, history and prompt) goes."""
+           task: str | None = None, unavailable: frozenset[str] = frozenset(), keep_local: str | None = None) -> Route:
+    """Choose where `prompt` (all text that would be sent: system, history and prompt) goes.
+    `keep_local` (a reason, e.g. for a code review) routes like a private prompt unless the user
+    names a backend or model; unlike a private prompt, naming the cloud is then allowed."""
     if backend is not None and backend not in REGISTRY:
         raise ConfigError(f"unknown backend {backend!r} — use one of: {', '.join(REGISTRY)}.")
     if model is not None and not model.strip():
@@ -127,9 +129,9 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
         return Route(chosen, model or model_for(chosen, task, settings), f"you chose {how}",
                      task, private=finding is not None, explicit=True)
 
-    if finding:
+    if finding or keep_local:
         chosen = settings.default_backend if keeps_data_local(settings.default_backend, settings) else "ollama"
-        reason = f"private prompt ({finding.detail}) stays on this machine"
+        reason = f"private prompt ({finding.detail}) stays on this machine" if finding else keep_local
     elif settings.enable_routing and (match := _COMPLEX.search(prompt)) and settings.has_anthropic_key:
         chosen, reason = "anthropic", f"complex reasoning ({match.group(0).lower()!r}) goes to Claude"
     elif settings.enable_routing and match:
@@ -139,7 +141,7 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
         chosen, reason = settings.default_backend, "default backend (INFERENCE_DEFAULT_BACKEND)"
     if task == "code" and chosen == "ollama":
         reason += "; a code task, so the code model"
-    route = Route(chosen, model_for(chosen, task, settings), reason, task, private=finding is not None)
+    route = Route(chosen, model_for(chosen, task, settings), reason, task, private=bool(finding or keep_local))
     return _fall_back(route, settings, unavailable)
 
 

@@ -328,3 +328,48 @@ def test_chat_widget_stop_over_the_comm(kernel, peers_reset):
     assert wait_until(lambda: ollama.disconnects == 1, timeout=3) and ollama.completed == 0
     check = kernel.run("t = w2.history[-1]['content']\nprint(t.startswith('word0'), len(t.split()) < 500)")
     assert check.stdout.split() == ["True", "True"]
+
+
+def test_review_and_summarize_workflows_in_a_cell(kernel, peers_reset, tmp_path):
+    ollama, _ = peers_reset
+    review = kernel.run("%%infer --workflow review\ndef f(x):\n    return x / 0\n")
+    assert review.reply["status"] == "ok" and "qwen2.5-coder:7b" in review.final_markdown
+    assert "code review stays on this machine" in review.final_markdown
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Cats sleep a lot. " * 50)
+    summary = kernel.run(f"%infer --workflow summarize --file {notes} --length short --format paragraph")
+    assert summary.reply["status"] == "ok"
+    prompt = [r for r in ollama.requests if r.path == "/api/chat"][-1].body["messages"][-1]["content"]
+    assert "Cats sleep a lot." in prompt and "two or three sentences" in prompt
+    bad = kernel.run("%%infer --workflow summarize --format json\ntext")
+    assert bad.reply["status"] == "error" and "bullets or paragraph" in bad.stderr
+    missing = kernel.run("%infer --workflow review --file /nowhere/x.py")
+    assert "cannot read --file '/nowhere/x.py'" in missing.stderr
+
+
+def test_experiment_magic_table_chart_and_frame(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=15, token_delay=0.02)
+    run = kernel.run("%%experiment --models llama3.2,qwen2.5-coder:7b,claude-haiku-4.5 --out runs\nExplain recursion.")
+    assert run.reply["status"] == "ok"
+    updates = run.of_type("update_display_data")
+    assert len(updates) >= 2 and "word0" in updates[-1]["content"]["data"]["text/html"]
+    tables = [m["content"]["data"] for m in run.of_type("display_data") if "text/html" in m["content"]["data"]
+              and "tokens_per_s" in m["content"]["data"]["text/html"]]
+    assert tables and tables[0]["text/html"].count("<tr>") == 4  # a header and one row per model
+    assert any("image/png" in m["content"]["data"] for m in run.of_type("display_data"))
+    check = kernel.run("print(len(runs), sorted(runs.backend.unique()), runs.text.str.len().min() > 0)")
+    assert check.stdout.split() == ["3", "['anthropic',", "'ollama']", "True"]
+
+
+def test_interrupting_an_experiment_stops_every_worker(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(tokens=2000, token_delay=0.02)
+    running = kernel.start("%%experiment --models llama3.2,qwen2.5-coder:7b,llama3.2:3b\ntell a long story")
+    kernel.collect(running, timeout=30, until=lambda e: any("word5" in m["content"]["data"]["text/html"]
+                                                            for m in e.of_type("update_display_data")))
+    kernel.interrupt()
+    kernel.collect(running, timeout=10)
+    assert running.reply["ename"] == "InferenceInterrupted"
+    assert "every stream was stopped" in running.errors[0]["traceback"][0]
+    assert wait_until(lambda: ollama.disconnects == 3, timeout=3) and ollama.completed == 0

@@ -1,0 +1,211 @@
+"""The three workflows of the original design, as API functions the magics wrap:
+
+    review(code)            a structured code review, kept on this machine by default
+    summarize(text)         map-reduce over chunks that fit the model's context
+    experiment(prompt, models)   the same prompt on several models at once, compared
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from . import api, routing
+from .conversation import CHARS_PER_TOKEN, CONTEXT_TOKENS
+from .errors import ConfigError, InferenceError, InferenceInterrupted
+
+REVIEW_SYSTEM = """You are a senior code reviewer. Review the code the user sends (its lines are numbered).
+Answer in Markdown with exactly these sections, in this order:
+## Summary
+What the code does, in two or three sentences.
+## Bugs
+Each bug as a bullet starting with the line reference (e.g. "L12:"), what goes wrong, and why. "None found." if none.
+## Security
+Injection, secrets, unsafe input handling, with line references. "None found." if none.
+## Style
+Naming, structure, idioms, with line references.
+## Suggested patch
+One fenced diff or code block fixing the most important problems."""
+
+LENGTHS = {"short": "in two or three sentences", "medium": "in about one paragraph of 5-8 sentences",
+           "long": "thoroughly, in several paragraphs"}
+SHAPES = {"bullets": "as a bulleted list of the key points", "paragraph": "as flowing prose"}
+
+
+def numbered(code: str) -> str:
+    lines = code.splitlines() or [""]
+    width = len(str(len(lines)))
+    return "\n".join(f"{i:>{width}} | {line}" for i, line in enumerate(lines, 1))
+
+
+def review_stream(code: str, *, model=None, backend=None, **options) -> api.Stream:
+    if not code.strip():
+        raise ConfigError("there is no code to review — put it in the cell, or use --file PATH or --var NAME.")
+    return api.stream(f"Review this code:\n\n```\n{numbered(code)}\n```", system=REVIEW_SYSTEM, model=model,
+                      backend=backend, task="code", keep_local="code review stays on this machine by default",
+                      **options)
+
+
+def review(code: str, **options) -> api.Result:
+    """A structured review (summary, bugs with line references, security, style, suggested patch)."""
+    return review_stream(code, **options).each(lambda text: None)
+
+
+# --- summarization -------------------------------------------------------------------------------
+def _chunk(text: str, size: int) -> list[str]:
+    """Pieces of at most `size` characters, cut at paragraph, then line, then sentence boundaries."""
+    pieces, rest = [], text.strip()
+    while len(rest) > size:
+        window = rest[:size]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(". "))
+        cut = cut + 1 if cut > size // 3 else size
+        pieces.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    return pieces + ([rest] if rest else [])
+
+
+def _instruction(length: str, shape: str) -> str:
+    if length not in LENGTHS:
+        raise ConfigError(f"--length must be one of {', '.join(LENGTHS)}, not {length!r}.")
+    if shape not in SHAPES:
+        raise ConfigError(f"the summary format must be one of {', '.join(SHAPES)}, not {shape!r}.")
+    return f"Summarize the text below {LENGTHS[length]}, {SHAPES[shape]}. Keep names, numbers and conclusions."
+
+
+def summarize_stream(text: str, *, length="medium", shape="bullets", model=None, backend=None, progress=None,
+                     **options) -> api.Stream:
+    """Map-reduce: each chunk that would not fit the model's context is summarized first (with a
+    progress bar), then the partial summaries are summarized into one — the stream returned."""
+    if not text or not text.strip():
+        raise ConfigError("there is no text to summarize — put it in the cell, or use --file PATH or --var NAME.")
+    instruction = _instruction(length, shape)
+    route = api.route(text[:20_000], model=model, backend=backend)
+    budget = int(CONTEXT_TOKENS.get(route.backend, 4096) * 0.6) * CHARS_PER_TOKEN
+    chunks = _chunk(text, budget)
+    if len(chunks) > 1:
+        partials = _map(chunks, model=route.model, backend=route.backend, progress=progress, **options)
+        text = "\n\n".join(f"Part {i}:\n{p}" for i, p in enumerate(partials, 1))
+        instruction += f" The text is {len(chunks)} partial summaries of one long document, in order; merge them."
+    running = api.stream(f"{instruction}\n\n---\n{text}", model=route.model, backend=route.backend, **options)
+    running.chunks = len(chunks)
+    return running
+
+
+def _map(chunks: list[str], *, model, backend, progress, **options) -> list[str]:
+    from .embeddings import _progress
+
+    bar = _progress(len(chunks), True if progress is None else progress)
+    ask = _instruction("medium", "bullets")
+    results: list[str] = [""] * len(chunks)
+
+    def one(i: int) -> None:
+        results[i] = api.infer(f"{ask}\n\n---\n{chunks[i]}", model=model, backend=backend, **options).text
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:  # a local server serves a couple of requests at once
+            for future in [pool.submit(one, i) for i in range(len(chunks))]:
+                future.result()
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def summarize(text: str, **options) -> api.Result:
+    return summarize_stream(text, **options).each(lambda piece: None)
+
+
+# --- experiments ---------------------------------------------------------------------------------
+@dataclass
+class Run:
+    model: str
+    sample: int
+    backend: str = ""
+    text: str = ""
+    error: str | None = None
+    result: api.Result | None = None
+    done: bool = False
+
+
+@dataclass
+class Experiment:
+    prompt: str
+    runs: list[Run]
+    wall_s: float = 0.0
+
+    def rows(self) -> list[dict]:
+        table = []
+        for run in self.runs:
+            r = run.result
+            m = r.metrics if r else None
+            table.append({"model": run.model, "sample": run.sample, "backend": run.backend,
+                          "ttft_s": m.ttft_s if m else None, "total_s": m.total_s if m else None,
+                          "tokens_per_s": m.tokens_per_s if m else None,
+                          "output_tokens": r.usage.output_tokens if r else None,
+                          "cost_usd": r.cost_usd if r else None, "error": run.error, "text": run.text})
+        return table
+
+    def frame(self):
+        import pandas
+
+        return pandas.DataFrame(self.rows())
+
+
+def parse_models(spec: str) -> list[str]:
+    models = [m.strip() for m in spec.split(",") if m.strip()]
+    if not models:
+        raise ConfigError("--models is empty — list models separated by commas, e.g. llama3.2,qwen2.5-coder:7b.")
+    return models
+
+
+def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=None,
+               stop: threading.Event | None = None, **options) -> Experiment:
+    """Run `prompt` on every model (× repeat) concurrently, one thread each, so the wall time is
+    close to the slowest model's. `on_progress(experiment)` is called on the calling thread about
+    ten times a second while text arrives; `stop` (or an interrupt) ends every stream. Privacy is
+    judged per model: a private prompt is refused for a cloud model, and that run says why."""
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty — write it in the cell body.")
+    if repeat < 1:
+        raise ConfigError(f"--repeat must be 1 or more, not {repeat}.")
+    stop = stop or threading.Event()
+    runs = [Run(model, sample) for sample in range(1, repeat + 1) for model in models]
+    result = Experiment(prompt, runs)
+    started = time.perf_counter()
+
+    def one(run: Run) -> None:
+        try:
+            running = api.stream(prompt, model=run.model, **options)
+            run.backend = running.route.backend
+            for piece in running:
+                if stop.is_set():
+                    running.close()  # close the HTTP response: the server stops too
+                    break
+                run.text += piece
+            run.result = running.result
+        except InferenceError as exc:
+            run.error, run.result = exc.message, exc.result
+            run.backend = run.backend or routing.backend_for_model(routing.canonical_model(run.model))
+        finally:
+            run.done = True
+
+    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="experiment") as pool:
+        futures = [pool.submit(one, run) for run in runs]
+        try:
+            while not all(f.done() for f in futures):  # short waits: an interrupt lands here at once
+                time.sleep(0.1)
+                if on_progress:
+                    on_progress(result)
+        except KeyboardInterrupt:
+            stop.set()  # every worker closes its stream at its next token
+            for future in futures:
+                future.result()
+            result.wall_s = time.perf_counter() - started
+            interrupted = InferenceInterrupted(None)
+            interrupted.experiment = result  # the partial runs, for the caller to show
+            raise interrupted from None
+    result.wall_s = time.perf_counter() - started
+    return result
