@@ -55,7 +55,8 @@ class ChatWidget(anywidget.AnyWidget):
         if model or backend:
             self._choose(model, backend)
         self.on_msg(self._on_frontend_message)
-        threading.Thread(target=self._load_models, name="chat-models", daemon=True).start()
+        self._loader = threading.Thread(target=self._load_models, name="chat-models", daemon=True)
+        self._loader.start()
 
     # --- public API ---------------------------------------------------------------------------
     @property

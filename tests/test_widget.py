@@ -8,12 +8,21 @@ from inference_magics.widget import ChatWidget
 from tests.conftest import closed_port, wait_until
 
 
+def settled(*widgets):
+    """Let each widget's background model listing finish, so it never reaches the next test's peers."""
+    for widget in widgets:
+        widget._loader.join(timeout=10)
+        widget.stop()
+        if widget._worker is not None:
+            widget._worker.join(timeout=10)
+
+
 @pytest.fixture
 def chat(peers):
     ollama, claude = peers
     widget = ChatWidget()
     yield widget, ollama, claude
-    widget.stop()
+    settled(widget)
 
 
 def chats(peer):
@@ -112,6 +121,7 @@ def test_two_widgets_stream_independently(peers):
     assert wait_until(lambda: not first.busy and not second.busy, timeout=10)
     assert first.history[-1]["content"] == second.history[-1]["content"] == ollama.expected_text()
     assert [m["content"] for m in first.history] == ["one", ollama.expected_text()]
+    settled(first, second)
 
 
 def test_model_output_cannot_inject_html(chat):
