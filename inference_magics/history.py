@@ -21,7 +21,7 @@ from .privacy import redact_secrets
 
 FILENAME = "history.sqlite3"
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 1.0  # a locked database fails fast instead of hanging a cell
+BUSY_TIMEOUT_S = 2.0  # a locked database fails fast instead of hanging a cell
 _FIX = "set INFERENCE_HISTORY to another file, or INFERENCE_HISTORY=off"
 
 _TABLE = """CREATE TABLE completions (
@@ -141,6 +141,10 @@ class HistoryStore:
             self._create()
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             try:
+                # write-ahead log: a commit is one append, so two kernels sharing the file rarely wait;
+                # NORMAL sync may lose the last entries on power loss, acceptable for a log
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
                 self._prepare(conn)
             except BaseException:
                 conn.close()  # and with it any unfinished transaction
