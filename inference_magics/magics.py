@@ -13,6 +13,28 @@ from .errors import InferenceError, InferenceInterrupted
 from .interpolate import interpolate
 
 
+def parse(magic, line: str, hint: str = ""):
+    """Parse a magic's line. IPython splits it keeping the quotes (`--system "Be brief"` would
+    give `"Be brief"`), so matching outer quotes are removed from every string value here."""
+    try:
+        args = parse_argstring(magic, line)
+    except UsageError as exc:  # argparse's message alone does not say what is allowed
+        usage = " ".join(magic.parser.format_usage().replace("::", "").split())
+        raise UsageError(f"{exc}{hint} — usage: {usage}; %{magic.__name__}? shows the help.") from None
+    for name, value in vars(args).items():
+        if isinstance(value, str):
+            setattr(args, name, _unquote(value))
+        elif isinstance(value, list):
+            setattr(args, name, [_unquote(v) if isinstance(v, str) else v for v in value])
+    return args
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 # every setting but the keys (keys belong in the environment or .env, never in a notebook's history)
 CONFIGURABLE = [v.field for v in settings.VARS if not v.field.endswith("_api_key")]
 
@@ -170,12 +192,8 @@ class InferenceMagics(Magics):
         return None
 
     def _parse(self, line: str, line_form: bool):
-        try:
-            return parse_argstring(self.infer, line)
-        except UsageError as exc:  # argparse's message alone does not say what is allowed
-            usage = " ".join(self.infer.parser.format_usage().replace("::", "").split())
-            hint = " (in a one-line prompt, put `--` before text that looks like a flag)" if line_form else ""
-            raise UsageError(f"{exc}{hint} — usage: {usage}; %%infer? shows the help.") from None
+        hint = " (in a one-line prompt, put `--` before text that looks like a flag)" if line_form else ""
+        return parse(self.infer, line, hint)
 
     def _keep(self, result, out: str | None) -> None:
         self.shell.user_ns["_infer"] = result
@@ -183,7 +201,9 @@ class InferenceMagics(Magics):
 
     # --- experiments ---------------------------------------------------------------------------
     @magic_arguments()
-    @argument("--models", required=True, help="comma-separated, e.g. llama3.2,qwen2.5-coder:7b,claude-haiku-4.5")
+    @argument("--models", required=True,
+              help="comma-separated models, e.g. llama3.2,qwen2.5-coder:7b,claude-haiku-4.5 (a backend name means its "
+                   "default model; {var} takes them from a variable)")
     @argument("--repeat", type=int, default=1, help="samples per model (default 1)")
     @argument("-s", "--system", help="system prompt")
     @argument("-t", "--temperature", type=float, help="sampling temperature")
@@ -199,9 +219,9 @@ class InferenceMagics(Magics):
         from . import workflows
         from .render import ExperimentView
 
-        args = parse_argstring(self.experiment, line)
+        args = parse(self.experiment, line)
         self._check_out(args.out)
-        models = workflows.parse_models(args.models)
+        models = workflows.parse_models(interpolate(args.models, self.shell.user_ns))
         prompt = interpolate(cell, self.shell.user_ns)
         options = dict(system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)
         view = ExperimentView([workflows.Run(m, s) for s in range(1, max(args.repeat, 1) + 1) for m in models])
@@ -241,7 +261,7 @@ class InferenceMagics(Magics):
         """
         from . import embeddings, tables
 
-        args = parse_argstring(self.embed, line)
+        args = parse(self.embed, line)
         self._check_out(args.out)
         if args.var is not None:
             if args.var not in self.shell.user_ns:
@@ -280,7 +300,7 @@ class InferenceMagics(Magics):
         """Every model of every configured backend in one table, with the defaults for each task."""
         from . import catalog, tables
 
-        args = parse_argstring(self.models, line)
+        args = parse(self.models, line)
         self._check_out(args.out)
         listing = catalog.models(args.backend)
         rows = tables.model_rows(listing)
@@ -312,7 +332,7 @@ class InferenceMagics(Magics):
         from . import tables
         from .history import recall
 
-        args = parse_argstring(self.infer_history, line)
+        args = parse(self.infer_history, line)
         self._check_out(args.out)
         if args.limit < 1:
             raise UsageError(f"--limit must be 1 or more, not {args.limit}.")
@@ -337,7 +357,7 @@ class InferenceMagics(Magics):
         from .backends import REGISTRY
         from .widget import ChatWidget
 
-        args = parse_argstring(self.chat, line)
+        args = parse(self.chat, line)
         if args.backend is not None and args.backend not in REGISTRY:
             raise UsageError(f"unknown backend {args.backend!r} — use one of: {', '.join(REGISTRY)}.")
         widget = ChatWidget(args.model, backend=args.backend, system=args.system)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import api, routing
+from .backends import REGISTRY
 from .conversation import CHARS_PER_TOKEN, CONTEXT_TOKENS
 from .errors import ConfigError, InferenceError, InferenceInterrupted
 
@@ -155,6 +156,7 @@ class Experiment:
 
 
 def parse_models(spec: str) -> list[str]:
+    """`llama3.2,qwen2.5-coder:7b,claude-haiku-4.5` — or backend names (`local`, `ollama`) for their default model."""
     models = [m.strip() for m in spec.split(",") if m.strip()]
     if not models:
         raise ConfigError("--models is empty — list models separated by commas, e.g. llama3.2,qwen2.5-coder:7b.")
@@ -178,7 +180,9 @@ def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=N
 
     def one(run: Run) -> None:
         try:
-            running = api.stream(prompt, model=run.model, **options)
+            # an entry is a model name, or a backend name meaning that backend's default model
+            choice = {"backend": run.model} if run.model in REGISTRY else {"model": run.model}
+            running = api.stream(prompt, **choice, **options)
             run.backend = running.route.backend
             for piece in running:
                 if stop.is_set():
@@ -188,7 +192,8 @@ def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=N
             run.result = running.result
         except InferenceError as exc:
             run.error, run.result = exc.message, exc.result
-            run.backend = run.backend or routing.backend_for_model(routing.canonical_model(run.model))
+            run.backend = run.backend or (run.model if run.model in REGISTRY else
+                                          routing.backend_for_model(routing.canonical_model(run.model)))
         finally:
             run.done = True
 

@@ -194,3 +194,10 @@ def test_ollama_pulled_models_are_offered(monkeypatch, tmp_path):
     assert "tinygemma:latest" in [m.name for m in backend().list_models()]
     monkeypatch.setenv("INFERENCE_LOCAL_MODEL", "tinygemma")
     assert im.infer("What is the capital of France?", backend="local", max_tokens=6).text.strip()
+
+
+def test_json_from_the_base_model_parses():
+    prompts = ["Give the name and year of the first programmable computer as JSON.", "List three colours as JSON."]
+    for prompt in prompts:
+        result = im.infer(prompt, backend="local", format="json", max_tokens=200)
+        assert isinstance(result.parsed, dict), result.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import shutil
 import threading
 from pathlib import Path
@@ -22,7 +23,15 @@ PACKAGED = "gemma-3-270m"
 # the packaged model is a base model whose GGUF has no chat template: it answers best when the
 # conversation is a plain Question/Answer transcript, cut where it would start the next question
 BASE_MODEL_TEMPLATE = Path(__file__).resolve().parent.parent / "data" / "question_answer.jinja"
-BASE_MODEL_STOP = {"stop": ["Question:"]}
+BASE_MODEL_STOP = ["Question:", "\nAnswer:"]
+BASE_MODEL_MAX_TOKENS = 256  # a base model rambles until its context is full unless it is cut
+# JSON from a base model: one worked example shows the shape, and a bounded schema grammar makes
+# it close every string and the object (with only "any JSON" it writes one string until cut off)
+BASE_MODEL_JSON_EXAMPLE = ({"role": "user", "content": "Give the capital and population of France as JSON."},
+                           {"role": "assistant", "content": '{"capital": "Paris", "population": 68000000}'})
+BASE_MODEL_JSON_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+    "type": "object", "maxProperties": 8,
+    "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": 80}}}}
 
 
 def find_server(configured: str | None) -> str:
@@ -133,8 +142,8 @@ class LocalBackend:
                 yield Notice(notice)
             answered = False
             try:
-                extra = BASE_MODEL_STOP if server.alias == PACKAGED else None
-                for event in wire.stream(request, server.alias, extra):
+                asked, extra = self._for_base_model(request) if server.alias == PACKAGED else (request, None)
+                for event in wire.stream(asked, server.alias, extra):
                     answered = answered or isinstance(event, TextDelta)
                     yield event
                 return
@@ -146,6 +155,17 @@ class LocalBackend:
                                        "— any partial answer is kept and the server restarts on the next request; "
                                        f"log: {server.log_path}.") from None
                 # found dead before it said anything: the loop restarts it once and asks again
+
+    @staticmethod
+    def _for_base_model(request: Request) -> tuple[Request, dict]:
+        """The packaged model is a base model: cut its answers, and show it what JSON looks like."""
+        extra: dict = {"stop": BASE_MODEL_STOP}
+        if request.max_tokens is None:
+            extra["max_tokens"] = BASE_MODEL_MAX_TOKENS
+        if request.format == "json":
+            extra["response_format"] = BASE_MODEL_JSON_FORMAT
+            request = replace(request, messages=BASE_MODEL_JSON_EXAMPLE + tuple(request.messages))
+        return request, extra
 
     def embed(self, texts: list[str], model: str | None = None) -> list[list[float]]:
         server, wire, _ = self._server(model or "", embeddings=True)

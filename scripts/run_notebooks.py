@@ -1,5 +1,9 @@
-"""Run notebooks/01-quickstart.ipynb headlessly against the best backend available, and say
-which one it used and where the executed notebook is.
+"""Run notebooks headlessly against the best backend available, and say which one it used and
+where the executed notebooks are.
+
+    python scripts/run_notebooks.py                 the quickstart (scripts/quickstart)
+    python scripts/run_notebooks.py --all           every notebook (scripts/notebooks)
+    python scripts/run_notebooks.py --all --update  ... and save the outputs back into notebooks/
 
 Order: Ollama (if it runs and has a chat model), then Claude (if a key works), then the embedded
 local model (llama-server with the packaged Gemma 3 270M: real tokens, no daemon, no key), else
@@ -14,8 +18,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK = REPO / "notebooks" / "01-quickstart.ipynb"
-OUTPUT = REPO / "build" / "01-quickstart.executed.ipynb"
+NOTEBOOKS = REPO / "notebooks"
+QUICKSTART = NOTEBOOKS / "01-quickstart.ipynb"
+BUILD = REPO / "build"
 
 sys.path.insert(0, str(REPO))
 os.chdir(REPO)  # ./.env is read from here, as it would be from the notebook's folder
@@ -62,38 +67,51 @@ def choose() -> tuple[dict[str, str], str, subprocess.Popen | None]:
                  "text ('word0 word1 ...'), not a model. Start Ollama or set ANTHROPIC_API_KEY for real answers"), peer
 
 
-def main() -> int:
+def execute(path: Path, update: bool) -> str | None:
+    """Run one notebook; write the executed copy to build/ (and back over the source with
+    `update`). Returns the failing cell's error line, or None."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    env, described, peer = choose()
-    print(f"Running {NOTEBOOK.relative_to(REPO)} against {described}.", flush=True)
-    os.environ.update(env)  # the kernel inherits it
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(path, as_version=4)
     started = time.monotonic()
     try:
         NotebookClient(notebook, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
         failed = None
     except CellExecutionError as exc:
         failed = str(exc).strip().splitlines()[-1]
+    BUILD.mkdir(exist_ok=True)
+    output = BUILD / f"{path.stem}.executed.ipynb"
+    nbformat.write(notebook, output)
+    if update and failed is None:
+        nbformat.write(notebook, path)
+    print(f"{'FAILED' if failed else 'ok':>6}  {path.relative_to(REPO)} -> {output.relative_to(REPO)} "
+          f"({time.monotonic() - started:.1f} s){': ' + failed if failed else ''}", flush=True)
+    if path == QUICKSTART:
+        first = next((o["data"]["text/plain"] for cell in notebook.cells if cell.source.startswith("%%infer\n")
+                      for o in cell.get("outputs", []) if "text/plain" in o.get("data", {})), None)
+        if first:
+            print("First answer:\n  " + first.replace("\n", "\n  "))
+    return failed
+
+
+def main(argv: list[str]) -> int:
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if "--all" in argv else [QUICKSTART]
+    env, described, peer = choose()
+    print(f"Running {len(paths)} notebook{'s' * (len(paths) > 1)} against {described}.", flush=True)
+    os.environ.update(env)  # the kernels inherit it
+    try:
+        failures = [p for p in paths if execute(p, "--update" in argv)]
     finally:
         if peer is not None:
             peer.terminate()
             peer.wait(timeout=10)
-    OUTPUT.parent.mkdir(exist_ok=True)
-    nbformat.write(notebook, OUTPUT)
-    print(f"Executed notebook: {OUTPUT.relative_to(REPO)} ({time.monotonic() - started:.1f} s)")
-    first_answer = next((o["data"]["text/plain"] for cell in notebook.cells if cell.source.startswith("%%infer\n")
-                         for o in cell.get("outputs", []) if "text/plain" in o.get("data", {})), None)
-    if first_answer:
-        print("First answer:\n  " + first_answer.replace("\n", "\n  "))
-    if failed:
-        print(f"A cell failed: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    if failures:
+        print(f"{len(failures)} notebook(s) failed: {', '.join(p.name for p in failures)}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
