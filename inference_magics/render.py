@@ -4,6 +4,7 @@ produced the text."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 UPDATE_INTERVAL_S = 0.1  # at most ~10 display updates per second, however fast tokens arrive
@@ -56,42 +57,92 @@ def _bundle(markdown: str, plain: str) -> dict:
     return {"text/markdown": markdown, "text/plain": plain}
 
 
+class Throttle:
+    """Calls `draw()` at most once per interval. A call that comes too soon is deferred to the end
+    of the interval rather than dropped, so text that arrives just before a pause (a slow token,
+    a thinking model) is on screen within the interval, not when the next token comes. Draws are
+    serialised, and none happens after close() — a late partial can never cover a final view."""
+
+    def __init__(self, draw, interval: float = UPDATE_INTERVAL_S):
+        self._draw, self._interval = draw, interval
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    def poke(self) -> None:
+        with self._lock:
+            if self._closed or self._timer is not None:
+                return  # a draw is already due; it will show this change too
+            wait = self._interval - (time.monotonic() - self._last)
+            if wait > 0:
+                self._timer = threading.Timer(wait, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            self._last = time.monotonic()
+            self._draw()
+
+    def flush(self) -> None:
+        """Draw now (e.g. the final state), cancelling any deferred draw."""
+        with self._lock:
+            self._cancel()
+            if not self._closed:
+                self._last = time.monotonic()
+                self._draw()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._closed:
+                self._last = time.monotonic()
+                self._draw()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class CellView:
     """A live view of one answer in the current cell (a display handle, chatlab-style)."""
 
     def __init__(self, route, interval: float = UPDATE_INTERVAL_S):
         from IPython.display import display
 
-        self._interval = interval
         self._parts: list[str] = []
         self._thinking: list[str] = []
-        self._last_update = 0.0
         waiting = f"{route.backend} · {route.model} — {route.reason} — waiting for the first token…"
         self._handle = display(_bundle(f"<sub>{waiting}</sub>", waiting), raw=True, display_id=True)
+        self._throttle = Throttle(self._draw, interval)
 
     def add(self, text: str) -> None:
-        """Called per delta: coalesces, and updates the display only if the interval has passed."""
+        """Called per delta: coalesced; the display follows at a bounded rate."""
         self._parts.append(text)
-        if self._due():
-            shown = "".join(self._parts)
-            self._handle.update(_bundle(shown, shown), raw=True)
+        self._throttle.poke()
 
     def add_thinking(self, text: str) -> None:
         """A thinking model's reasoning, shown dimmed until the answer starts."""
         self._thinking.append(text)
-        if not self._parts and self._due():
+        if not self._parts:
+            self._throttle.poke()
+
+    def _draw(self) -> None:
+        if self._parts:
+            shown = "".join(self._parts)
+            self._handle.update(_bundle(shown, shown), raw=True)
+        else:
             tail = "".join(self._thinking)[-600:]
             self._handle.update(_bundle(f"<sub>thinking… {tail}</sub>", f"thinking… {tail}"), raw=True)
 
-    def _due(self) -> bool:
-        now = time.monotonic()
-        if now - self._last_update < self._interval:
-            return False
-        self._last_update = now
-        return True
-
     def finish(self, result) -> None:
         """The final update: full Markdown, footer, and the route in the output metadata."""
+        self._throttle.close()
         meta = {"inference_magics": {"backend": result.backend, "model": result.model,
                                      "stop_reason": result.stop_reason}}
         self._handle.update(_bundle(result_markdown(result), result_plain(result)), raw=True, metadata=meta)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import html
 import threading
-import time
 from pathlib import Path
 
 import anywidget
@@ -18,7 +17,7 @@ import traitlets
 from . import api, routing
 from .conversation import CONTEXT_TOKENS, HELP, Conversation, Turn, parse_command, trim_to_context
 from .errors import InferenceError
-from .render import UPDATE_INTERVAL_S, footer
+from .render import Throttle, footer
 
 STATIC = Path(__file__).resolve().parent / "static"
 AUTO = "auto"
@@ -50,7 +49,7 @@ class ChatWidget(anywidget.AnyWidget):
         self._rendered: dict[int, str] = {}  # id(turn) -> HTML of finished turns
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._last_draw = 0.0
+        self._throttle = Throttle(self._render)
         self.system = system or ""
         if model or backend:
             self._choose(model, backend)
@@ -197,10 +196,9 @@ class ChatWidget(anywidget.AnyWidget):
 
     # --- drawing -------------------------------------------------------------------------------
     def _draw(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_draw < UPDATE_INTERVAL_S:
-            return
-        self._last_draw = now
+        self._throttle.flush() if force else self._throttle.poke()
+
+    def _render(self) -> None:
         self.transcript_html = "".join(self._turn_html(t) for t in list(self.conversation.turns))
 
     def _turn_html(self, turn: Turn) -> str:

@@ -1,0 +1,51 @@
+"""The display throttle: bounded rate, nothing lost before a pause, nothing drawn after close."""
+import threading
+import time
+
+from inference_magics.render import Throttle
+from tests.conftest import wait_until
+
+
+def test_a_burst_is_coalesced_and_its_end_still_shown_during_a_pause():
+    drawn = []
+    state = {"text": ""}
+    throttle = Throttle(lambda: drawn.append(state["text"]), interval=0.05)
+    for i in range(200):  # a burst much faster than the interval
+        state["text"] += f"t{i} "
+        throttle.poke()
+    assert len(drawn) < 200  # coalesced: the first poke drew, the rest waited
+    # then the model pauses: the deferred draw shows everything that arrived, without a new token
+    assert wait_until(lambda: drawn and drawn[-1] == state["text"], timeout=2)
+    throttle.close()
+
+
+def test_no_draw_after_close():
+    drawn = []
+    throttle = Throttle(lambda: drawn.append(1), interval=0.2)
+    throttle.poke()
+    throttle.poke()  # deferred
+    throttle.close()
+    count = len(drawn)
+    time.sleep(0.3)
+    assert len(drawn) == count == 1
+
+
+def test_draws_are_serialised_between_threads():
+    inside = threading.Lock()
+    overlaps = []
+
+    def draw():
+        if not inside.acquire(blocking=False):
+            overlaps.append(1)
+            return
+        time.sleep(0.001)
+        inside.release()
+
+    throttle = Throttle(draw, interval=0.001)
+    workers = [threading.Thread(target=lambda: [throttle.poke() for _ in range(200)]) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    throttle.flush()
+    assert not overlaps
