@@ -79,6 +79,9 @@ def run(texts, *, model=None, backend=None, cache=True, progress=None) -> Embedd
     items, _ = as_texts(texts)
     settings = settings_module.load()
     route = _route(settings, model, backend)
+    if settings.privacy == "local-only" and not keeps_data_local(route.backend, settings):
+        raise PrivacyError(f"INFERENCE_PRIVACY=local-only: no text is sent to {route.backend} — embed with "
+                           "--backend ollama or local, or unset INFERENCE_PRIVACY.")
     if not keeps_data_local(route.backend, settings):  # only a remote OpenAI-compatible server
         for i, text in enumerate(items):
             if (finding := classify(text, keywords=settings.enable_routing)) is not None:

@@ -318,7 +318,7 @@ class InferenceMagics(Magics):
         """Each backend: reachable or not, latency, version, and what to do when it is down."""
         from . import catalog, tables
 
-        self._publish(tables.health_bundle(catalog.health()))
+        self._publish(tables.health_bundle(catalog.health(), settings.load().privacy))
 
     @magic_arguments()
     @argument("--search", metavar="TEXT", help="only entries whose prompt or answer contains TEXT")

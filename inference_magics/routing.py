@@ -15,6 +15,7 @@ from .errors import ConfigError, PrivacyError
 from .privacy import PrivacyFinding, classify
 
 FAMILIES = ("sonnet", "opus", "haiku")
+LOCAL_ONLY = "INFERENCE_PRIVACY=local-only keeps everything on this machine"
 TASKS = ("general", "code", "chat", "embed")
 
 # names from the original design and earlier releases that the API spells differently
@@ -120,12 +121,17 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
     finding = classify(prompt, keywords=settings.enable_routing)
     task = task or detect_task(prompt)
     model = canonical_model(model) if model else None
+    if settings.privacy == "local-only":
+        keep_local = LOCAL_ONLY
 
     if backend or model:
         chosen = backend or backend_for_model(model)
         how = f"--backend {backend}" if backend else f"model {model}"
         if finding and not keeps_data_local(chosen, settings):
             raise _refuse(finding, f"{chosen} ({how})")
+        if settings.privacy == "local-only" and not keeps_data_local(chosen, settings):
+            raise PrivacyError(f"INFERENCE_PRIVACY=local-only: nothing is sent to {chosen} ({how}) — use a backend "
+                               "on this machine (ollama, local), or unset INFERENCE_PRIVACY.")
         return Route(chosen, model or model_for(chosen, task, settings), f"you chose {how}",
                      task, private=finding is not None, explicit=True)
 

@@ -142,6 +142,8 @@ class Var:
 VARS: tuple[Var, ...] = (
     Var("default_backend", ("INFERENCE_DEFAULT_BACKEND",), "ollama", _choice(*REGISTRY),
         "Backend used when neither the cell nor the router picks one."),
+    Var("privacy", ("INFERENCE_PRIVACY",), "default", _choice("default", "local-only"),
+        "local-only: no request reaches a cloud backend, whatever the flags (default: private prompts stay local)."),
     Var("enable_routing", ("INFERENCE_ENABLE_ROUTING", "OLLAMA_ENABLE_ROUTING"), True, _bool,
         "Route by prompt content (privacy words stay local, hard reasoning goes to Claude). "
         "The secret-content guard stays on either way."),
@@ -193,6 +195,7 @@ _BY_FIELD = {var.field: var for var in VARS}
 @dataclass(frozen=True)
 class Settings:
     default_backend: str = "ollama"
+    privacy: str = "default"
     enable_routing: bool = True
     ollama_base_url: str = "http://localhost:11434"
     ollama_timeout: int = 30000

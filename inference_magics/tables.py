@@ -91,10 +91,12 @@ def as_frame(rows: list[dict]):
     return pandas.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
-def health_bundle(status: dict) -> dict:
+def health_bundle(status: dict, privacy: str = "default") -> dict:
     rows = [[name, "ok" if h.ok else "down", f"{h.latency_s * 1000:.0f} ms" if h.latency_s is not None else "",
              h.detail] for name, h in status.items()]
-    return bundle(["backend", "status", "latency", "detail"], rows)
+    mode = ("privacy: local-only — no request reaches a cloud backend" if privacy == "local-only"
+            else "privacy: private prompts stay on this machine")
+    return bundle(["backend", "status", "latency", "detail"], rows, mode)
 
 
 # --- history ------------------------------------------------------------------------------------

@@ -169,3 +169,25 @@ def test_bad_choices_are_one_line_errors(kwargs, text):
     with pytest.raises(ConfigError) as err:
         decide("hi", WITH_KEY, **kwargs)
     assert text in err.value.message and "\n" not in err.value.message
+
+
+LOCAL_ONLY = Settings(anthropic_api_key=Secret("sk-ant-routing-test-key-000"), privacy="local-only",
+                      default_backend="anthropic")
+
+
+@pytest.mark.parametrize("prompt", ["Design a distributed system architecture", "hello", "Prove it"])
+def test_local_only_never_routes_to_the_cloud(prompt):
+    route = decide(prompt, LOCAL_ONLY)
+    assert route.backend == "ollama" and "INFERENCE_PRIVACY=local-only" in route.reason
+    assert decide(prompt, LOCAL_ONLY, unavailable=frozenset({"ollama"})).backend == "local"
+    assert decide(prompt, LOCAL_ONLY, unavailable=frozenset({"ollama", "local"})).backend == "ollama"
+
+
+@pytest.mark.parametrize("how", [dict(backend="anthropic"), dict(model="claude-haiku-4.5"), dict(model="sonnet")])
+def test_local_only_refuses_an_explicit_cloud_choice(how):
+    with pytest.raises(PrivacyError, match="INFERENCE_PRIVACY=local-only: nothing is sent to anthropic"):
+        decide("hello", LOCAL_ONLY, **how)
+    elsewhere = Settings(privacy="local-only", openai_base_url="https://api.example.com/v1")
+    with pytest.raises(PrivacyError):
+        decide("hello", elsewhere, backend="openai")
+    assert decide("hello", LOCAL_ONLY, backend="ollama").backend == "ollama"
