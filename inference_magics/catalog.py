@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from . import routing, settings as settings_module
 from .backends import REGISTRY, get_backend, keeps_data_local, local_backend_installed
-from .backends.base import ModelInfo
 from .errors import ConfigError, InferenceError, PrivacyError
 
 

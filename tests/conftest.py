@@ -2,7 +2,6 @@
 settings environment per test, and a real ipykernel driven through jupyter_client."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -148,3 +147,28 @@ def llama_server():
     server.ensure_running()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def kernel(ollama_server, claude_server, tmp_path_factory):
+    """A real ipykernel (one per test module) with the extension loaded, pointed at the peers."""
+    from tests.kernel_harness import Kernel
+
+    home = tmp_path_factory.mktemp("kernel")
+    env = {**peer_environment(ollama_server.url, claude_server), "INFERENCE_DATA_DIR": str(home / "data")}
+    k = Kernel(env, cwd=str(home))
+    k.data_dir = home / "data"
+    ollama_server.reset()
+    load = k.run("%load_ext inference_magics\nimport sys\n"
+                 "print(sorted(m for m in ('anthropic', 'ollama', 'httpx') if m in sys.modules))")
+    k.loaded = load
+    k.requests_during_load = list(ollama_server.requests) + list(claude_server.requests)
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture
+def peers_reset(ollama_server, claude_server):
+    ollama_server.reset()
+    claude_server.reset()
+    return ollama_server, claude_server

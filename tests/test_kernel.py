@@ -3,31 +3,9 @@ import json
 
 import pytest
 
-from tests.conftest import NOT_INSTALLED, needs_local, peer_environment, wait_until
-from tests.kernel_harness import Kernel
+from tests.conftest import NOT_INSTALLED, needs_local, wait_until
 
 SENTINEL = "sk-ant-sentinel-kernel-DO-NOT-LEAK-987654"
-
-
-@pytest.fixture(scope="module")
-def kernel(ollama_server, claude_server, tmp_path_factory):
-    home = tmp_path_factory.mktemp("kernel")
-    env = {**peer_environment(ollama_server.url, claude_server), "INFERENCE_DATA_DIR": str(home / "data")}
-    k = Kernel(env, cwd=str(home))
-    k.data_dir = home / "data"
-    ollama_server.reset()
-    load = k.run("%load_ext inference_magics\nimport sys\nprint(sorted(m for m in ('anthropic', 'ollama', 'httpx') if m in sys.modules))")
-    k.loaded = load
-    k.requests_during_load = list(ollama_server.requests) + list(claude_server.requests)
-    yield k
-    k.shutdown()
-
-
-@pytest.fixture
-def peers_reset(ollama_server, claude_server):
-    ollama_server.reset()
-    claude_server.reset()
-    return ollama_server, claude_server
 
 
 def test_loading_imports_no_sdk_and_touches_no_network(kernel):

@@ -287,6 +287,9 @@ class OllamaHandler(BaseHandler):
     def reply(self, body, name, prompt_count, chat):
         k = self.knobs
         tokens = reply_tokens(k, json_mode=bool(body.get("format")))
+        if k["echo"]:  # answer with the prompt itself, so concurrent streams can be told apart
+            asked = (body.get("messages") or [{}])[-1].get("content", "") if chat else body.get("prompt", "")
+            tokens = split_tokens(f"echo: {asked}")
         limit = (body.get("options") or {}).get("num_predict")
         reason = "stop"
         if isinstance(limit, int) and 0 < limit < len(tokens):
@@ -442,6 +445,7 @@ class OllamaPeer(Peer):
 
     KNOBS = {**COMMON_KNOBS, "models": DEFAULT_MODELS, "version": "0.12.6",
              "thinking": "Let me think this through step by step.",
+             "echo": False,
              "fault_paths": ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")}
     FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line", "http_500_html",
               "busy_503", "hang", "slow_headers")
