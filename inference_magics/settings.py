@@ -256,15 +256,23 @@ def _dotenv_files() -> list[Path]:
 
 
 def _dotenv_values() -> dict[str, str]:
-    """Values from the .env files, earlier files winning ($PAI_DIR/.env before ./.env)."""
+    """Values from the .env files, earlier files winning ($PAI_DIR/.env before ./.env). A line
+    that is not KEY=VALUE is named, with its file and line, instead of being skipped silently."""
     files = _dotenv_files()
     if not files:
         return {}
-    from dotenv import dotenv_values  # small, but only needed when a .env exists
+    from dotenv.parser import parse_stream  # small, but only needed when a .env exists
 
     merged: dict[str, str] = {}
     for path in reversed(files):
-        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            for binding in parse_stream(stream):
+                if binding.error:
+                    text = binding.original.string.strip()[:60]
+                    raise ConfigError(f"{path} line {binding.original.line} is not KEY=VALUE ({text!r}) — fix it "
+                                      "or start it with # to make it a comment.")
+                if binding.key is not None and binding.value is not None:
+                    merged[binding.key] = binding.value
     return merged
 
 

@@ -111,3 +111,15 @@ def test_api_key_never_shows(monkeypatch):
     assert s.anthropic_api_key.get() == "sk-ant-sentinel-0123456789abcdef"
     for text in (repr(s), str(s), f"{s}", repr(s.anthropic_api_key), str(s.anthropic_api_key)):
         assert "sentinel" not in text
+
+
+def test_a_malformed_dotenv_line_is_named_with_file_and_line(tmp_path):
+    (tmp_path / ".env").write_text("OLLAMA_DEFAULT_MODEL=mistral:7b\nthis line is junk\n")
+    with pytest.raises(ConfigError, match=r"\.env line 2 is not KEY=VALUE \('this line is junk'\)"):
+        settings.load()
+
+
+def test_dotenv_quotes_comments_and_export_work(tmp_path):
+    (tmp_path / ".env").write_text('# a comment\nexport OLLAMA_DEFAULT_MODEL="mistral:7b"\n\nOLLAMA_TIMEOUT=5000 # ms\n')
+    s = settings.load()
+    assert s.ollama_default_model == "mistral:7b" and s.ollama_timeout == 5000

@@ -159,7 +159,9 @@ class AnthropicBackend:
             return BackendUnavailable(f"cannot reach the Anthropic API at {self.url} — check the network or "
                                       "ANTHROPIC_BASE_URL.")
         if not isinstance(exc, anthropic.APIStatusError):
-            if isinstance(exc, anthropic.APIResponseValidationError):
+            # a 200 that is not an event stream (a web page, a proxy) surfaces from the SDK as a bare
+            # AssertionError when it finds no message events
+            if isinstance(exc, (anthropic.APIResponseValidationError, AssertionError)):
                 return BackendError(f"the server at {self.url} sent a reply that is not the Anthropic API — "
                                     "check ANTHROPIC_BASE_URL.")
             # e.g. the connection dying mid-body can escape the SDK as a raw transport error
