@@ -38,8 +38,10 @@ def ms(seconds: float) -> str:
 
 
 def spread(values, scale: float = 1000.0, unit: str = "ms") -> str:
-    """'median X, p90 Y (n=N)' for raw-number lines."""
-    return f"median {median(values) * scale:.1f} {unit}, p90 {p90(values) * scale:.1f} {unit} (n={len(values)})"
+    """'median X, p90 Y (n=N)' for raw-number lines (milliseconds to 0.1, seconds to 0.001)."""
+    digits = 1 if unit == "ms" else 3
+    return (f"median {median(values) * scale:.{digits}f} {unit}, p90 {p90(values) * scale:.{digits}f} {unit} "
+            f"(n={len(values)})")
 
 
 def listing(values, scale: float = 1000.0, digits: int = 1) -> str:
@@ -153,6 +155,7 @@ class Execution:
     sent: float                                   # perf_counter() just before execute_request went out
     messages: list = field(default_factory=list)  # (arrival perf_counter(), iopub message) for this request
     done: float | None = None                     # arrival of status: idle
+    cpu: float | None = None                      # CPU seconds the kernel process used meanwhile (all threads)
 
     def of_type(self, *types: str) -> list[tuple[float, dict]]:
         return [(t, m) for t, m in self.messages if m["msg_type"] in types]
@@ -206,6 +209,7 @@ class BenchKernel:
 
     def run(self, code: str, timeout: float = 120.0, check: bool = True) -> Execution:
         """Execute code; collect its iopub messages with their arrival times until the kernel is idle."""
+        cpu_before = self.cpu_seconds()
         sent = time.perf_counter()
         msg_id = self.client.execute(code, allow_stdin=False, store_history=True)
         run = Execution(msg_id, sent)
@@ -225,6 +229,8 @@ class BenchKernel:
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 run.done = arrived
                 break
+        if cpu_before is not None:
+            run.cpu = self.cpu_seconds() - cpu_before
         reply = self._reply(msg_id)
         if check and (reply.get("status") != "ok" or run.errors):
             raise RuntimeError(f"cell failed: {code[:80]!r}: {run.errors or reply}")
@@ -237,6 +243,19 @@ class BenchKernel:
             if reply["parent_header"].get("msg_id") == msg_id:
                 return reply["content"]
         raise TimeoutError(f"no shell reply to {msg_id}")
+
+    @property
+    def pid(self) -> int | None:
+        process = getattr(self.manager.provisioner, "process", None)
+        return getattr(process, "pid", None)
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the kernel process so far (Linux /proc; None elsewhere)."""
+        try:
+            fields_ = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, TypeError):
+            return None
+        return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
 
     def wire_bytes(self, message: dict) -> int:
         """The size of the message as the kernel sent it on iopub (its ZMQ frames, signature included)."""

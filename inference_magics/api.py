@@ -102,7 +102,9 @@ class Stream:
 
     Errors are InferenceError subclasses with `.result` holding whatever arrived; an interrupt
     raises InferenceInterrupted (a KeyboardInterrupt) with the partial result, marked interrupted.
-    Stopping early (`.close()` or leaving a for-loop) closes the HTTP response.
+    To stop early call `.close()`, or use `with im.stream(...) as s:` — either closes the HTTP
+    response so the server stops generating (a bare `break` leaves it open until the Stream is
+    garbage-collected).
     """
 
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
@@ -122,7 +124,9 @@ class Stream:
         self._unavailable = _not_installed(self._settings)
         self.route = _resolve(routing.decide(self._text_for_routing, self._settings, **self._choice,
                                              unavailable=self._unavailable), self._settings)
-        self.result = Result(backend=self.route.backend, model=self.route.model, route=self.route)
+        self._result = Result(backend=self.route.backend, model=self.route.model, route=self.route)
+        self._chunks: list[str] = []
+        self._finished = False
         self._iterator: Iterator[str] | None = None
         self._on_thinking = None  # set by each(): thinking models reason before they answer
 
@@ -131,9 +135,23 @@ class Stream:
             self._iterator = self._run()
         return self._iterator
 
+    @property
+    def result(self) -> Result:
+        """The Result; while the stream is unfinished (or was left by a `break`), the text so far."""
+        if not self._finished:
+            self._result.text = "".join(self._chunks)
+        return self._result
+
     def close(self) -> None:
+        """Stop early: closes the HTTP response, so the server stops generating."""
         if self._iterator is not None:
             self._iterator.close()
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def each(self, on_text, on_thinking=None) -> "Result":
         """Feed every delta to `on_text` (and reasoning deltas to `on_thinking`); an interrupt
@@ -151,7 +169,7 @@ class Stream:
         return self.result
 
     def _run(self) -> Iterator[str]:
-        result, chunks, thinking = self.result, [], []
+        result, chunks, thinking = self._result, self._chunks, []
         first_token_at = None
         unavailable = set(self._unavailable)
         try:
@@ -198,7 +216,7 @@ class Stream:
             self._parse_json()
 
     def _finish_ok(self, done: Done, backend) -> None:
-        result = self.result
+        result = self._result
         result.stop_reason, result.usage = done.stop_reason, done.usage
         if done.model:
             result.model = done.model
@@ -209,8 +227,9 @@ class Stream:
             result.notices.append("the answer was cut at the token limit — raise --max-tokens for a longer one.")
 
     def _finish(self, chunks, thinking, first_token_at, *, error=None, interrupted=False) -> None:
-        result, now = self.result, time.perf_counter()
+        result, now = self._result, time.perf_counter()
         result.text, result.thinking = "".join(chunks), "".join(thinking)
+        self._finished = True
         result.error, result.interrupted = error, interrupted
         if interrupted:
             result.stop_reason = "interrupted"
@@ -233,13 +252,13 @@ class Stream:
         if store is None:
             return
         options = {**self._choice, **{k: v for k, v in self._options.items() if k != "system"}}
-        notice = store.record(self.result, prompt=self._prompt, system=self._options["system"],
+        notice = store.record(self._result, prompt=self._prompt, system=self._options["system"],
                               options={k: v for k, v in options.items() if v is not None})
         if notice:
-            self.result.notices.append(notice)
+            self._result.notices.append(notice)
 
     def _parse_json(self) -> None:
-        result = self.result
+        result = self._result
         text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", result.text)  # tolerate a fenced answer
         try:
             result.parsed = json.loads(text)
@@ -256,9 +275,10 @@ def stream(prompt: str, **options) -> Stream:
 
 
 def infer(prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None, format=None,
-          stream=True, messages=None, task=None) -> Result:
+          stream=True, messages=None, task=None, keep_local=None) -> Result:
     """Ask a model and return the whole Result (str(result) is the text)."""
     running = Stream(prompt, model=model, backend=backend, system=system, temperature=temperature,
-                     max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task)
+                     max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task,
+                     keep_local=keep_local)
     return running.each(lambda text: None)
 

@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 CHARS_PER_TOKEN = 4  # a rough, model-independent estimate; we only need to stay clear of the limit
 CONTEXT_TOKENS = {"anthropic": 200_000, "openai": 8_192, "ollama": 4_096}  # Ollama's default num_ctx
 
+
+def context_tokens(backend: str | None, settings) -> int:
+    """How many tokens a request to this backend may hold (the embedded model's is a setting)."""
+    if backend == "local":
+        return settings.local_ctx_size
+    return CONTEXT_TOKENS.get(backend or "ollama", 4_096)
+
 HELP = """Commands:
 /clear — start a new conversation
 /model NAME — answer with this model (auto: let the router choose)

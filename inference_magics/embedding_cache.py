@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import private_file
+from .paths import make_private_dir, private_file
 
 _CHUNK = 500  # SQLite's limit on bound parameters is far above this; keeps statements small
 
@@ -31,6 +31,7 @@ class EmbeddingCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
+            make_private_dir(self.path.parent)
             db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False)
             db.execute("CREATE TABLE IF NOT EXISTS vectors (backend TEXT, model TEXT, digest BLOB, dims INTEGER, "
                        "vector BLOB, PRIMARY KEY (backend, model, digest)) WITHOUT ROWID")
@@ -45,7 +46,7 @@ class EmbeddingCache:
         try:
             with self._lock:
                 return action(self._connect()), None
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self._failed = True
             return None, (f"the embedding cache is off for this session: {self.path} failed ({exc}) — fix or "
                           "delete that file, or point INFERENCE_DATA_DIR elsewhere.")

@@ -19,7 +19,7 @@ from .privacy import classify
 
 PROGRESS_FROM = 2_000  # texts; below this a bar would only flicker
 
-_caches: dict[str, EmbeddingCache] = {}
+_caches: dict = {}  # path -> EmbeddingCache, one per file
 
 
 @dataclass
@@ -58,9 +58,9 @@ def as_texts(texts) -> tuple[list[str], bool]:
 
 
 def _cache(settings) -> EmbeddingCache:
-    path = str(data_dir(settings) / "embeddings.sqlite3")
+    path = data_dir(settings) / "embeddings.sqlite3"
     if path not in _caches:
-        _caches[path] = EmbeddingCache(data_dir(settings) / "embeddings.sqlite3")
+        _caches[path] = EmbeddingCache(path)
     return _caches[path]
 
 
@@ -111,7 +111,7 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
         backend = get_backend(route.backend, settings)
         size = settings.embed_batch_size
         batches = range(0, len(missing), size)
-        bar = _progress(len(missing), progress)
+        bar = progress_bar(len(missing), progress)
         try:
             for start in batches:
                 batch = missing[start:start + size]
@@ -130,7 +130,7 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
     return result
 
 
-def _progress(total: int, wanted):
+def progress_bar(total: int, wanted):
     if wanted is False or (wanted is None and total < PROGRESS_FROM):
         return None
     try:

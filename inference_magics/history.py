@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InferenceError, redact
-from .paths import data_dir
+from .paths import data_dir, make_private_dir
 from .privacy import redact_secrets
 
 FILENAME = "history.sqlite3"
@@ -111,10 +111,7 @@ class HistoryStore:
 
     def _create(self) -> None:
         """Missing directories 0700 and a new file 0600 (SQLite gives its journal the file's mode)."""
-        missing = [d for d in reversed(self.path.parents) if not d.exists()]
-        for directory in missing:
-            directory.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(directory, 0o700)  # mkdir's mode is cut by the umask
+        make_private_dir(self.path.parent)
         try:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             os.chmod(self.path, 0o600)

@@ -50,7 +50,9 @@ class InferenceMagics(Magics):
     overrides its environment variable (the API key is deliberately not one of them: keys belong
     in the environment or .env, never in a notebook's history)."""
 
+    # one trait per setting (tests/test_settings.py checks that none is missing)
     default_backend = _config_trait("default_backend")
+    privacy = _config_trait("privacy")
     enable_routing = _config_trait("enable_routing")
     ollama_base_url = _config_trait("ollama_base_url")
     ollama_timeout = _config_trait("ollama_timeout")

@@ -51,11 +51,14 @@ _SECRETS: tuple[tuple[str, re.Pattern, object], ...] = (
     ("a bearer token", re.compile(r"\bBearer\s+[A-Za-z0-9._~+/\-]{16,}=*"), None),
     ("a connection string with credentials",
      re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:[^\s@/]+@[^\s/]+", re.IGNORECASE), None),
+    # names may carry a prefix or suffix (DB_PASSWORD, POSTGRES_PASSWORD_FILE is not a value though) and
+    # may be quoted as in JSON or YAML ("password": "..."); `\b` would miss the `_` joins
     ("a password", re.compile(
-        r"\b(?:password|passwd|pwd|passphrase)\b\s*(?:[:=]|is\b)\s*['\"]?(?!\*+['\"]?\s)[^\s'\"]{4,}", re.IGNORECASE), None),
+        r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:password|passwd|pwd|passphrase)['\"]?\s*(?:[:=]|\bis\b)\s*"
+        r"['\"]?(?!\*+['\"]?(?:\s|$))(?!\$\{)[^\s'\",}]{4,}", re.IGNORECASE), None),
     ("a secret or token assignment", re.compile(
-        r"\b(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret|secret|token)\b"
-        r"\s*[:=]\s*['\"]?[A-Za-z0-9_\-./+=]{16,}", re.IGNORECASE), None),
+        r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:api[_-]?key|secret(?:[_-]?(?:access)?[_-]?key)?|access[_-]?token|"
+        r"auth[_-]?token|client[_-]?secret|token)['\"]?\s*[:=]\s*['\"]?[A-Za-z0-9_\-./+=]{16,}", re.IGNORECASE), None),
     ("a US social security number", re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"), None),
     ("a UK national insurance number", re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), None),
     ("an IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b"), None),

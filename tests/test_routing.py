@@ -191,3 +191,57 @@ def test_local_only_refuses_an_explicit_cloud_choice(how):
     with pytest.raises(PrivacyError):
         decide("hello", elsewhere, backend="openai")
     assert decide("hello", LOCAL_ONLY, backend="ollama").backend == "ollama"
+
+
+@pytest.mark.parametrize("text, found", [
+    ("DB_PASSWORD=hunter2hunter2", "a password"),
+    ("POSTGRES_PASSWORD: s3cr3tpass", "a password"),
+    ('{"user": "ada", "password": "correct-horse"}', "a password"),
+    ("password: 'Tr0ub4dor&3'", "a password"),
+    ("my password is swordfish42", "a password"),
+    ('"api_key": "abcd1234efgh5678ijkl9012"', "a secret or token assignment"),
+    ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "a secret or token assignment"),
+    ("MY_SERVICE_TOKEN=0123456789abcdef0123", "a secret or token assignment"),
+    ("client_secret = 'Zm9vYmFyYmF6cXV4cXV1eA=='", "a secret or token assignment"),
+])
+def test_secret_shapes_from_config_files_are_caught(text, found):
+    from inference_magics.privacy import find_secret
+
+    assert find_secret(text).detail == found
+
+
+@pytest.mark.parametrize("text", [
+    "password = ********", "Enter your password: ", "password_reset_url = /reset", "the token count is 512",
+    "password=${DB_PASSWORD}", "def check_password(pw): return len(pw) > 8",
+])
+def test_things_that_only_look_like_secrets(text):
+    from inference_magics.privacy import find_secret
+
+    assert find_secret(text) is None, find_secret(text)
+
+
+def test_locality_is_decided_by_address_and_model_not_by_name():
+    from inference_magics.backends import keeps_data_local
+
+    assert keeps_data_local("ollama", Settings(ollama_base_url="http://127.0.0.1:11434"))
+    assert keeps_data_local("ollama", Settings(ollama_base_url="http://localhost:11434"))
+    assert keeps_data_local("ollama", Settings(ollama_base_url="http://[::1]:11434"))
+    assert not keeps_data_local("ollama", Settings(ollama_base_url="https://ollama.com:443"))
+    assert not keeps_data_local("ollama", Settings(ollama_base_url="http://gpu-box:11434"))
+    assert not keeps_data_local("ollama", Settings(), model="gpt-oss:120b-cloud")
+    assert not keeps_data_local("openai", Settings(openai_base_url="https://127.example.net/v1"))
+    assert keeps_data_local("openai", Settings(openai_base_url="http://127.0.0.2:8080/v1"))
+
+
+def test_a_private_prompt_never_goes_to_a_remote_ollama_or_a_cloud_model():
+    remote = Settings(ollama_base_url="https://ollama.com:443", privacy="local-only")
+    route = decide("my password is hunter2hunter2", remote)
+    assert route.backend == "local" and "not on this machine" in route.reason
+    with pytest.raises(PrivacyError, match="is not on it"):
+        decide("my password is hunter2hunter2", remote, unavailable=frozenset({"local"}))
+    with pytest.raises(PrivacyError):
+        decide("my password is hunter2hunter2", Settings(), model="gpt-oss:120b-cloud")
+    cloud_default = Settings(ollama_default_model="gpt-oss:120b-cloud")
+    assert decide("This is confidential", cloud_default).backend == "local"
+    with pytest.raises(PrivacyError):
+        decide("hello", Settings(privacy="local-only"), model="qwen3-coder:480b-cloud")

@@ -123,3 +123,18 @@ def test_dotenv_quotes_comments_and_export_work(tmp_path):
     (tmp_path / ".env").write_text('# a comment\nexport OLLAMA_DEFAULT_MODEL="mistral:7b"\n\nOLLAMA_TIMEOUT=5000 # ms\n')
     s = settings.load()
     assert s.ollama_default_model == "mistral:7b" and s.ollama_timeout == 5000
+
+
+def test_every_setting_but_the_keys_is_a_config_trait():
+    from inference_magics.magics import CONFIGURABLE, InferenceMagics
+
+    traits = set(InferenceMagics.class_trait_names(config=True))
+    assert set(CONFIGURABLE) <= traits and "privacy" in traits
+    assert not {"anthropic_api_key", "openai_api_key"} & traits
+
+
+def test_credentials_in_a_bad_url_are_not_echoed(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://user:hunter2pass@api.example.com:99999/v1?key=abc")
+    with pytest.raises(ConfigError) as err:
+        settings.load()
+    assert "hunter2pass" not in err.value.message and "key=abc" not in err.value.message

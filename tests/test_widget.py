@@ -52,7 +52,7 @@ def test_stop_keeps_the_partial_answer_and_closes_the_stream(chat):
     assert wait_until(lambda: not widget.busy, timeout=2)
     partial = widget.history[-1]["content"]
     assert partial.startswith("word0 word1") and len(partial) < len(ollama.expected_text())
-    assert wait_until(lambda: ollama.disconnects == 1) and "interrupted" in widget.conversation.turns[-1].meta
+    assert wait_until(lambda: ollama.disconnects == 1) and widget.conversation.turns[-1].meta == "stopped"
 
 
 def test_a_secret_never_leaves_even_in_a_later_turn(chat):
@@ -130,3 +130,28 @@ def test_model_output_cannot_inject_html(chat):
     widget.ask("hi", wait=True)
     assert "<script>" not in widget.transcript_html and "&lt;script&gt;" in widget.transcript_html
     assert "<strong>bold</strong>" in widget.transcript_html
+
+
+def test_stop_before_the_first_token_is_immediate_and_the_widget_recovers(chat):
+    widget, ollama, _ = chat
+    ollama.set(first_token_delay=1.5, tokens=3)
+    widget.ask("slow to start")
+    assert wait_until(lambda: len(ollama.requests) > 0)
+    widget.stop()
+    assert not widget.busy  # at once, not when the first token comes
+    ollama.set(first_token_delay=0)
+    widget.ask("again", wait=True)
+    assert widget.history[-1]["content"] == ollama.expected_text()
+
+
+def test_clear_during_a_failing_answer_leaves_the_widget_usable(monkeypatch, chat):
+    widget, ollama, _ = chat
+    ollama.set(first_token_delay=0.5, fault="error_mid_stream", fault_after=0)
+    widget.ask("this will fail")
+    widget.ask("/clear")
+    assert not widget.busy
+    widget._worker.join(timeout=5)
+    assert not any(t.role == "error" for t in widget.conversation.turns)  # the old error stays out
+    ollama.set(first_token_delay=0, fault=None)
+    widget.ask("works", wait=True)
+    assert widget.history[-1]["content"] == ollama.expected_text()

@@ -110,3 +110,13 @@ def test_bad_experiment_options():
         workflows.parse_models(" , ")
     with pytest.raises(im.ConfigError, match="--repeat must be 1 or more"):
         workflows.experiment("hi", ["a"], repeat=0)
+
+
+def test_a_private_document_is_summarized_locally_chunk_by_chunk(monkeypatch, peers):
+    ollama, claude = peers
+    monkeypatch.setenv("INFERENCE_DEFAULT_BACKEND", "anthropic")
+    secret_at_the_end = "\n\n".join(f"Paragraph {i} is ordinary text. " * 40 for i in range(30))
+    secret_at_the_end += "\n\nThe admin password is hunter2hunter2."
+    result = workflows.summarize(secret_at_the_end, progress=False)
+    assert result.backend == "ollama" and len(chats(ollama)) > 2  # map and reduce, all on this machine
+    assert not [r for r in claude.requests if r.path == "/v1/messages"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import ipaddress
+import re
 import shutil
 import threading
 from urllib.parse import urlsplit
@@ -23,14 +25,35 @@ LABELS = {"ollama": "Ollama", "anthropic": "Claude", "local": "the embedded loca
           "openai": "the OpenAI-compatible server"}
 
 
-def keeps_data_local(name: str, settings) -> bool:
-    """May a private prompt go to this backend? Ollama is the user's own server and `local` runs
-    on this machine; an OpenAI-compatible server only when its address is loopback (that API is
-    as often a cloud service as a box under the desk); Claude never."""
+def is_loopback(url: str) -> bool:
+    """Is this URL's host this machine? An IP literal in the loopback range, or `localhost` —
+    never any other name (a DNS name like 127.example.net can point anywhere)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_cloud_model(model: str | None) -> bool:
+    """Ollama's cloud models (gpt-oss:120b-cloud, qwen3-coder:480b-cloud) are forwarded by the
+    local daemon to ollama.com: they leave the machine."""
+    return bool(model) and re.search(r"(^|[:-])cloud$", model) is not None
+
+
+def keeps_data_local(name: str, settings, model: str | None = None) -> bool:
+    """May a private prompt go to this backend (and model)? Only to a server on this machine:
+    Ollama or an OpenAI-compatible server at a loopback address (and not an Ollama cloud model),
+    or the embedded model. Claude never."""
+    if name == "local":
+        return True
+    if name == "ollama":
+        return is_loopback(settings.ollama_base_url) and not is_cloud_model(model)
     if name == "openai":
-        host = urlsplit(settings.openai_base_url).hostname or ""
-        return host == "localhost" or host == "::1" or host.startswith("127.")
-    return name in ("ollama", "local")
+        return is_loopback(settings.openai_base_url)
+    return False
 
 
 def local_backend_installed(settings) -> bool:

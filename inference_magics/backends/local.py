@@ -102,12 +102,12 @@ class LocalBackend:
 
     @classmethod
     def config_key(cls, settings) -> tuple:
-        return (settings.local_server, settings.local_ctx_size, settings.local_start_timeout)
+        return (settings.local_server, settings.local_model, settings.local_ctx_size, settings.local_start_timeout)
 
     def __init__(self, settings):
         self._settings = settings
         self._servers: dict[tuple[str, bool], LlamaServer] = {}
-        self._wires: dict[str, OpenAIWire] = {}
+        self._wires: dict[tuple[str, bool], OpenAIWire] = {}  # one per server, for its current port
         self._lock = threading.Lock()
 
     def _server(self, model: str, embeddings: bool = False) -> tuple[LlamaServer, OpenAIWire, str | None]:
@@ -128,9 +128,11 @@ class LocalBackend:
             server = self._servers[key]
         notice = server.ensure_running()
         with self._lock:
-            wire = self._wires.get(server.url)
-            if wire is None:  # a (re)started server has a new port, so a new wire
-                wire = self._wires[server.url] = OpenAIWire(
+            wire = self._wires.get(key)
+            if wire is None or not wire.url.startswith(server.url + "/"):
+                if wire is not None:  # a restarted server has a new port: close the old client
+                    wire.close()
+                wire = self._wires[key] = OpenAIWire(
                     server.url + "/v1", timeout_ms=120_000, label="the local llama-server",
                     fix=f"it may have crashed; see {server.log_path}.")
         return server, wire, notice
