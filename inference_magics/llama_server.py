@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,12 @@ def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTER
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+# The parent-death signal fires when the *thread* that started the child ends, so servers are
+# started from one thread that lives as long as the process, whichever thread asked (a cell, the
+# chat widget, an experiment worker): a SIGKILLed kernel then never leaves a server behind.
+_launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-server-launcher")
 
 
 class LlamaServer:
@@ -101,13 +108,13 @@ class LlamaServer:
             with open(self.log_path, "ab") as log:
                 log.write(f"\n--- starting on port {port}: {self.model}\n".encode())
                 log.flush()
-                self._process = subprocess.Popen(
+                self._process = _launcher.submit(
+                    subprocess.Popen,
                     [self.binary, "--model", str(self.model), "--alias", self.alias, "--host", "127.0.0.1",
                      "--port", str(port), "--no-webui", *self._args],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     # its own session: a kernel interrupt (SIGINT to the kernel's process group) must not kill it
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None)
+                    start_new_session=True, preexec_fn=_die_with_parent).result()
             if self._wait_until_ready():
                 return
             if "bind" not in self._log_tail().lower():

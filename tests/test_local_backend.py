@@ -201,3 +201,18 @@ def test_json_from_the_base_model_parses():
     for prompt in prompts:
         result = im.infer(prompt, backend="local", format="json", max_tokens=200)
         assert isinstance(result.parsed, dict), result.text
+
+
+def test_a_server_started_from_a_worker_thread_dies_with_a_killed_kernel():
+    """The chat widget and experiments start the server from their own threads."""
+    code = ("import threading, time, inference_magics as im; from inference_magics.backends import get_backend; "
+            "from inference_magics import settings; "
+            "t = threading.Thread(target=lambda: im.infer('Hello', backend='local', max_tokens=2)); t.start(); t.join(); "
+            "s = next(iter(get_backend('local', settings.load())._servers.values())); print(s.pid, flush=True); "
+            "time.sleep(60)")
+    env = {k: v for k, v in os.environ.items() if k != "INFERENCE_LOCAL_SERVER"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    server_pid = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    assert wait_until(lambda: not _alive(server_pid), timeout=5)
