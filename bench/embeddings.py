@@ -27,7 +27,7 @@ def run(quick: bool) -> Section:
 
     n = 500 if quick else 10_000
     rows = 5_000 if quick else 100_000
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 2
     searches = 5 if quick else 15
     section = Section("embeddings", "5. Embeddings")
     with PeerProcess("ollama") as peer, InProcess(**peer_settings(peer)) as place:
@@ -38,15 +38,17 @@ def run(quick: bool) -> Section:
         items = texts(n)
         client = ollama_sdk.Client(host=peer.url)
         first, cached, raw, requests, cached_requests = [], [], [], [], []
+        first_cpu, raw_cpu = [], []
         agree = []
 
         def ours(i=[0]):
             i[0] += 1
             os.environ["INFERENCE_DATA_DIR"] = str(Path(place.folder) / f"data-{i[0]}")  # a fresh, empty cache
             peer.reset()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             done = embeddings.run(items, progress=False)
             first.append(time.perf_counter() - start)
+            first_cpu.append(time.process_time() - cpu)
             requests.append(peer.count("/api/embed"))
             start = time.perf_counter()
             again = embeddings.run(items, progress=False)
@@ -55,11 +57,12 @@ def run(quick: bool) -> Section:
             agree.append(bool(np.array_equal(done.vectors, again.vectors)) and again.requests == 0)
 
         def by_hand():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             vectors = []
             for s in range(0, n, batch):
                 vectors += client.embed(model=model, input=items[s:s + batch]).embeddings
             raw.append(time.perf_counter() - start)
+            raw_cpu.append(time.process_time() - cpu)
 
         interleaved(repeats, ours, by_hand)
 
@@ -107,13 +110,22 @@ def run(quick: bool) -> Section:
                 f"{f_s * 1000:.0f} ms", ratio(c_s, f_s), f"≥ {TARGET_SPEEDUP}× faster", f_s / c_s >= TARGET_SPEEDUP)
     section.add("first run (hash, batch, request, cache write) vs the official client sending the same batches",
                 f"{f_s * 1000:.0f} ms", f"{r_s * 1000:.0f} ms", ratio(f_s, r_s), "", None)
+    f_cpu, r_cpu = median(first_cpu), median(raw_cpu)
+    section.add("... the same, CPU time in this process (the peer's own work excluded)", f"{f_cpu * 1000:.0f} ms",
+                f"{r_cpu * 1000:.0f} ms", ratio(f_cpu, r_cpu), "", None)
     section.add("requests made by the cached run", f"{max(cached_requests)}", "0", None, "0", max(cached_requests) == 0)
     s_s, fl_s = median(searched), median(floored)
     section.add(f"top-5 cosine search over {rows:,} × {DIMS}", f"{s_s * 1000:.1f} ms", f"{fl_s * 1000:.1f} ms (floor)",
                 ratio(s_s, fl_s), f"≤ {TARGET_SEARCH_S * 1000:.0f} ms", s_s <= TARGET_SEARCH_S)
-    section.raw.append(f"first run: {spread(first)}; runs ms {[round(x * 1000) for x in first]}")
+    section.raw.append(f"first run: {spread(first)}; runs ms {[round(x * 1000) for x in first]}; CPU ms "
+                       f"{[round(x * 1000) for x in first_cpu]}")
     section.raw.append(f"cached run: {spread(cached)}; runs ms {[round(x * 1000, 1) for x in cached]}")
-    section.raw.append(f"official client, same batches: {spread(raw)}; runs ms {[round(x * 1000) for x in raw]}")
+    section.raw.append(f"official client, same batches: {spread(raw)}; runs ms {[round(x * 1000) for x in raw]}; CPU ms "
+                       f"{[round(x * 1000) for x in raw_cpu]}")
+    section.notes.append(
+        "The first run's wall time is mostly the peer computing vectors in pure Python (a stand-in for the model), "
+        "so its comparison with the official client is noisy; the CPU-time row isolates what runs in this process "
+        "(JSON decoding, which both pay, plus our hashing, cache writes and array conversion).")
     section.raw.append(f"/api/embed requests per first run: {requests}; per cached run: {cached_requests}; "
                        f"cached vectors identical to the first run's: {all(agree)}")
     section.raw.append(f"most_similar: {spread(searched)}; runs ms {[round(x * 1000, 1) for x in searched]}")

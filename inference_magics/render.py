@@ -3,6 +3,7 @@ one final update with the rendered Markdown and a metrics footer. It never knows
 produced the text."""
 from __future__ import annotations
 
+import html
 import json
 import threading
 import time
@@ -44,8 +45,9 @@ def _thinking_markdown(result) -> list[str]:
 
 
 def result_markdown(result) -> str:
-    lines = _thinking_markdown(result) + [_body(result), "", f"<sub>{footer(result)}</sub>"]
-    lines += [f"<sub>⚠ {notice}</sub>" for notice in result.notices]
+    # the footer and notices carry names a server chose (model ids, error texts): escape them
+    lines = _thinking_markdown(result) + [_body(result), "", f"<sub>{html.escape(footer(result))}</sub>"]
+    lines += [f"<sub>⚠ {html.escape(notice)}</sub>" for notice in result.notices]
     return "\n".join(lines)
 
 
@@ -118,7 +120,7 @@ class CellView:
         self._parts: list[str] = []
         self._thinking: list[str] = []
         waiting = f"{route.backend} · {route.model} — {route.reason} — waiting for the first token…"
-        self._handle = display(_bundle(f"<sub>{waiting}</sub>", waiting), raw=True, display_id=True)
+        self._handle = display(_bundle(f"<sub>{html.escape(waiting)}</sub>", waiting), raw=True, display_id=True)
         self._throttle = Throttle(self._draw, interval)
 
     def add(self, text: str) -> None:
@@ -138,7 +140,7 @@ class CellView:
             self._handle.update(_bundle(shown, shown), raw=True)
         else:
             tail = "".join(self._thinking)[-600:]
-            self._handle.update(_bundle(f"<sub>thinking… {tail}</sub>", f"thinking… {tail}"), raw=True)
+            self._handle.update(_bundle(f"<sub>thinking… {html.escape(tail)}</sub>", f"thinking… {tail}"), raw=True)
 
     def finish(self, result) -> None:
         """The final update: full Markdown, footer, and the route in the output metadata."""
@@ -158,8 +160,6 @@ class ExperimentView:
 
     @staticmethod
     def _bundle(runs) -> dict:
-        import html
-
         columns = []
         for run in runs:
             state = "⚠ " + run.error if run.error else ("" if run.done else "…")

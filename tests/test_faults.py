@@ -79,3 +79,27 @@ def test_the_api_key_never_appears_on_any_error_path(monkeypatch, claude_peer, f
     raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("history.sqlite3*"))
     assert raw and SENTINEL.encode() not in raw
     history._stores.clear()
+
+
+def test_a_hostile_model_name_cannot_inject_html_into_the_footer(monkeypatch, claude_peer):
+    from inference_magics.render import result_markdown
+
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", claude_peer.api_key)
+    result = im.infer("hi", model="claude-haiku-4-5")
+    result.model = "<img src=x onerror=alert(1)>"
+    result.notices.append("<script>alert(2)</script>")
+    shown = result_markdown(result)
+    assert "<img" not in shown and "<script>" not in shown and "&lt;img" in shown
+
+
+def test_embedding_five_thousand_texts_is_batched(monkeypatch, ollama_peer):
+    from inference_magics import embeddings
+
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+    monkeypatch.setenv("INFERENCE_EMBED_BATCH_SIZE", "250")
+    words = [f"w{i}" for i in range(100)]
+    texts = [f"{words[i % 100]} {words[i // 100]}" for i in range(5_000)]  # all different
+    done = embeddings.run(texts, model="all-minilm", progress=False)
+    assert done.vectors.shape == (5_000, 384) and done.requests == 20
+    assert len([r for r in ollama_peer.requests if r.path == "/api/embed"]) == 20

@@ -351,3 +351,14 @@ def test_interrupting_an_experiment_stops_every_worker(kernel, peers_reset):
     assert running.reply["ename"] == "InferenceInterrupted"
     assert "every stream was stopped" in running.errors[0]["traceback"][0]
     assert wait_until(lambda: ollama.disconnects == 3, timeout=3) and ollama.completed == 0
+
+
+def test_an_interrupt_during_a_retry_backoff_stops_at_once(kernel, peers_reset):
+    _, claude = peers_reset
+    claude.set(fault="rate_limit", retry_after="30")  # the SDK would wait 30 s before retrying
+    running = kernel.start("%%infer claude-haiku-4.5\nhello")
+    assert wait_until(lambda: len([r for r in claude.requests if r.path == "/v1/messages"]) == 1, timeout=10)
+    kernel.interrupt()
+    kernel.collect(running, timeout=10)
+    assert running.reply["status"] == "error" and running.reply["ename"] == "InferenceInterrupted"
+    assert len([r for r in claude.requests if r.path == "/v1/messages"]) == 1  # no retry after the interrupt
