@@ -112,6 +112,8 @@ class InferenceMagics(Magics):
         """
         args = self._parse(line, line_form=cell is None)
         self._check_out(args.out)
+        if args.model is not None and not args.model.strip():
+            raise UsageError("the model name is empty — name a model (see %models) or leave --model out.")
         if args.workflow:
             return self._workflow(args, cell)
         if args.format not in (None, "json"):

@@ -113,6 +113,13 @@ def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
     ("%%infer --backend foo\nhi", "unknown backend 'foo'"),
     ("%%infer --temperature 5\nhi", "temperature must be a number from 0 to 2"),
     ("%%infer --max-tokens 0\nhi", "max_tokens must be a whole number"),
+    ("%%infer --temperature -1\nhi", "temperature must be a number from 0 to 2"),
+    ("%%infer --max-tokens -5\nhi", "max_tokens must be a whole number"),
+    ("%%infer --max-tokens 99999999999\nhi", "max_tokens must be a whole number"),
+    ("%%infer --model ''\nhi", "the model name is empty"),
+    ("class Bad:\n    def __str__(self):\n        raise ValueError('nope')\nbad = Bad()\n%infer tell me about {bad}",
+     "str() of it raised ValueError: nope"),
+    ("%%infer --format bullets\nhi", "--format bullets shapes a summary"),
     ("%%infer no-such-model:1b\nhi", "`ollama pull no-such-model:1b`"),
     ("%%infer claude-opus-4.5\nmy password is hunter2hunter2", "refused to send this prompt to anthropic"),
 ])
