@@ -89,8 +89,8 @@ def run(quick: bool) -> Section:
     runs = 2 if quick else 15
     slow_runs = 1 if quick else 5
     warmups = 1 if quick else 2
-    knobs = dict(KNOBS, first_token_delay=0.05, tokens=5) if quick else KNOBS
-    slow_answer = dict(SLOW_ANSWER, first_token_delay=0.05, tokens=10) if quick else SLOW_ANSWER
+    knobs = dict(KNOBS, first_token_delay=0.02, tokens=3) if quick else KNOBS
+    slow_answer = dict(SLOW_ANSWER, first_token_delay=0.02, tokens=5) if quick else SLOW_ANSWER
     section = Section("ttft", "1. Time to first token on screen")
     section.setup = (
         f"Loopback peers (in their own process) with a fixed first-token latency of "

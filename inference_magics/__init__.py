@@ -12,7 +12,7 @@ _API = {
     "Route": "routing",
     "embed": "embeddings", "cosine_similarity": "embeddings", "most_similar": "embeddings",
     "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "widget",
-    "review": "workflows", "summarize": "workflows", "experiment": "workflows", "ModelInfo": "backends.base", "Health": "backends.base",
+    "review": "workflows", "summarize": "workflows", "experiment": "workflows", "map": "batch:map_rows", "ModelInfo": "backends.base", "Health": "backends.base",
     "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
     "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",
     "RateLimited": "errors", "BackendError": "errors",
@@ -24,7 +24,8 @@ def __getattr__(name: str):
     if name in _API:
         import importlib
 
-        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        module, _, attribute = _API[name].partition(":")
+        return getattr(importlib.import_module(f".{module}", __name__), attribute or name)
     raise AttributeError(f"module 'inference_magics' has no attribute {name!r}")
 
 

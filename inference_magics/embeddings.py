@@ -12,14 +12,12 @@ import numpy as np
 
 from . import routing, settings as settings_module
 from .backends import get_backend, keeps_data_local, local_backend_installed
-from .embedding_cache import EmbeddingCache, digest
+from .cache import cache_for, digest
 from .errors import BackendUnavailable, ConfigError, PrivacyError
-from .paths import data_dir
 from .privacy import classify
 
 PROGRESS_FROM = 2_000  # texts; below this a bar would only flicker
 
-_caches: dict = {}  # path -> EmbeddingCache, one per file
 
 
 @dataclass
@@ -55,13 +53,6 @@ def as_texts(texts) -> tuple[list[str], bool]:
             raise ConfigError(f"item {i} is a {type(item).__name__}, not a string — convert the items with str() "
                               "or drop that one.")
     return items, False
-
-
-def _cache(settings) -> EmbeddingCache:
-    path = data_dir(settings) / "embeddings.sqlite3"
-    if path not in _caches:
-        _caches[path] = EmbeddingCache(path)
-    return _caches[path]
 
 
 def _route(settings, model, backend) -> routing.Route:
@@ -100,10 +91,11 @@ def run(texts, *, model=None, backend=None, cache=True, progress=None) -> Embedd
 def _embed(items, route, settings, use_cache, progress) -> Embedded:
     result = Embedded(np.empty((0, 0), np.float32), route.backend, route.model)
     keys = [digest(t) for t in items]
-    store = _cache(settings) if use_cache else None
+    store = cache_for(settings) if use_cache else None
     found: dict[bytes, np.ndarray] = {}
     if store is not None:
-        found, notice = store.get_many(route.backend, route.model, list(dict.fromkeys(keys)))
+        blobs, notice = store.get_many(f"embed:{route.backend}", route.model, list(dict.fromkeys(keys)))
+        found = {key: np.frombuffer(blob, dtype=np.float32) for key, blob in blobs.items()}
         result.notices += [notice] if notice else []
     missing = list(dict.fromkeys(t for t, k in zip(items, keys) if k not in found))  # dedupe by content
     result.cached = len(items) - sum(1 for k in keys if k not in found)
@@ -119,7 +111,8 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
                 result.requests += 1
                 fresh = [(digest(t), np.asarray(v, np.float32)) for t, v in zip(batch, vectors)]
                 found.update(fresh)
-                if store is not None and (notice := store.put_many(route.backend, route.model, fresh)):
+                if store is not None and (notice := store.put_many(
+                        f"embed:{route.backend}", route.model, [(key, vec.tobytes()) for key, vec in fresh])):
                     result.notices.append(notice)
                 if bar is not None:
                     bar.update(len(batch))

@@ -8,6 +8,7 @@ The result is never interpolated again (IPython's own `{}`/`$` expansion is swit
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from .errors import ConfigError
 
@@ -27,7 +28,10 @@ def _lookup(path: str, namespace: dict):
             break
         attr, index = step.groups()
         try:
-            value = getattr(value, attr) if attr else value[int(index)]
+            if attr and isinstance(value, Mapping):  # {row.title} for a dict row
+                value = value[attr]
+            else:
+                value = getattr(value, attr) if attr else value[int(index)]
         except (AttributeError, LookupError, TypeError):
             value = _MISSING
     return value

@@ -97,6 +97,10 @@ class InferenceMagics(Magics):
     @argument("--file", help="with --workflow: read the code or text from this file")
     @argument("--var", help="with --workflow: take the code or text from this variable")
     @argument("--length", choices=["short", "medium", "long"], default="medium", help="with --workflow summarize")
+    @argument("--map", metavar="VAR", help="run the cell (a template with {row}, {row.col}, {index}) once per item of "
+                                          "VAR: a list, a pandas Series or a DataFrame")
+    @argument("--column", help="with --map over a DataFrame: map over this column only")
+    @argument("--concurrency", type=int, help="with --map: requests at once (default 4 local, 8 Claude)")
     @no_var_expand
     @line_cell_magic
     def infer(self, line, cell=None):
@@ -116,6 +120,8 @@ class InferenceMagics(Magics):
             raise UsageError("the model name is empty — name a model (see %models) or leave --model out.")
         if args.workflow:
             return self._workflow(args, cell)
+        if args.map:
+            return self._map(args, cell)
         if args.format not in (None, "json"):
             raise UsageError(f"--format {args.format} shapes a summary — use it with --workflow summarize.")
         if args.file or args.var:
@@ -159,6 +165,35 @@ class InferenceMagics(Magics):
         running = workflows.summarize_stream(text, length=args.length, shape=args.format or "bullets",
                                              system=args.system, **options)
         return self._show(running, args.out)
+
+    def _map(self, args, cell):
+        from . import batch, tables
+
+        template = cell if cell is not None else " ".join(args.words)
+        if not template.strip():
+            raise UsageError("--map needs a template (the cell body, or after -- on the line), e.g. "
+                             "Classify the sentiment of: {row}")
+        if args.map not in self.shell.user_ns:
+            raise UsageError(f"no variable named {args.map!r} in the notebook — define it first.")
+        if args.format not in (None, "json"):
+            raise UsageError(f"--format {args.format} shapes a summary — with --map use --format json or nothing.")
+        try:
+            mapped = batch.map_rows(template, self.shell.user_ns[args.map], column=args.column,
+                                    namespace=self.shell.user_ns, backend=args.backend,
+                                    model=args.model or (args.words[0] if cell is not None and args.words else None),
+                                    system=args.system, temperature=args.temperature, max_tokens=args.max_tokens,
+                                    format=args.format, concurrency=args.concurrency)
+        except InferenceInterrupted as exc:  # every finished row is kept, in _map and --out
+            self._keep_map(exc.mapped, args.out)
+            self._publish(tables.map_bundle(exc.mapped))
+            raise
+        self._keep_map(mapped, args.out)
+        self._publish(tables.map_bundle(mapped))
+        return None
+
+    def _keep_map(self, mapped, out) -> None:
+        self.shell.user_ns["_map"] = mapped
+        self._store(out, mapped.value())
 
     def _workflow_input(self, args, cell) -> str:
         sources = [name for name, given in (("the cell body", cell and cell.strip()), ("--file", args.file),

@@ -112,3 +112,17 @@ def history_bundle(rows, caption: str) -> dict:
                  _short(entry.output, 80), f"{entry.input_tokens or 0} / {entry.output_tokens or 0}", state]
         table.append(([f"{score:.3f}"] if scored else []) + cells)
     return bundle(columns, table, caption)
+
+
+# --- mapped rows --------------------------------------------------------------------------------
+def map_bundle(mapped, shown: int = 20) -> dict:
+    rows = mapped.rows
+    done = [r for r in rows if r.output is not None or r.error]
+    cached = sum(r.cached for r in rows)
+    caption = (f"{len(done)} of {len(rows)} rows · {mapped.failed} failed · {cached} from the cache · "
+               f"{sum(r.tokens for r in rows)} output tokens · {mapped.wall_s:.1f} s"
+               + "".join(f" · ⚠ {n}" for n in mapped.notices))
+    table = [[r.index, _short(r.output or "", 80), f"{r.backend} · {r.model}" if r.backend else "", r.tokens,
+              _short(r.error or "", 80)] for r in rows[:shown]]
+    more = f" (first {shown} shown)" if len(rows) > shown else ""
+    return bundle(["row", "output", "backend · model", "tokens", "error"], table, caption + more)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import inference_magics as im
-from inference_magics import embeddings
+from inference_magics import cache, embeddings
 from tests.conftest import closed_port
 
 CORPUS = [
@@ -19,9 +19,9 @@ CORPUS = [
 def ollama(monkeypatch, ollama_peer, tmp_path):
     monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
     monkeypatch.setenv("INFERENCE_DATA_DIR", str(tmp_path / "data"))
-    embeddings._caches.clear()
+    cache._caches.clear()
     yield ollama_peer
-    embeddings._caches.clear()
+    cache._caches.clear()
 
 
 def embed_requests(peer):
@@ -56,7 +56,7 @@ def test_duplicates_are_sent_once_and_order_is_kept(ollama):
 def test_the_cache_makes_a_second_run_free_and_survives_a_new_kernel(ollama):
     first = embeddings.run(CORPUS)
     assert first.requests == 1 and first.cached == 0
-    embeddings._caches.clear()  # as a new kernel would start, with the same data folder
+    cache._caches.clear()  # as a new kernel would start, with the same data folder
     second = embeddings.run(CORPUS)
     assert second.requests == 0 and second.cached == 5 and len(embed_requests(ollama)) == 1
     assert np.array_equal(first.vectors, second.vectors)
@@ -149,9 +149,9 @@ def test_openai_backend_embeds_in_batches(monkeypatch, ollama, openai_peer):
 def test_a_corrupt_cache_does_not_stop_embedding(monkeypatch, ollama, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    (data / "embeddings.sqlite3").write_bytes(b"this is not a database" * 100)
+    (data / "cache.sqlite3").write_bytes(b"this is not a database" * 100)
     done = embeddings.run(["hello"])
-    assert done.vectors.shape == (1, 768) and any("embedding cache is off" in n for n in done.notices)
+    assert done.vectors.shape == (1, 768) and any("the cache is off" in n for n in done.notices)
     assert not embeddings.run(["hello"]).notices  # reported once
 
 
@@ -161,4 +161,4 @@ def test_the_cache_is_owner_only(ollama, tmp_path):
     im.embed("private notes")
     data = tmp_path / "data"
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
-    assert stat.S_IMODE((data / "embeddings.sqlite3").stat().st_mode) == 0o600
+    assert stat.S_IMODE((data / "cache.sqlite3").stat().st_mode) == 0o600

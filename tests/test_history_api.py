@@ -2,17 +2,17 @@
 import pytest
 
 import inference_magics as im
-from inference_magics import embeddings, history
+from inference_magics import cache, embeddings, history
 
 
 @pytest.fixture
 def ollama(monkeypatch, ollama_peer, tmp_path):
     monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
     history._stores.clear()
-    embeddings._caches.clear()
+    cache._caches.clear()
     yield ollama_peer
     history._stores.clear()
-    embeddings._caches.clear()
+    cache._caches.clear()
 
 
 def test_a_completion_is_recorded_with_its_route_and_numbers(ollama):
@@ -88,4 +88,4 @@ def test_an_unusable_data_folder_never_breaks_a_completion_or_an_embedding(monke
     result = im.infer("hello")
     assert result.text and any("history is not being saved" in n for n in result.notices)
     done = embeddings.run(["hello"])
-    assert done.vectors.shape[0] == 1 and any("embedding cache is off" in n for n in done.notices)
+    assert done.vectors.shape[0] == 1 and any("the cache is off" in n for n in done.notices)

@@ -369,3 +369,28 @@ def test_an_interrupt_during_a_retry_backoff_stops_at_once(kernel, peers_reset):
     kernel.collect(running, timeout=10)
     assert running.reply["status"] == "error" and running.reply["ename"] == "InferenceInterrupted"
     assert len([r for r in claude.requests if r.path == "/v1/messages"]) == 1  # no retry after the interrupt
+
+
+def test_map_over_a_dataframe_in_a_cell_then_resume_after_an_interrupt(kernel, peers_reset):
+    ollama, _ = peers_reset
+    ollama.set(echo=True)
+    run = kernel.run("import pandas as pd\ndf = pd.DataFrame({'title': [f't{i}' for i in range(30)]})\n"
+                     "%infer --map df --out labelled -- Label: {row.title}")
+    assert run.reply["status"] == "ok", run.errors
+    table = run.of_type("display_data")[-1]["content"]["data"]["text/plain"]
+    assert "30 of 30 rows · 0 failed" in table
+    check = kernel.run("print(list(labelled.columns), labelled.output[3])")
+    assert check.stdout.strip() == "['title', 'output', 'backend', 'model', 'tokens', 'error'] echo: Label: t3"
+    ollama.set(echo=True, token_delay=0.02)
+    cell = "items = [f'item {i}' for i in range(60)]\n%infer --map items --concurrency 2 -- Say {row}"
+    running = kernel.start(cell)
+    assert wait_until(lambda: len([r for r in ollama.requests if r.path == "/api/chat"]) >= 40, timeout=30)
+    kernel.interrupt()
+    kernel.collect(running, timeout=15)
+    assert running.reply["ename"] == "InferenceInterrupted"
+    sent_before = len([r for r in ollama.requests if r.path == "/api/chat"])
+    again = kernel.run(cell, timeout=60)
+    assert again.reply["status"] == "ok"
+    resent = len([r for r in ollama.requests if r.path == "/api/chat"]) - sent_before
+    assert resent < 60 - 5  # only the rows the interrupted run had not finished
+    assert "60 of 60 rows · 0 failed" in again.of_type("display_data")[-1]["content"]["data"]["text/plain"]

@@ -1,8 +1,13 @@
 """A deterministic Anthropic Messages API server for tests; wire facts per Part A of
-/work/shared/reference/anthropic-and-jupyter.md (named SSE events, error envelopes, pagination)."""
+/work/shared/reference/anthropic-and-jupyter.md (named SSE events, error envelopes, pagination),
+plus the Message Batches API (types in the SDK's anthropic/types/messages/message_batch*.py)."""
 import hashlib
 import itertools
+import re
 import string
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .base import COMMON_KNOBS, BaseHandler, Peer, count_words, reply_tokens
 
@@ -91,10 +96,166 @@ def validate(body, need_max_tokens):
     return None
 
 
+def reply_plan(body, knobs):
+    """(tokens, stop reason) of the reply to a valid /v1/messages body under these knobs."""
+    fmt = (body.get("output_config") or {}).get("format") or {}
+    tokens = reply_tokens(knobs, json_mode=fmt.get("type") == "json_schema")
+    if body["max_tokens"] < len(tokens):
+        return tokens[:body["max_tokens"]], "max_tokens"
+    return tokens, "end_turn"
+
+
+def message_object(msg_id, model, n_in, content, stop, out):
+    """A Message object, as /v1/messages answers and message_start / batch results carry it."""
+    return {"id": msg_id, "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": n_in, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0, "output_tokens": out}}
+
+
+def paginate(items, query):
+    """(page, None) for a newest-first list endpoint (limit / after_id / before_id, as
+    /v1/models and /v1/messages/batches page), or (None, the error message)."""
+    try:
+        limit = int(query.get("limit", 20))
+    except ValueError:
+        return None, "limit: Input should be a valid integer"
+    if not 1 <= limit <= 1000:
+        return None, "limit: Input should be between 1 and 1000"
+    ids = [it["id"] for it in items]
+    if query.get("after_id"):
+        start = ids.index(query["after_id"]) + 1 if query["after_id"] in ids else len(ids)
+        page, has_more = items[start:start + limit], start + limit < len(items)
+    elif query.get("before_id"):
+        end = ids.index(query["before_id"]) if query["before_id"] in ids else 0
+        start = max(0, end - limit)
+        page, has_more = items[start:end], start > 0
+    else:
+        page, has_more = items[:limit], limit < len(items)
+    return {"data": page, "has_more": has_more, "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None}, None
+
+
+# -- Message Batches -------------------------------------------------------------
+BATCH_ROUTE = re.compile(r"/v1/messages/batches/([^/]+)(/cancel|/results)?")
+CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+MAX_BATCH_REQUESTS = 100_000
+BATCH_EXPIRY = 24 * 3600
+RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
+
+
+def rfc3339(t):
+    """Epoch seconds as the API writes times ("2024-08-20T18:37:24.100435Z"); None stays None."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def batch_problem(body):
+    """The first problem the API would report for a POST /v1/messages/batches body, or None.
+    Only the envelope is checked here; each request's params are validated when it is
+    processed and a bad one ends up an `errored` result, as the API documents."""
+    if "requests" not in body:
+        return "requests: Field required"
+    reqs = body["requests"]
+    if not isinstance(reqs, list):
+        return "requests: Input should be a valid list"
+    if not reqs:
+        return "requests: List should have at least 1 item after validation, not 0"
+    if len(reqs) > MAX_BATCH_REQUESTS:
+        return (f"requests: List should have at most {MAX_BATCH_REQUESTS} items after "
+                f"validation, not {len(reqs)}")
+    seen = set()
+    for i, r in enumerate(reqs):
+        if not isinstance(r, dict):
+            return f"requests.{i}: Input should be a valid dictionary"
+        for name in ("custom_id", "params"):
+            if name not in r:
+                return f"requests.{i}.{name}: Field required"
+        cid = r["custom_id"]
+        if not isinstance(cid, str):
+            return f"requests.{i}.custom_id: Input should be a valid string"
+        if not CUSTOM_ID.fullmatch(cid):
+            return f"requests.{i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+        if cid in seen:
+            return (f"requests.{i}.custom_id: Duplicate custom_id {cid!r}; each custom_id must be "
+                    "unique within a Message Batch")
+        seen.add(cid)
+        if not isinstance(r["params"], dict):
+            return f"requests.{i}.params: Input should be a valid dictionary"
+    return None
+
+
+@dataclass(eq=False)
+class Batch:
+    """A Message Batch as the peer keeps it (peer.batches[id]). Time is simulated lazily: the
+    batch ends `seconds` after creation; its requests finish evenly over that time, in input
+    order, so a cancel cuts the ones not finished when it was initiated (ending
+    `cancel_seconds` later). Results were worked out at creation, from that request's knobs."""
+    id: str
+    requests: list              # [{"custom_id", "params"}] as submitted
+    answers: list               # per request, its result if processed: succeeded / errored
+    results_url: str
+    created: float              # epoch seconds
+    seconds: float              # the batch_seconds knob at creation
+    cancel_seconds: float       # the cancel_seconds knob at creation
+    cancel_initiated: float = None
+    ended: float = None
+    outcomes: list = None       # per request, its final result once the batch has ended
+
+    @property
+    def status(self):
+        if self.ended is not None:
+            return "ended"
+        return "in_progress" if self.cancel_initiated is None else "canceling"
+
+    def advance(self, now):
+        """Bring the batch up to `now` (epoch seconds)."""
+        if self.ended is not None:
+            return
+        canceled = self.cancel_initiated is not None
+        if canceled:
+            end = self.cancel_initiated + self.cancel_seconds
+        else:
+            end = self.created + self.seconds
+        if now < end:
+            return
+        n = len(self.answers)
+        done = n
+        if canceled and self.seconds > 0:
+            done = min(n, int(n * (self.cancel_initiated - self.created) / self.seconds))
+        self.ended = end
+        self.outcomes = self.answers[:done] + [{"type": "canceled"} for _ in range(n - done)]
+
+    def view(self):
+        """The MessageBatch object."""
+        counts = dict.fromkeys(("processing", *RESULT_TYPES), 0)
+        if self.outcomes is None:
+            counts["processing"] = len(self.requests)
+        else:
+            for o in self.outcomes:
+                counts[o["type"]] += 1
+        return {"id": self.id, "type": "message_batch", "processing_status": self.status,
+                "request_counts": counts, "ended_at": rfc3339(self.ended),
+                "created_at": rfc3339(self.created),
+                "expires_at": rfc3339(self.created + BATCH_EXPIRY),
+                "cancel_initiated_at": rfc3339(self.cancel_initiated),
+                "results_url": self.results_url if self.ended is not None else None,
+                "archived_at": None}
+
+    def lines(self):
+        """The results file's entries (MessageBatchIndividualResponse), in input order."""
+        return [{"custom_id": r["custom_id"], "result": o}
+                for r, o in zip(self.requests, self.outcomes or ())]
+
+
 class AnthropicHandler(BaseHandler):
     ROUTES = {"/v1/messages": (("POST",), "messages"),
               "/v1/messages/count_tokens": (("POST",), "count_tokens"),
-              "/v1/models": (("GET",), "models")}
+              "/v1/models": (("GET",), "models"),
+              "/v1/messages/batches": (("GET", "POST"), "batches")}
+    BATCH_ROUTES = {None: (("GET", "DELETE"), "batch"), "/cancel": (("POST",), "batch_cancel"),
+                    "/results": (("GET",), "batch_results")}
 
     def end_headers(self):
         self.send_header("request-id", self.rid)   # on every response, like the API
@@ -106,8 +267,12 @@ class AnthropicHandler(BaseHandler):
 
     def handle_request(self):
         self.rid = self.peer._new_id("req_011C", 20)
+        batch = BATCH_ROUTE.fullmatch(self.route)
         if self.route.startswith("/v1/models/"):
             methods, name = ("GET",), "model"
+        elif batch:
+            self.batch_id = batch[1]
+            methods, name = self.BATCH_ROUTES[batch[2]]
         else:
             methods, name = self.ROUTES.get(self.route, (None, None))
         if methods is None:
@@ -153,11 +318,9 @@ class AnthropicHandler(BaseHandler):
         body = self.json_object()
         if body is None:
             return None, None
-        if (problem := validate(body, need_max_tokens)) is not None:
-            return self.error(400, "invalid_request_error", problem), None
-        model = self.peer.resolve(body["model"])
-        if model is None:
-            return self.error(404, "not_found_error", f"model: {body['model']}"), None
+        model, problem = self.peer.check(body, need_max_tokens)
+        if problem is not None:
+            return self.error(*problem), None
         return body, model
 
     # -- routes -------------------------------------------------------------------
@@ -167,26 +330,10 @@ class AnthropicHandler(BaseHandler):
             self.send_json(200, {"input_tokens": input_tokens(body)})
 
     def route_models(self):
-        q, models = self.query, self.peer.models()
-        try:
-            limit = int(q.get("limit", 20))
-        except ValueError:
-            return self.error(400, "invalid_request_error", "limit: Input should be a valid integer")
-        if not 1 <= limit <= 1000:
-            return self.error(400, "invalid_request_error", "limit: Input should be between 1 and 1000")
-        ids = [m["id"] for m in models]
-        if q.get("after_id"):
-            start = ids.index(q["after_id"]) + 1 if q["after_id"] in ids else len(ids)
-            page, has_more = models[start:start + limit], start + limit < len(models)
-        elif q.get("before_id"):
-            end = ids.index(q["before_id"]) if q["before_id"] in ids else 0
-            start = max(0, end - limit)
-            page, has_more = models[start:end], start > 0
-        else:
-            page, has_more = models[:limit], limit < len(models)
-        self.send_json(200, {"data": page, "has_more": has_more,
-                             "first_id": page[0]["id"] if page else None,
-                             "last_id": page[-1]["id"] if page else None})
+        page, problem = paginate(self.peer.models(), self.query)
+        if problem is not None:
+            return self.error(400, "invalid_request_error", problem)
+        self.send_json(200, page)
 
     def route_model(self):
         wanted = self.route[len("/v1/models/"):]
@@ -200,19 +347,12 @@ class AnthropicHandler(BaseHandler):
         if body is None:
             return
         k, n_in = self.knobs, input_tokens(body)
-        fmt = (body.get("output_config") or {}).get("format") or {}
-        tokens = reply_tokens(k, json_mode=fmt.get("type") == "json_schema")
-        reason = "end_turn"
-        if body["max_tokens"] < len(tokens):
-            tokens, reason = tokens[:body["max_tokens"]], "max_tokens"
+        tokens, reason = reply_plan(body, k)
         slow = self.fault == "slow_headers"   # its delay was spent before the status line
         msg_id = self.peer._new_id("msg_01", 22)
 
         def message(content, stop, out):
-            return {"id": msg_id, "type": "message", "role": "assistant", "model": model,
-                    "content": content, "stop_reason": stop, "stop_sequence": None,
-                    "usage": {"input_tokens": n_in, "cache_creation_input_tokens": 0,
-                              "cache_read_input_tokens": 0, "output_tokens": out}}
+            return message_object(msg_id, model, n_in, content, stop, out)
 
         if not body.get("stream"):
             if self.fault == "error_mid_stream":   # a one-shot reply can only fail whole
@@ -255,13 +395,123 @@ class AnthropicHandler(BaseHandler):
 
         self.run_stream(write_stream)
 
+    # -- Message Batches ----------------------------------------------------------
+    def batch_answer(self, params):
+        """The result a batch request gets if processed: what /v1/messages would answer for
+        these params (non-streaming), as a MessageBatchSucceededResult or ...ErroredResult."""
+        model, problem = self.peer.check(params, need_max_tokens=True)
+        if problem is None and params.get("stream"):
+            problem = (400, "invalid_request_error",
+                       "stream: Streaming is not supported in the Message Batches API")
+        if problem is not None:   # every params problem is an invalid request inside a batch
+            return {"type": "errored", "error": {"type": "error", "error": {
+                "type": "invalid_request_error", "message": problem[2]}}}
+        tokens, reason = reply_plan(params, self.knobs)
+        msg = message_object(self.peer._new_id("msg_01", 22), model, input_tokens(params),
+                             [{"type": "text", "text": "".join(tokens)}], reason, len(tokens))
+        return {"type": "succeeded", "message": msg}
+
+    def route_batches(self):
+        if self.command == "GET":
+            page, problem = paginate(self.peer._advanced_batches(Batch.view)[::-1], self.query)
+            if problem is not None:
+                return self.error(400, "invalid_request_error", problem)
+            return self.send_json(200, page)
+        body = self.json_object()
+        if body is None:
+            return
+        if (problem := batch_problem(body)) is not None:
+            return self.error(400, "invalid_request_error", problem)
+        reqs = [{"custom_id": r["custom_id"], "params": r["params"]} for r in body["requests"]]
+        bid = self.peer._new_id("msgbatch_01", 22)
+        batch = Batch(id=bid, requests=reqs, answers=[self.batch_answer(r["params"]) for r in reqs],
+                      results_url=f"{self.peer.url}/v1/messages/batches/{bid}/results",
+                      created=time.time(), seconds=self.knobs["batch_seconds"],
+                      cancel_seconds=self.knobs["cancel_seconds"])
+        with self.peer._lock:
+            self.peer._batches[bid] = batch
+            view = batch.view()   # always in_progress: processing starts after the answer
+        self.send_json(200, view)
+
+    def found_batch(self, action=None):
+        """Bring the path's batch up to date and apply action(batch) (under the peer's lock);
+        (batch, view, action's result), or None after answering 404."""
+        with self.peer._lock:
+            batch = self.peer._batches.get(self.batch_id)
+            if batch is not None:
+                batch.advance(time.time())
+                done = action(batch) if action else None
+                view = batch.view()
+        if batch is None:
+            return self.error(404, "not_found_error", f"Message Batch {self.batch_id} not found")
+        return batch, view, done
+
+    def route_batch(self):
+        if self.command == "GET":
+            if found := self.found_batch():
+                self.send_json(200, found[1])
+            return
+
+        def delete(batch):
+            if batch.status != "ended":
+                return False
+            del self.peer._batches[batch.id]
+            return True
+
+        if found := self.found_batch(delete):
+            if not found[2]:
+                return self.error(400, "invalid_request_error",
+                                  f"Message Batch {self.batch_id} cannot be deleted while it is "
+                                  "still processing; cancel it first")
+            self.send_json(200, {"id": self.batch_id, "type": "message_batch_deleted"})
+
+    def route_batch_cancel(self):
+        def cancel(batch):
+            if batch.status == "ended":
+                return False
+            if batch.cancel_initiated is None:   # answered "canceling"; ends cancel_seconds later
+                batch.cancel_initiated = time.time()
+            return True
+
+        if found := self.found_batch(cancel):
+            if not found[2]:
+                return self.error(400, "invalid_request_error",
+                                  f"Message Batch {self.batch_id} has already ended; it can no "
+                                  "longer be canceled")
+            self.send_json(200, found[1])
+
+    def route_batch_results(self):
+        found = self.found_batch()
+        if not found:
+            return
+        batch = found[0]
+        if batch.status != "ended":
+            return self.error(400, "invalid_request_error",
+                              f"Message Batch {self.batch_id} has not finished processing; its "
+                              "results are not available yet")
+        # With this results path in fault_paths, the stream faults hit the download:
+        # error_mid_stream fails it whole (JSONL has no in-band error), drop_mid_stream cuts
+        # the connection after fault_after lines.
+        if self.fault == "error_mid_stream":
+            return self.error(529, "overloaded_error", "Overloaded")
+        cut = self.knobs["fault_after"] if self.fault == "drop_mid_stream" else -1
+        self.start_stream("application/binary")   # what the SDK asks for (Accept)
+        for i, entry in enumerate(batch.lines()):
+            if i == cut:
+                return self.drop()
+            self.write_chunk(self.dumps(entry) + "\n")
+        self.end_stream()
+
 
 class AnthropicPeer(Peer):
     """Anthropic API on 127.0.0.1. Extra knobs: api_key, retry_after, models (entries or ids),
-    aliases (alias -> id), fault_paths."""
+    aliases (alias -> id), fault_paths, batch_seconds (a Message Batch ends this long after
+    creation), cancel_seconds (a canceled batch stays "canceling" this long).
+    peer.batches: {id: Batch} of the Message Batches created (reset() clears them)."""
 
     KNOBS = {**COMMON_KNOBS, "api_key": "sk-ant-peer-test-key", "retry_after": "0",
-             "models": DEFAULT_MODELS, "aliases": DEFAULT_ALIASES, "fault_paths": ("/v1/messages",)}
+             "models": DEFAULT_MODELS, "aliases": DEFAULT_ALIASES, "fault_paths": ("/v1/messages",),
+             "batch_seconds": 0.0, "cancel_seconds": 0.0}
     FAULTS = ("rate_limit", "overloaded", "server_error", "forbidden", "too_large",
               "error_mid_stream", "drop_mid_stream", "html", "hang", "slow_headers")
     Handler = AnthropicHandler
@@ -269,6 +519,20 @@ class AnthropicPeer(Peer):
     def _clear(self):
         super()._clear()
         self._ids = itertools.count()
+        self._batches = {}   # id -> Batch, in creation order
+
+    @property
+    def batches(self):
+        """{id: Batch}, oldest first, brought up to now."""
+        return {b.id: b for b in self._advanced_batches()}
+
+    def _advanced_batches(self, fn=None):
+        """Every batch brought up to now, oldest first, or fn(batch) of each (under the lock)."""
+        now = time.time()
+        with self._lock:
+            for b in self._batches.values():
+                b.advance(now)
+            return [fn(b) if fn else b for b in self._batches.values()]
 
     @property
     def api_key(self):
@@ -283,6 +547,16 @@ class AnthropicPeer(Peer):
         """The model id a request for `name` runs on (aliases resolved), or None if unknown."""
         name = self.knobs["aliases"].get(name, name)
         return name if any(m["id"] == name for m in self.models()) else None
+
+    def check(self, body, need_max_tokens):
+        """(model id, None) for a request body /v1/messages (or count_tokens) would run, else
+        (None, (status, error type, message)) as it would answer."""
+        if (problem := validate(body, need_max_tokens)) is not None:
+            return None, (400, "invalid_request_error", problem)
+        model = self.resolve(body["model"])
+        if model is None:
+            return None, (404, "not_found_error", f"model: {body['model']}")
+        return model, None
 
     def _new_id(self, prefix, length):
         """Realistic-looking, deterministic ids (msg_01…, req_011C…)."""

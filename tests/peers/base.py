@@ -171,6 +171,7 @@ class Peer:
 
     def _clear(self):
         self._requests, self._disconnects, self._completed, self._faults_used = [], 0, 0, 0
+        self._in_flight = self._peak_in_flight = 0
 
     def _take_fault(self, path):
         """The fault for this request (or None), consuming one of fail_times."""
@@ -199,6 +200,21 @@ class Peer:
     @property
     def completed(self):
         return self._completed
+
+    @property
+    def in_flight(self):
+        """Requests being answered right now."""
+        return self._in_flight
+
+    @property
+    def peak_in_flight(self):
+        """The most requests answered at once since the last reset (a concurrency ceiling check)."""
+        return self._peak_in_flight
+
+    def _enter(self, delta):
+        with self._lock:
+            self._in_flight += delta
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
 
     def _record(self, rec):
         with self._lock:
@@ -275,6 +291,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         self.t_first = None
         self.fault = None              # the peer sets it once the route is known
         self.answered = False          # a status line went out
+        self.peer._enter(1)
         try:
             self.handle_request()
         except (ClientGone, Stopping):
@@ -284,6 +301,8 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             if not self.answered:
                 self.send_body(500, f"test peer bug: {e!r}", "text/plain")
+        finally:
+            self.peer._enter(-1)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
 

@@ -1,0 +1,87 @@
+"""A persistent key-value cache in SQLite under the data folder, for results worth not asking for
+twice: embedding vectors (by backend, model and text) and mapped rows (by model, rendered prompt
+and options). Keys are SHA-256 digests; values are bytes.
+
+A cache that cannot be opened or written (corrupt, locked, read-only) never fails the work: it
+is skipped, and the first problem is reported once as a notice.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+
+from .paths import data_dir, make_private_dir, private_file
+
+_CHUNK = 500  # SQLite's limit on bound parameters is far above this; keeps statements small
+FILENAME = "cache.sqlite3"
+
+
+def digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+class BlobCache:
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._failed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            make_private_dir(self.path.parent)
+            db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False)
+            db.execute("CREATE TABLE IF NOT EXISTS blobs (kind TEXT, scope TEXT, digest BLOB, value BLOB, "
+                       "PRIMARY KEY (kind, scope, digest)) WITHOUT ROWID")
+            private_file(self.path)
+            self._db = db
+        return self._db
+
+    def _guard(self, action):
+        """Run a cache action; on failure disable the cache and return the notice (once)."""
+        if self._failed:
+            return None, None
+        try:
+            with self._lock:
+                return action(self._connect()), None
+        except (sqlite3.Error, OSError) as exc:
+            self._failed = True
+            return None, (f"the cache is off for this session: {self.path} failed ({exc}) — fix or delete that "
+                          "file, or point INFERENCE_DATA_DIR elsewhere.")
+
+    def get_many(self, kind: str, scope: str, digests: list[bytes]) -> tuple[dict[bytes, bytes], str | None]:
+        def fetch(db):
+            found = {}
+            for start in range(0, len(digests), _CHUNK):
+                chunk = digests[start:start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(f"SELECT digest, value FROM blobs WHERE kind=? AND scope=? AND digest IN ({marks})",
+                                  (kind, scope, *chunk))
+                found.update(rows)
+            return found
+
+        found, notice = self._guard(fetch)
+        return found or {}, notice
+
+    def put_many(self, kind: str, scope: str, items: list[tuple[bytes, bytes]]) -> str | None:
+        def store(db):
+            with db:
+                db.executemany("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?)",
+                               [(kind, scope, key, value) for key, value in items])
+
+        return self._guard(store)[1]
+
+
+_caches: dict[Path, BlobCache] = {}
+_caches_lock = threading.Lock()
+
+
+def cache_for(settings) -> BlobCache:
+    """The cache file in the data folder (one object per file, shared by the kernel's threads)."""
+    path = data_dir(settings) / FILENAME
+    with _caches_lock:
+        if path not in _caches:
+            _caches[path] = BlobCache(path)
+        return _caches[path]

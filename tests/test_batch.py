@@ -1,0 +1,103 @@
+"""im.map / %%infer --map: one template over many rows, concurrently, in order, resumable."""
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+import inference_magics as im
+from inference_magics import cache
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def rows(peers):
+    cache._caches.clear()
+    ollama, claude = peers
+    ollama.set(echo=True)
+    yield ollama, claude
+    cache._caches.clear()
+
+
+def chat_requests(peer):
+    return [r for r in peer.requests if r.path == "/api/chat"]
+
+
+def test_a_thousand_rows_in_order_with_a_concurrency_ceiling_seen_at_the_peer(rows):
+    ollama, _ = rows
+    ollama.set(token_delay=0.002)
+    items = [f"ticket {i}" for i in range(1000)]
+    mapped = im.map("Classify: {row}", items, concurrency=4, progress=False)
+    assert [r.output for r in mapped.rows] == [f"echo: Classify: ticket {i}" for i in range(1000)]
+    assert mapped.failed == 0 and len(chat_requests(ollama)) == 1000
+    assert ollama.peak_in_flight == 4  # bounded, and actually concurrent
+
+
+def test_failed_rows_keep_their_error_and_the_batch_goes_on(rows):
+    ollama, _ = rows
+    bad = im.map("Say: {row}", ["a", "b", "c"], model="no-such-model:1b", progress=False)
+    assert bad.failed == 3 and all("ollama pull no-such-model:1b" in r.error for r in bad.rows)
+
+
+def test_a_secret_row_never_reaches_the_cloud(rows):
+    ollama, claude = rows
+    items = ["the weather today", "my password is hunter2hunter2", "the sea"]
+    mapped = im.map("Summarize: {row}", items, model="claude-haiku-4.5", progress=False)
+    assert mapped.rows[0].backend == "anthropic" and mapped.rows[2].backend == "anthropic"
+    assert "refused to send this prompt to anthropic" in mapped.rows[1].error and mapped.rows[1].output is None
+    sent = " ".join(str(r.body) for r in claude.requests if r.path == "/v1/messages")
+    assert "hunter2" not in sent
+    routed = im.map("Summarize: {row}", items, progress=False)  # no model named: the secret row stays local
+    assert routed.rows[1].backend == "ollama" and not routed.failed
+
+
+def test_an_interrupt_keeps_finished_rows_and_a_rerun_sends_only_the_missing(rows):
+    ollama, _ = rows
+    ollama.set(token_delay=0.01)
+    items = [f"row {i}" for i in range(40)]
+    main = threading.main_thread()
+
+    def interrupt_soon():
+        wait_until(lambda: len(chat_requests(ollama)) >= 8, timeout=10)
+        import _thread
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_soon).start()
+    with pytest.raises(im.InferenceInterrupted) as err:
+        im.map("{row}", items, concurrency=2, progress=False)
+    first = err.value.mapped
+    finished = [r for r in first.rows if r.output is not None]
+    assert 8 <= len(finished) < 40 and main.is_alive()
+    time.sleep(0.3)  # let the rows that were running when the interrupt came finish and be cached
+    before = len(chat_requests(ollama))
+    again = im.map("{row}", items, concurrency=2, progress=False)
+    sent_again = len(chat_requests(ollama)) - before
+    assert [r.output for r in again.rows] == [f"echo: row {i}" for i in range(40)]
+    assert sent_again == 40 - sum(r.cached for r in again.rows) and sent_again <= 40 - len(finished)
+
+
+def test_dataframes_columns_and_json_fields(rows):
+    ollama, _ = rows
+    frame = pd.DataFrame({"title": ["Cats", "Dogs"], "year": [2001, 2002]}, index=["a", "b"])
+    mapped = im.map("Title {row.title} from {row.year}", frame, progress=False)
+    assert [r.prompt for r in mapped.rows] == ["Title Cats from 2001", "Title Dogs from 2002"]
+    out = mapped.value()
+    assert list(out.columns) == ["title", "year", "output", "backend", "model", "tokens", "error"]
+    assert list(out.index) == ["a", "b"] and out.loc["a", "output"] == "echo: Title Cats from 2001"
+    ollama.set(echo=False)
+    parsed = im.map("{row}", frame, column="title", format="json", progress=False).frame()
+    assert "answer" in parsed.columns
+    ollama.set(echo=True)
+    assert im.map("{row}", pd.Series(["x", "y"]), progress=False).value()["output"].tolist() == ["echo: x", "echo: y"]
+    assert im.map("{row}", ["x", "y"], progress=False).value() == ["echo: x", "echo: y"]  # a list gives a list
+
+
+@pytest.mark.parametrize("items, column, message", [
+    (None, None, "nothing to map over"),
+    ([], None, "no rows to map over"),
+    ("a string", None, "cannot map over a str"),
+    (pd.DataFrame({"a": [1]}), "b", "has no column 'b'"),
+])
+def test_bad_input_is_one_line(rows, items, column, message):
+    with pytest.raises(im.ConfigError, match=message):
+        im.map("{row}", items, column=column, progress=False)
