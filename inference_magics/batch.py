@@ -188,3 +188,78 @@ def _from_cache(rows: list[Row], options: dict, store, mapped: Mapped) -> list[R
 def _encode(row: Row) -> bytes:
     kept = {k: v for k, v in asdict(row).items() if k in ("output", "backend", "model", "tokens", "parsed")}
     return json.dumps(kept, default=str).encode()
+
+
+# --- Claude's Message Batches API: about half the price, results within 24 hours ----------------
+def submit(template: str, items, *, column: str | None = None, model: str = "sonnet", system=None, temperature=None,
+           max_tokens=None, namespace=None) -> dict:
+    """Send every row to Claude as one Message Batch and remember the job (in the data folder), so
+    a later kernel can collect it with `collect(id)`. Rows that must stay local are refused in
+    their row and never sent."""
+    from .backends import get_backend
+    from .backends.base import Request
+    from .errors import PrivacyError
+
+    names = namespace or {}
+    prompts = [interpolate(template, ChainMap({"row": item, "index": i}, names))
+               for i, item in enumerate(rows_of(items, column))]
+    requests, refused = {}, {}
+    for index, prompt in enumerate(prompts):
+        try:
+            route = api.route(prompt, model=model or "sonnet", system=system)
+        except PrivacyError as exc:
+            refused[str(index)] = exc.message
+            continue
+        if route.backend != "anthropic":
+            raise ConfigError(f"--batch-api sends rows to Claude's Message Batches API, and {route.model} is not a "
+                              "Claude model — name one (sonnet, haiku, claude-...).")
+        requests[str(index)] = Request(model=route.model, messages=({"role": "user", "content": prompt},),
+                                       system=system, temperature=temperature, max_tokens=max_tokens)
+    if not requests:
+        raise ConfigError("every row was refused for the cloud (each carries something private) — run them locally "
+                          "without --batch-api.")
+    settings = settings_module.load()
+    batch_id = get_backend("anthropic", settings).submit_batch(requests)
+    job = {"id": batch_id, "rows": len(prompts), "refused": refused, "model": route.model,
+           "created_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    cache_for(settings).put_many("batch-job", "", [(digest(batch_id), json.dumps(job).encode())])
+    return job
+
+
+def jobs() -> list[dict]:
+    """Every Message Batch submitted from this machine, newest first, with its current status."""
+    from .backends import get_backend
+
+    settings = settings_module.load()
+    found, _ = cache_for(settings).values("batch-job", "")
+    known = sorted((json.loads(v) for v in found), key=lambda job: job["created_at"], reverse=True)
+    backend = get_backend("anthropic", settings)
+    for job in known:
+        try:
+            job.update(backend.batch_status(job["id"]))
+        except InferenceError as exc:
+            job["status"] = f"unknown: {exc.message}"
+    return known
+
+
+def collect(batch_id: str) -> Mapped:
+    """The rows of an ended batch, in input order (refused rows keep their reason)."""
+    from .backends import get_backend
+
+    settings = settings_module.load()
+    found, _ = cache_for(settings).get_many("batch-job", "", [digest(batch_id)])
+    if not found:
+        raise ConfigError(f"no batch {batch_id!r} was submitted from here — %infer_batches lists the known ones.")
+    job = json.loads(next(iter(found.values())))
+    backend = get_backend("anthropic", settings)
+    status = backend.batch_status(batch_id)
+    if status["status"] != "ended":
+        raise ConfigError(f"batch {batch_id} is still {status['status']} ({status['processing']} rows to go) — "
+                          "collect it later; results arrive within 24 hours.")
+    results = backend.batch_results(batch_id)
+    rows = []
+    for index in range(job["rows"]):
+        row = Row(index, "", backend="anthropic", model=job["model"])
+        row.output, row.error, row.tokens = results.get(str(index), (None, job["refused"].get(str(index)), 0))
+        rows.append(row)
+    return Mapped(rows)

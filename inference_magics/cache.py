@@ -74,6 +74,12 @@ class BlobCache:
         return self._guard(store)[1]
 
 
+    def values(self, kind: str, scope: str) -> tuple[list[bytes], str | None]:
+        values, notice = self._guard(lambda db: [v for (v,) in db.execute(
+            "SELECT value FROM blobs WHERE kind=? AND scope=?", (kind, scope))])
+        return values or [], notice
+
+
 _caches: dict[Path, BlobCache] = {}
 _caches_lock = threading.Lock()
 

@@ -101,6 +101,9 @@ class InferenceMagics(Magics):
                                           "VAR: a list, a pandas Series or a DataFrame")
     @argument("--column", help="with --map over a DataFrame: map over this column only")
     @argument("--concurrency", type=int, help="with --map: requests at once (default 4 local, 8 Claude)")
+    @argument("--batch-api", action="store_true",
+              help="with --map: send the rows to Claude's Message Batches API (about half the price, results within "
+                   "24 h); %%infer_batches collects them")
     @no_var_expand
     @line_cell_magic
     def infer(self, line, cell=None):
@@ -177,6 +180,13 @@ class InferenceMagics(Magics):
             raise UsageError(f"no variable named {args.map!r} in the notebook — define it first.")
         if args.format not in (None, "json"):
             raise UsageError(f"--format {args.format} shapes a summary — with --map use --format json or nothing.")
+        if args.batch_api:
+            job = batch.submit(template, self.shell.user_ns[args.map], column=args.column,
+                               model=args.model or (args.words[0] if cell is not None and args.words else None),
+                               system=args.system, temperature=args.temperature, max_tokens=args.max_tokens,
+                               namespace=self.shell.user_ns)
+            self._publish(tables.batch_job_bundle(job))
+            return None
         try:
             mapped = batch.map_rows(template, self.shell.user_ns[args.map], column=args.column,
                                     namespace=self.shell.user_ns, backend=args.backend,
@@ -188,6 +198,26 @@ class InferenceMagics(Magics):
             self._publish(tables.map_bundle(exc.mapped))
             raise
         self._keep_map(mapped, args.out)
+        self._publish(tables.map_bundle(mapped))
+        return None
+
+    @magic_arguments()
+    @argument("batch_id", nargs="?", help="collect this batch's results (default: list every batch)")
+    @argument("-o", "--out", help="store the collected rows (a DataFrame) in this variable")
+    @line_magic
+    def infer_batches(self, line):
+        """Claude Message Batches sent with %%infer --map --batch-api: list and poll them, or
+        collect one that has ended (results arrive within 24 hours; the list survives the kernel)."""
+        from . import batch, tables
+
+        args = parse(self.infer_batches, line)
+        self._check_out(args.out)
+        if args.batch_id is None:
+            self._publish(tables.batch_jobs_bundle(batch.jobs()))
+            return None
+        mapped = batch.collect(args.batch_id)
+        self._keep_map(mapped, None)
+        self._store(args.out, mapped.frame())
         self._publish(tables.map_bundle(mapped))
         return None
 

@@ -126,3 +126,19 @@ def map_bundle(mapped, shown: int = 20) -> dict:
               _short(r.error or "", 80)] for r in rows[:shown]]
     more = f" (first {shown} shown)" if len(rows) > shown else ""
     return bundle(["row", "output", "backend · model", "tokens", "error"], table, caption + more)
+
+
+def batch_job_bundle(job: dict) -> dict:
+    refused = len(job["refused"])
+    text = (f"submitted Message Batch {job['id']}: {job['rows'] - refused} rows to {job['model']}"
+            + (f", {refused} refused (private rows stay local)" if refused else "")
+            + f" — results within 24 hours: %infer_batches {job['id']} --out NAME collects them.")
+    return {"text/plain": text, "text/markdown": f"<sub>{html.escape(text)}</sub>"}
+
+
+def batch_jobs_bundle(jobs: list[dict]) -> dict:
+    rows = [[j["id"], j["created_at"], j["model"], j["rows"], j.get("status", ""),
+             f"{j.get('succeeded', 0)} ok / {j.get('errored', 0)} failed / {j.get('processing', 0)} to go"]
+            for j in jobs]
+    return bundle(["batch", "submitted", "model", "rows", "status", "progress"], rows,
+                  f"{len(jobs)} Message Batch{'es' * (len(jobs) != 1)}")

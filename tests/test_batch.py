@@ -101,3 +101,30 @@ def test_dataframes_columns_and_json_fields(rows):
 def test_bad_input_is_one_line(rows, items, column, message):
     with pytest.raises(im.ConfigError, match=message):
         im.map("{row}", items, column=column, progress=False)
+
+
+def test_message_batches_submit_persist_and_collect(rows):
+    ollama, claude = rows
+    claude.set(batch_seconds=0.3, tokens=4)
+    items = ["the weather", "my password is hunter2hunter2", "the sea"]
+    from inference_magics import batch
+
+    job = batch.submit("Summarize: {row}", items, model="claude-haiku-4.5")
+    assert job["id"].startswith("msgbatch_") and job["rows"] == 3 and list(job["refused"]) == ["1"]
+    sent = [r.body for r in claude.requests if r.path == "/v1/messages/batches"]
+    assert len(sent[0]["requests"]) == 2 and "hunter2" not in str(sent)
+    with pytest.raises(im.ConfigError, match="still in_progress"):
+        batch.collect(job["id"])
+    assert [j["id"] for j in batch.jobs()] == [job["id"]]  # remembered in the data folder
+    cache._caches.clear()  # as a later kernel would
+    assert wait_until(lambda: batch.jobs()[0]["status"] == "ended", timeout=5)
+    mapped = batch.collect(job["id"])
+    assert [r.output for r in mapped.rows] == [claude.expected_text(), None, claude.expected_text()]
+    assert "refused" in mapped.rows[1].error and mapped.rows[0].tokens == 4
+
+
+def test_batch_api_needs_a_claude_model(rows):
+    from inference_magics import batch
+
+    with pytest.raises(im.ConfigError, match="not a Claude model"):
+        batch.submit("{row}", ["a"], model="llama3.2:3b")

@@ -148,9 +148,9 @@ def test_cancel_before_end(ant, ac):
 
 
 def test_cancel_midway_keeps_finished_requests(ant, ac):
-    ant.set(batch_seconds=0.4, cancel_seconds=0.1)
+    ant.set(batch_seconds=1.0, cancel_seconds=0.1)
     batch = ac.messages.batches.create(requests=[req(f"r{i}") for i in range(4)])
-    time.sleep(0.25)   # about half the requests have finished
+    time.sleep(0.5)   # about half the requests have finished
     assert ac.messages.batches.cancel(batch.id).processing_status == "canceling"
     assert ac.messages.batches.retrieve(batch.id).processing_status == "canceling"
     counts = wait_ended(ac, batch.id).request_counts
@@ -216,11 +216,18 @@ def test_results_download_faults_and_reset(ant, ac):
     wait_ended(ac, batch.id)
     ant.set(fault="drop_mid_stream", fault_after=2,
             fault_paths=(f"/v1/messages/batches/{batch.id}/results",))
+    lines = []
+    with pytest.raises(httpx.HTTPError):   # on the wire: two whole lines, then the cut
+        with httpx.stream("GET", f"{ant.url}/v1/messages/batches/{batch.id}/results",
+                          headers={"x-api-key": ant.api_key, **VERSION}) as r:
+            lines.extend(r.iter_lines())
+    assert [json.loads(x)["custom_id"] for x in lines] == ["r0", "r1"]
     got = []
     with pytest.raises((anthropic.APIError, httpx2.HTTPError)):
         for r in ac.messages.batches.results(batch.id):
             got.append(r.custom_id)
-    assert got == ["r0", "r1"]
+    # The SDK reads in 64-byte pieces and loses a piece still buffered when the connection dies.
+    assert got in (["r0"], ["r0", "r1"])
     assert ac.messages.create(model="claude-opus-4-6", max_tokens=5, messages=USER).content
     ant.reset()
     assert ant.batches == {} and ant.knobs["batch_seconds"] == 0.0

@@ -394,3 +394,17 @@ def test_map_over_a_dataframe_in_a_cell_then_resume_after_an_interrupt(kernel, p
     resent = len([r for r in ollama.requests if r.path == "/api/chat"]) - sent_before
     assert resent < 60 - 5  # only the rows the interrupted run had not finished
     assert "60 of 60 rows · 0 failed" in again.of_type("display_data")[-1]["content"]["data"]["text/plain"]
+
+
+def test_batch_api_from_a_cell_and_collect_later(kernel, peers_reset):
+    _, claude = peers_reset
+    claude.set(batch_seconds=0.2, tokens=3)
+    sent = kernel.run("qs = ['one', 'two', 'three']\n%infer --map qs --batch-api --model haiku -- Answer: {row}")
+    text = sent.of_type("display_data")[-1]["content"]["data"]["text/plain"]
+    assert sent.reply["status"] == "ok" and "submitted Message Batch msgbatch_" in text
+    batch_id = text.split("Message Batch ")[1].split(":")[0]
+    listed = kernel.run("%infer_batches")
+    assert batch_id in listed.of_type("display_data")[-1]["content"]["data"]["text/plain"]
+    assert wait_until(lambda: claude.batches[batch_id].status == "ended", timeout=5)
+    got = kernel.run(f"%infer_batches {batch_id} --out answers\nprint(answers.output.tolist())")
+    assert got.stdout.strip() == str([claude.expected_text()] * 3)

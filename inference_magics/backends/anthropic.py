@@ -148,6 +148,55 @@ class AnthropicBackend:
         except Exception as exc:  # SDK and transport errors, classified by data, not class
             raise self._translate(exc, request.model) from None
 
+    # --- Message Batches: half the price, results within 24 h ----------------------------------
+    def _params(self, request: Request) -> dict:
+        params = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+                      messages=list(request.messages))
+        if request.system:
+            params["system"] = request.system
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        return params
+
+    def submit_batch(self, requests: dict[str, Request]) -> str:
+        """Send {custom_id: Request} as one Message Batch; returns the batch id."""
+        client = self._sdk()
+        try:
+            batch = client.messages.batches.create(
+                requests=[{"custom_id": key, "params": self._params(r)} for key, r in requests.items()])
+        except Exception as exc:
+            raise self._translate(exc, next(iter(requests.values())).model) from None
+        return batch.id
+
+    def batch_status(self, batch_id: str) -> dict:
+        client = self._sdk()
+        try:
+            batch = client.messages.batches.retrieve(batch_id)
+        except Exception as exc:
+            raise self._translate(exc, "") from None
+        counts = batch.request_counts
+        return {"status": batch.processing_status, "succeeded": counts.succeeded, "errored": counts.errored,
+                "processing": counts.processing, "canceled": counts.canceled, "expired": counts.expired}
+
+    def batch_results(self, batch_id: str) -> dict[str, tuple[str | None, str | None, int]]:
+        """{custom_id: (text, error, output tokens)} of an ended batch."""
+        client = self._sdk()
+        try:
+            found = {}
+            for entry in client.messages.batches.results(batch_id):
+                result = entry.result
+                if result.type == "succeeded":
+                    text = "".join(b.text for b in result.message.content if b.type == "text")
+                    found[entry.custom_id] = (text, None, result.message.usage.output_tokens or 0)
+                elif result.type == "errored":
+                    error = getattr(getattr(result.error, "error", None), "message", None) or str(result.error)
+                    found[entry.custom_id] = (None, f"Claude refused this row: {error}", 0)
+                else:
+                    found[entry.custom_id] = (None, f"this row was {result.type} before it ran", 0)
+        except Exception as exc:
+            raise self._translate(exc, "") from None
+        return found
+
     def _translate(self, exc: Exception, model: str) -> InferenceError:
         import anthropic
 
