@@ -31,8 +31,10 @@ def __getattr__(name: str):
 
 def load_ipython_extension(ipython) -> None:
     from .magics import InferenceMagics
+    from .magics_data import DataMagics
 
     ipython.register_magics(InferenceMagics)
+    ipython.register_magics(DataMagics)
 
 
 def unload_ipython_extension(ipython) -> None:

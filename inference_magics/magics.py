@@ -44,8 +44,31 @@ def _config_trait(field: str):
     return Any(None, allow_none=True, help=f"{var.help} Overrides {var.env[0]}.").tag(config=True)
 
 
+class BaseMagics(Magics):
+    """What every magics class here shares: showing a bundle and storing results."""
+
+    def _publish(self, bundle: dict) -> None:
+        from IPython.display import display
+
+        display(bundle, raw=True)
+
+    @staticmethod
+    def _check_out(out: str | None) -> None:
+        if out is not None and not out.isidentifier():
+            raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
+
+    def _store(self, out: str | None, value):
+        if out:
+            self.shell.user_ns[out] = value
+        return None
+
+    def _keep_map(self, mapped, out) -> None:
+        self.shell.user_ns["_map"] = mapped
+        self._store(out, mapped.value())
+
+
 @magics_class
-class InferenceMagics(Magics):
+class InferenceMagics(BaseMagics):
     """%%infer and friends. `%config InferenceMagics` lists the per-kernel settings; each
     overrides its environment variable (the API key is deliberately not one of them: keys belong
     in the environment or .env, never in a notebook's history)."""
@@ -201,30 +224,6 @@ class InferenceMagics(Magics):
         self._publish(tables.map_bundle(mapped))
         return None
 
-    @magic_arguments()
-    @argument("batch_id", nargs="?", help="collect this batch's results (default: list every batch)")
-    @argument("-o", "--out", help="store the collected rows (a DataFrame) in this variable")
-    @line_magic
-    def infer_batches(self, line):
-        """Claude Message Batches sent with %%infer --map --batch-api: list and poll them, or
-        collect one that has ended (results arrive within 24 hours; the list survives the kernel)."""
-        from . import batch, tables
-
-        args = parse(self.infer_batches, line)
-        self._check_out(args.out)
-        if args.batch_id is None:
-            self._publish(tables.batch_jobs_bundle(batch.jobs()))
-            return None
-        mapped = batch.collect(args.batch_id)
-        self._keep_map(mapped, None)
-        self._store(args.out, mapped.frame())
-        self._publish(tables.map_bundle(mapped))
-        return None
-
-    def _keep_map(self, mapped, out) -> None:
-        self.shell.user_ns["_map"] = mapped
-        self._store(out, mapped.value())
-
     def _workflow_input(self, args, cell) -> str:
         sources = [name for name, given in (("the cell body", cell and cell.strip()), ("--file", args.file),
                                             ("--var", args.var)) if given]
@@ -304,113 +303,6 @@ class InferenceMagics(Magics):
         if args.out:
             self._store(args.out, done.frame())
 
-    # --- embeddings ---------------------------------------------------------------------------
-    @magic_arguments()
-    @argument("text", nargs="*", help="%%embed: the text. %%%%embed: the cell body is the text.")
-    @argument("-v", "--var", help="embed this variable: a string, or a list / Series of strings")
-    @argument("-m", "--model", help="embedding model (default OLLAMA_EMBED_MODEL)")
-    @argument("-b", "--backend", help="ollama, local or openai")
-    @argument("--output", choices=["json", "array", "length"],
-              help="return the value: json (model, dimensions, vectors), array (the bare vectors) or length (dimensions)")
-    @argument("--similar-to", metavar="QUERY", help="rank the texts by cosine similarity to QUERY")
-    @argument("-k", type=int, default=5, help="how many to show with --similar-to (default 5)")
-    @argument("--no-cache", action="store_true", help="ask the backend even for texts already in the cache")
-    @argument("-o", "--out", help="store the result in this variable")
-    @no_var_expand
-    @line_cell_magic
-    def embed(self, line, cell=None):
-        """Embed text: vectors with their model and dimensions, cached, and similarity search.
-
-        %embed TEXT                    one text
-        %embed -v VAR                  a string, or a list / pandas Series of strings (batched)
-        %%embed                        the cell body is the text
-        %embed -v docs --similar-to "query" -k 5     a ranked table (score, text)
-
-        The last result is always `_embed`.
-        """
-        from . import embeddings, tables
-
-        args = parse(self.embed, line)
-        self._check_out(args.out)
-        if args.var is not None:
-            if args.var not in self.shell.user_ns:
-                raise UsageError(f"no variable named {args.var!r} in the notebook — define it first.")
-            texts = self.shell.user_ns[args.var]
-        elif cell is not None:
-            texts = cell
-        else:
-            texts = " ".join(args.text)
-            if not texts.strip():
-                raise UsageError("nothing to embed — write the text after %embed, or use -v VAR or %%embed.")
-        items, single = embeddings.as_texts(texts)
-        choice = dict(model=args.model, backend=args.backend, cache=not args.no_cache)
-        done = embeddings.run(items if args.similar_to is None else items + [args.similar_to], **choice)
-        self.shell.user_ns["_embed"] = done
-        if args.similar_to is not None:
-            query, done.vectors = done.vectors[-1], done.vectors[:-1]
-            ranked = [{"rank": r, "score": round(score, 4), "index": i, "text": items[i]}
-                      for r, (i, score) in enumerate(embeddings.most_similar(query, done.vectors, args.k), 1)]
-            self._publish(tables.similar_bundle(ranked, done, args.similar_to))
-            return self._store(args.out, ranked)
-        value = {"json": lambda: tables.embed_json(done, single), "length": lambda: done.dims,
-                 "array": lambda: done.vectors[0] if single else done.vectors}.get(args.output)
-        self._publish(tables.embed_bundle(done, single))
-        if value is None:
-            return self._store(args.out, done.vectors[0] if single else done.vectors)
-        return self._store(args.out, value()) if args.out else value()
-
-    # --- models, health, history -------------------------------------------------------------
-    @magic_arguments()
-    @argument("-b", "--backend", help="only this backend")
-    @argument("--format", choices=["table", "json"], default="table")
-    @argument("-o", "--out", help="store the listing: a pandas DataFrame when pandas is installed, else a list of dicts")
-    @line_magic
-    def models(self, line):
-        """Every model of every configured backend in one table, with the defaults for each task."""
-        from . import catalog, tables
-
-        args = parse(self.models, line)
-        self._check_out(args.out)
-        listing = catalog.models(args.backend)
-        rows = tables.model_rows(listing)
-        if args.format == "json":
-            from IPython.display import JSON, display
-
-            display(JSON(rows, expanded=True))
-        else:
-            self._publish(tables.models_bundle(rows))
-        if args.out:
-            self._store(args.out, tables.as_frame(rows))
-
-    @line_magic
-    def infer_health(self, line):
-        """Each backend: reachable or not, latency, version, and what to do when it is down."""
-        from . import catalog, tables
-
-        self._publish(tables.health_bundle(catalog.health(), settings.load().privacy))
-
-    @magic_arguments()
-    @argument("--search", metavar="TEXT", help="only entries whose prompt or answer contains TEXT")
-    @argument("--semantic", metavar="QUERY", help="rank past prompts and answers by similarity to QUERY")
-    @argument("--limit", type=int, default=20, help="how many entries (default 20)")
-    @argument("-o", "--out", help="store the entries in this variable")
-    @no_var_expand
-    @line_magic
-    def infer_history(self, line):
-        """Past completions from the local history (INFERENCE_HISTORY), newest first."""
-        from . import tables
-        from .history import recall
-
-        args = parse(self.infer_history, line)
-        self._check_out(args.out)
-        if args.limit < 1:
-            raise UsageError(f"--limit must be 1 or more, not {args.limit}.")
-        rows = recall(search=args.search, limit=args.limit, semantic=args.semantic)
-        how = (f"most similar to {args.semantic!r}" if args.semantic else
-               f"containing {args.search!r}" if args.search else "most recent")
-        self._publish(tables.history_bundle(rows, f"{len(rows)} {how}"))
-        self._store(args.out, rows)
-
     # --- chat --------------------------------------------------------------------------------------
     @magic_arguments()
     @argument("model", nargs="?", help="answer with this model (default: let the router choose per turn)")
@@ -432,18 +324,3 @@ class InferenceMagics(Magics):
         widget = ChatWidget(args.model, backend=args.backend, system=args.system)
         self.shell.user_ns["_chat"] = widget
         return widget
-
-    def _publish(self, bundle: dict) -> None:
-        from IPython.display import display
-
-        display(bundle, raw=True)
-
-    @staticmethod
-    def _check_out(out: str | None) -> None:
-        if out is not None and not out.isidentifier():
-            raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
-
-    def _store(self, out: str | None, value):
-        if out:
-            self.shell.user_ns[out] = value
-        return None
