@@ -265,16 +265,16 @@ def test_models_and_health_magics(kernel, peers_reset):
 
 def test_history_magic_and_no_secret_in_the_database(kernel, peers_reset):
     kernel.run("%%infer\nmy password = 'hunter2-kernel-secret' — why is login failing?")
-    kernel.run("%%infer\nthe cat sat on the mat")
+    kernel.run("%%infer\nthe quokka sat on the mat")
     recent = kernel.run("%infer_history --limit 2")
     html = recent.of_type("display_data")[0]["content"]["data"]["text/html"]
-    assert "the cat sat on the mat" in html and "[redacted: a password]" in html and "hunter2-kernel" not in html
-    found = kernel.run("%infer_history --search CAT --out hits\nprint(len(hits), hits[0].prompt)")
-    assert found.stdout.strip() == "1 the cat sat on the mat"
-    similar = kernel.run('%infer_history --semantic "where did the cat sit" --limit 1')
-    assert "the cat sat on the mat" in similar.of_type("display_data")[0]["content"]["data"]["text/html"]
+    assert "the quokka sat on the mat" in html and "[redacted: a password]" in html and "hunter2-kernel" not in html
+    found = kernel.run("%infer_history --search QUOKKA --out hits\nprint(len(hits), hits[0].prompt)")
+    assert found.stdout.strip() == "1 the quokka sat on the mat"
+    similar = kernel.run('%infer_history --semantic "where did the quokka sit" --limit 1')
+    assert "the quokka sat on the mat" in similar.of_type("display_data")[0]["content"]["data"]["text/html"]
     raw = b"".join(p.read_bytes() for p in kernel.data_dir.glob("history.sqlite3*"))
-    assert b"hunter2-kernel-secret" not in raw and b"the cat sat on the mat" in raw
+    assert b"hunter2-kernel-secret" not in raw and b"the quokka sat on the mat" in raw
 
 
 def _transcripts(states):
