@@ -9,6 +9,9 @@ import threading
 import time
 
 UPDATE_INTERVAL_S = 0.1  # at most ~10 display updates per second, however fast tokens arrive
+# every update re-sends the whole text (twice: Markdown and plain), so a long answer slows its
+# updates down to keep the bytes per second under this budget (jupyter_server's limit is 1 MB/s)
+DISPLAY_BYTES_PER_S = 500_000
 
 
 def footer(result) -> str:
@@ -65,8 +68,9 @@ class Throttle:
     a thinking model) is on screen within the interval, not when the next token comes. Draws are
     serialised, and none happens after close() — a late partial can never cover a final view."""
 
-    def __init__(self, draw, interval: float = UPDATE_INTERVAL_S):
-        self._draw, self._interval = draw, interval
+    def __init__(self, draw, interval=UPDATE_INTERVAL_S):
+        self._draw = draw
+        self._interval = interval if callable(interval) else (lambda: interval)  # seconds, or a function
         self._lock = threading.Lock()
         self._last = float("-inf")
         self._timer: threading.Timer | None = None
@@ -76,7 +80,7 @@ class Throttle:
         with self._lock:
             if self._closed or self._timer is not None:
                 return  # a draw is already due; it will show this change too
-            wait = self._interval - (time.monotonic() - self._last)
+            wait = self._interval() - (time.monotonic() - self._last)
             if wait > 0:
                 self._timer = threading.Timer(wait, self._fire)
                 self._timer.daemon = True
@@ -117,15 +121,17 @@ class CellView:
     def __init__(self, route, interval: float = UPDATE_INTERVAL_S):
         from IPython.display import display
 
+        self._size = 0
         self._parts: list[str] = []
         self._thinking: list[str] = []
         waiting = f"{route.backend} · {route.model} — {route.reason} — waiting for the first token…"
         self._handle = display(_bundle(f"<sub>{html.escape(waiting)}</sub>", waiting), raw=True, display_id=True)
-        self._throttle = Throttle(self._draw, interval)
+        self._throttle = Throttle(self._draw, lambda: max(interval, 2 * self._size / DISPLAY_BYTES_PER_S))
 
     def add(self, text: str) -> None:
-        """Called per delta: coalesced; the display follows at a bounded rate."""
+        """Called per delta: coalesced; the display follows at a bounded rate (and bytes rate)."""
         self._parts.append(text)
+        self._size += len(text)
         self._throttle.poke()
 
     def add_thinking(self, text: str) -> None:

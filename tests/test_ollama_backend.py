@@ -230,3 +230,14 @@ def test_a_with_block_closes_the_stream_and_the_result_has_the_text_so_far(ollam
                 break
     assert running.result.interrupted and running.result.text == "word0 word1 word2"
     assert wait_until(lambda: ollama.disconnects == 1)
+
+
+def test_requests_in_a_row_reuse_one_connection(ollama):
+    for _ in range(5):
+        im.infer("hi")
+    # the peer cannot see sockets; the client's connection pool can (httpx 0.28 internals, pinned)
+    from inference_magics import settings
+    from inference_magics.backends import get_backend
+
+    pool = get_backend("ollama", settings.load())._client._client._transport._pool
+    assert len(pool.connections) == 1  # drained to the end, each response returned its connection

@@ -47,11 +47,14 @@ class OllamaBackend:
                 yield from self._deltas(reply.message)
                 yield self._done(reply)
                 return
-            for chunk in self._client.chat(**call):
+            done = None
+            for chunk in self._client.chat(**call):  # read to the end, so the connection goes back to the pool
                 yield from self._deltas(chunk.message)
                 if chunk.done:
-                    yield self._done(chunk)
-                    return
+                    done = self._done(chunk)
+            if done is not None:
+                yield done
+                return
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
             raise self._translate(exc, request.model) from None
         # a stream must end with done:true; anything else means the server went away
