@@ -2,15 +2,15 @@
 non-streaming cell, which is what jupyter-ai's `%%ai` shows), on loopback peers with a fixed
 first-token latency and token rate, and on the embedded local model.
 
-    python -m bench            # every benchmark (~10 minutes on 2 cores); writes bench/RESULTS.md
+    python -m bench            # every benchmark (~7 minutes on 2 cores); writes bench/RESULTS.md
     python -m bench --quick    # tiny sizes, a few seconds each: keeps the benchmarks working (CI)
-    python -m bench ttft load  # only these
+    python -m bench ttft load  # only these (prints; --write to write a report of just these)
 
 Benchmarks are not tests: they measure and report; nothing here fails on a missed target.
 """
 
-# the CLI name of each benchmark, its module, in the order they run (local last: it leaves a
-# llama-server using memory until the process ends)
+# the CLI name of each benchmark and its module, in the order they run (local last: it starts
+# llama-server, which loads a model)
 BENCHMARKS = {
     "ttft": "bench.ttft",
     "throughput": "bench.throughput",

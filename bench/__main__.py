@@ -19,7 +19,8 @@ def main(argv=None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"only these: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, a few seconds each (a smoke run; does not write RESULTS.md unless --write)")
-    parser.add_argument("--write", action="store_true", help="write the report even in --quick mode")
+    parser.add_argument("--write", action="store_true",
+                        help="write the report even in --quick mode or for a subset of the benchmarks")
     parser.add_argument("--no-write", action="store_true", help="do not write the report")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"the report (default {DEFAULT_OUTPUT})")
     args = parser.parse_args(argv)
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
     print(f"bench: {len(sections)} benchmarks in {total:.1f} s" + (f", failed: {', '.join(failed)}" if failed else ""),
           flush=True)
 
-    if (not args.quick or args.write) and not args.no_write and sections:
+    # the report is the whole, full run: a quick run or a subset writes one only when asked
+    if (args.write or (not args.quick and not args.names)) and not args.no_write and sections:
         from .report import write
 
         write(args.output, sections, quick=args.quick, seconds=total)

@@ -3,12 +3,13 @@
 100,000 × 768 vectors."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
 from pathlib import Path
 
-from .common import InProcess, Section, interleaved, median, p90, peer_settings, ratio, spread
+from .common import InProcess, Section, interleaved, median, peer_settings, ratio, spread
 from .peer_process import PeerProcess
 
 TOPICS = ("cats", "tea", "rain", "trains", "jazz", "maps", "bread", "stars", "rivers", "chess")
@@ -41,9 +42,10 @@ def run(quick: bool) -> Section:
         first_cpu, raw_cpu = [], []
         agree = []
 
-        def ours(i=[0]):
-            i[0] += 1
-            os.environ["INFERENCE_DATA_DIR"] = str(Path(place.folder) / f"data-{i[0]}")  # a fresh, empty cache
+        fresh = itertools.count(1)
+
+        def ours():
+            os.environ["INFERENCE_DATA_DIR"] = str(Path(place.folder) / f"data-{next(fresh)}")  # a fresh, empty cache
             peer.reset()
             start, cpu = time.perf_counter(), time.process_time()
             done = embeddings.run(items, progress=False)
@@ -130,10 +132,12 @@ def run(quick: bool) -> Section:
                        f"cached vectors identical to the first run's: {all(agree)}")
     section.raw.append(f"most_similar: {spread(searched)}; runs ms {[round(x * 1000, 1) for x in searched]}")
     section.raw.append(f"NumPy floor (pre-normalised): {spread(floored)}; same top 5 as most_similar: {same_top}")
-    if s_s > TARGET_SEARCH_S:
+    if s_s > 1.5 * fl_s:
         section.notes.append(
-            f"`most_similar` normalises every row on every call (one extra pass over the {rows * DIMS * 4 / 1e6:.0f} MB "
-            "matrix) before the matrix-vector product; the floor normalises once, ahead of time.")
+            f"`most_similar` takes {s_s / fl_s:.1f}× the floor: it computes every row's norm on every call (an extra "
+            f"pass over the {rows * DIMS * 4 / 1e6:.0f} MB matrix, plus a division) before the matrix-vector product, "
+            "where the floor normalised once, ahead of time. Vectors from Ollama's /api/embed are already unit "
+            "length, so a search over them could skip that pass.")
     section.headline = (f"{worst_requests} requests for {n:,} texts (≤ {want}); cached {f_s / c_s:.0f}× faster; "
                         f"top-5 over {rows:,}×{DIMS} in {s_s * 1000:.1f} ms")
     return section

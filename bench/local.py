@@ -7,7 +7,7 @@ import json
 import shutil
 import time
 
-from .common import InProcess, Section, interleaved, median, ratio, spread
+from .common import InProcess, Section, interleaved, median
 
 PROMPT = "Explain in detail how a steam engine works."
 TARGET_RATIO = 0.9
@@ -59,7 +59,7 @@ def run(quick: bool) -> Section:
         return section
     max_tokens = 8 if quick else 128
     runs = 1 if quick else 5
-    with InProcess() as place:  # INFERENCE_LOCAL_SERVER unset: the packaged server and model
+    with InProcess():  # INFERENCE_LOCAL_SERVER unset: the packaged server and model
         import inference_magics as im
         from inference_magics import backends, settings
         from inference_magics.backends.base import Done

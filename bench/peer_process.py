@@ -65,6 +65,10 @@ class PeerProcess:
     def expected_text(self) -> str:
         return self._call("expected_text")
 
+    def connections(self) -> int:
+        """TCP connections accepted since the peer started."""
+        return self._call("connections")
+
     def stop(self) -> None:
         if self._proc.poll() is None:
             try:
@@ -89,6 +93,14 @@ def _child(kind: str, knobs: dict) -> None:
 
     cls = {"ollama": OllamaPeer, "anthropic": AnthropicPeer, "openai": OpenAIPeer}[kind]
     cls.Handler.disable_nagle_algorithm = True  # TCP_NODELAY, like the real servers (see above)
+    accepted = [0]
+    setup = cls.Handler.setup
+
+    def counting_setup(handler):  # one handler per connection: count them (keep-alive reuse shows here)
+        accepted[0] += 1
+        setup(handler)
+
+    cls.Handler.setup = counting_setup
     peer = cls(**knobs).start()
     out = sys.stdout
 
@@ -110,6 +122,8 @@ def _child(kind: str, knobs: dict) -> None:
                     send({"value": None})
                 elif op == "count":
                     send({"value": len(peer.requests_to(command["path"]))})
+                elif op == "connections":
+                    send({"value": accepted[0]})
                 elif op == "expected_text":
                     send({"value": peer.expected_text()})
                 elif op == "stop":

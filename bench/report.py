@@ -71,8 +71,15 @@ def render(sections: list[Section], *, quick: bool, seconds: float) -> str:
              + f" on {now:%Y-%m-%d %H:%M %Z}, in {seconds:.0f} s. Do not edit: run it again.", ""]
     lines += machine_lines()
     lines += ["", "Every figure is ours against its baseline (ratio = ours / baseline) on the same machine, in the same "
-              "process run, with candidate and baseline runs interleaved. The machine is a shared 2-core VM: "
-              "expect a few percent of noise between runs.", "", "## Summary", "",
+              "process run, with candidate and baseline runs interleaved (the order alternating each round). "
+              "Medians, with p90 and every run in the raw numbers. The machine is a shared 2-core VM, and other "
+              "work ran on it meanwhile: expect several percent of noise between runs.", "",
+              "The loopback peers (`tests/peers`) run in their own process (`bench/peer_process.py`), so their "
+              "threads never compete with the measured client for the GIL, and with TCP_NODELAY on their sockets, "
+              "as real servers have it (Go's net/http, which Ollama uses, sets it on every connection). Left with "
+              "Nagle's algorithm on, as the test peers are, a client that reuses a keep-alive connection stalls "
+              "~40 ms per request on a delayed ACK (measured: 44 ms against 2 ms for a 3-token stream), which would "
+              "swamp the figures below.", "", "## Summary", "",
               "| benchmark | result | targets met |", "|---|---|---|"]
     for s in sections:
         if s.skipped:
