@@ -64,13 +64,8 @@ class Kernel:
         """Read iopub until the kernel is idle for this request (or `until(execution)` is true)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                msg = self.client.get_iopub_msg(timeout=0.2)
-            except Empty:
-                continue
-            if msg["msg_type"].startswith("comm_"):
-                self.comm_messages.append(msg)
-            if msg["parent_header"].get("msg_id") != execution.msg_id:
+            msg = self._next_iopub()
+            if msg is None or msg["parent_header"].get("msg_id") != execution.msg_id:
                 continue
             execution.messages.append((time.monotonic(), msg))
             if until is not None and until(execution):
@@ -109,12 +104,17 @@ class Kernel:
                 return states
             if time.monotonic() > deadline:
                 raise TimeoutError(f"widget {comm_id} did not reach the expected state in {timeout} s")
-            try:
-                msg = self.client.get_iopub_msg(timeout=0.2)
-            except Empty:
-                continue
-            if msg["msg_type"].startswith("comm_"):
-                self.comm_messages.append(msg)
+            self._next_iopub()
+
+    def _next_iopub(self) -> dict | None:
+        """One iopub message (None after a short wait); widget traffic is kept whatever its parent."""
+        try:
+            msg = self.client.get_iopub_msg(timeout=0.2)
+        except Empty:
+            return None
+        if msg["msg_type"].startswith("comm_"):
+            self.comm_messages.append(msg)
+        return msg
 
     def interrupt(self) -> None:
         self.manager.interrupt_kernel()

@@ -280,13 +280,8 @@ class AnthropicHandler(BaseHandler):
         if self.command not in methods:
             return self.error(405, "invalid_request_error", "Method Not Allowed")
         self.fault = self.peer._take_fault(self.route)
-        # Faults of the network path (proxy, stalled connection) come before the API checks.
-        if self.fault == "hang":
-            return self.hang()
-        if self.fault == "slow_headers":
-            self.pause(self.knobs["first_token_delay"])
-        if self.fault == "html":
-            return self.send_body(500, HTML_500, "text/html")
+        if self.network_fault("html", HTML_500):
+            return
         if not self.authorised():
             return
         if "anthropic-version" not in self.headers:

@@ -419,6 +419,19 @@ class BaseHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def network_fault(self, html_fault: str, page: str) -> bool:
+        """Faults of the network path (a stalled connection, a slow or failing proxy), which come
+        before any API check. True when the request has been answered (or abandoned)."""
+        if self.fault == "hang":
+            self.hang()
+            return True
+        if self.fault == "slow_headers":
+            self.pause(self.knobs["first_token_delay"])
+        if self.fault == html_fault:
+            self.send_body(500, page, "text/html")
+            return True
+        return False
+
     def hang(self):
         """Never answer; give up when the peer stops or the client goes away."""
         while not self.peer._stopping.wait(0.05):

@@ -151,12 +151,8 @@ class OllamaHandler(BaseHandler):
         if self.command not in methods:
             return self.send_body(405, "405 method not allowed", "text/plain")
         self.fault = self.peer._take_fault(self.route)
-        if self.fault == "hang":
-            return self.hang()
-        if self.fault == "slow_headers":
-            self.pause(self.knobs["first_token_delay"])
-        if self.fault == "http_500_html":   # a proxy in front of Ollama failing
-            return self.send_body(500, HTML_500, "text/html")
+        if self.network_fault("http_500_html", HTML_500):  # http_500_html: a proxy in front of Ollama failing
+            return
         if self.fault == "busy_503":
             return self.error(503, BUSY)
         if name in self.TYPES and (body := self.json_body(self.TYPES[name])) is None:

@@ -74,13 +74,8 @@ class OpenAIHandler(BaseHandler):
         if self.command not in methods:   # llama-server: one 404 for any unmatched method+path
             return self.send_json(404, NOT_FOUND)
         self.fault = self.peer._take_fault(self.route)
-        # Faults of the network path (proxy, stalled connection) come before the API checks.
-        if self.fault == "hang":
-            return self.hang()
-        if self.fault == "slow_headers":
-            self.pause(self.knobs["first_token_delay"])
-        if self.fault == "html":
-            return self.send_body(500, HTML_500, "text/html")
+        if self.network_fault("html", HTML_500):
+            return
         key = self.knobs["api_key"]
         if key is not None and self.headers.get("authorization") != f"Bearer {key}":
             return self.send_json(401, BAD_KEY)
