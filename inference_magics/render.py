@@ -77,6 +77,8 @@ class Throttle:
         self._closed = False
 
     def poke(self) -> None:
+        if self._timer is not None or self._closed:
+            return  # the per-token fast path, without the lock: a pending draw will show this change too
         with self._lock:
             if self._closed or self._timer is not None:
                 return  # a draw is already due; it will show this change too
