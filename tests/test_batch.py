@@ -67,7 +67,7 @@ def test_an_interrupt_keeps_finished_rows_and_a_rerun_sends_only_the_missing(row
         im.map("{row}", items, concurrency=2, progress=False)
     first = err.value.mapped
     finished = [r for r in first.rows if r.output is not None]
-    assert 8 <= len(finished) < 40 and main.is_alive()
+    assert 6 <= len(finished) < 40 and main.is_alive()  # 8 requests sent; up to 2 still running
     time.sleep(0.3)  # let the rows that were running when the interrupt came finish and be cached
     before = len(chat_requests(ollama))
     again = im.map("{row}", items, concurrency=2, progress=False)
