@@ -9,6 +9,7 @@ interrupted or failed batch resumes where it stopped when run again.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import ChainMap
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from . import api, settings as settings_module
 from .cache import cache_for, digest
 from .errors import ConfigError, InferenceError, InferenceInterrupted
-from .interpolate import interpolate
+from .interpolate import interpolate, unresolved
 
 CONCURRENCY = {"anthropic": 8, "openai": 8}  # a local server gets 4: more only queues there
 DEFAULT_CONCURRENCY = 4
@@ -94,6 +95,50 @@ def rows_of(items, column: str | None) -> list:
     return rows
 
 
+class ColumnValue:
+    """One row of `--column text`: the column's value, which `{row}` and `{row.text}` both name
+    (the second reads as it would without --column)."""
+
+    __slots__ = ("value", "column")
+
+    def __init__(self, value, column: str):
+        self.value, self.column = value, column
+
+    def __getattr__(self, name: str):
+        if name == self.column:
+            return self.value
+        raise AttributeError(name)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def render_prompts(template: str, items, column: str | None, namespace) -> list[str]:
+    """The template rendered for each row. A `{row...}` or `{index}` field that resolves for no row
+    is a mistake (a misspelt column, say), refused before anything is sent rather than sent as
+    literal braces."""
+    rows = rows_of(items, column)
+    if column is not None:
+        rows = [ColumnValue(value, column) for value in rows]
+    names = namespace or {}
+    scopes = [ChainMap({"row": item, "index": i}, names) for i, item in enumerate(rows)]
+    row_fields = {path for path in unresolved(template, scopes[0]) if re.match(r"(row|index)\b", path)}
+    for scope in scopes[1:]:
+        if not row_fields:
+            break
+        row_fields &= set(unresolved(template, scope))
+    if row_fields:
+        path = sorted(row_fields)[0]
+        if column is not None:
+            hint = f"with --column {column} each row is that column's value: write {{row}} or {{row.{column}}}"
+        elif type(items).__name__ == "DataFrame":
+            hint = f"the rows' columns are {', '.join(map(str, items.columns))}: write {{row.COLUMN}}"
+        else:
+            hint = f"each row is a {type(rows[0]).__name__}: write {{row}} for the whole item"
+        raise ConfigError(f"{{{path}}} matches nothing in any row, so no prompt would carry it — {hint}.")
+    return [interpolate(template, scope) for scope in scopes]
+
+
 def _key(prompt: str, options: dict) -> bytes:
     return digest(json.dumps({"prompt": prompt, **options}, sort_keys=True, default=str))
 
@@ -107,9 +152,7 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     with `.mapped`)."""
     if not template.strip():
         raise ConfigError("the template is empty — write it in the cell body, e.g. Classify: {row}")
-    names = namespace or {}
-    rows = [Row(i, interpolate(template, ChainMap({"row": item, "index": i}, names)))
-            for i, item in enumerate(rows_of(items, column))]
+    rows = [Row(i, prompt) for i, prompt in enumerate(render_prompts(template, items, column, namespace))]
     options = dict(model=model, backend=backend, system=system, temperature=temperature, max_tokens=max_tokens,
                    format=format)
     mapped = Mapped(rows, items)
@@ -136,9 +179,9 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
         if store is not None and (notice := store.put_many("map", "", [(_key(row.prompt, options), _encode(row))])):
             mapped.notices.append(notice)
 
-    from .embeddings import progress_bar
+    from .progress import progress_bar
 
-    bar = progress_bar(len(pending), progress if progress is not None else len(pending) > 1)
+    bar = progress_bar(len(pending), progress if progress is not None else len(pending) > 1, label="map", unit="row")
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="map")
     futures = [pool.submit(one, row) for row in pending]
     try:
@@ -200,9 +243,7 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
     from .backends.base import Request
     from .errors import PrivacyError
 
-    names = namespace or {}
-    prompts = [interpolate(template, ChainMap({"row": item, "index": i}, names))
-               for i, item in enumerate(rows_of(items, column))]
+    prompts = render_prompts(template, items, column, namespace)
     requests, refused = {}, {}
     for index, prompt in enumerate(prompts):
         try:

@@ -50,6 +50,11 @@ def _as_text(path: str, value) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def unresolved(template: str, namespace: dict) -> list[str]:
+    """The `{path}` fields of `template` that this namespace leaves as written."""
+    return [path for escaped, path in _FIELD.findall(template) if path and _lookup(path, namespace) is _MISSING]
+
+
 def interpolate(template: str, namespace: dict) -> str:
     def field(match: re.Match) -> str:
         escaped, path = match.groups()

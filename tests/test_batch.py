@@ -128,3 +128,42 @@ def test_batch_api_needs_a_claude_model(rows):
 
     with pytest.raises(im.ConfigError, match="not a Claude model"):
         batch.submit("{row}", ["a"], model="llama3.2:3b")
+
+
+def test_column_rows_answer_to_row_and_to_row_dot_column(rows):
+    """The README's own form: `--column text` with `{row.text}` sends each row's text (it used to send
+    the literal braces), and `{row}` sends the same."""
+    ollama, _ = rows
+    frame = pd.DataFrame({"text": ["good film", "bad film"], "stars": [5, 1]})
+    for template in ("Classify the sentiment of: {row.text}", "Classify the sentiment of: {row}"):
+        ollama.reset()
+        ollama.set(echo=True)
+        cache._caches.clear()
+        mapped = im.map(template, frame, column="text", progress=False, cache=False)
+        sent = [str(r.body["messages"][-1]["content"]) for r in chat_requests(ollama)]
+        assert sorted(sent) == ["Classify the sentiment of: bad film", "Classify the sentiment of: good film"]
+        assert [r.output for r in mapped.rows] == ["echo: Classify the sentiment of: good film",
+                                                   "echo: Classify the sentiment of: bad film"]
+
+
+@pytest.mark.parametrize("template, column, expected", [
+    ("Rate: {row.txt}", "text", "write {row} or {row.text}"),
+    ("Rate: {row.titel}", None, "columns are text, stars"),
+    ("Rate: {row.name}", None, None),  # a list of str: str has no .name
+])
+def test_a_placeholder_that_resolves_for_no_row_is_refused_before_anything_is_sent(rows, template, column, expected):
+    ollama, _ = rows
+    frame = pd.DataFrame({"text": ["good film", "bad film"], "stars": [5, 1]})
+    items = ["a", "b"] if expected is None else frame
+    with pytest.raises(im.InferenceError) as caught:
+        im.map(template, items, column=column, progress=False)
+    message = caught.value.message
+    assert "matches nothing in any row" in message and "\n" not in message
+    assert expected is None or expected in message
+    assert not chat_requests(ollama)
+
+
+def test_a_placeholder_that_some_rows_have_is_kept(rows):
+    ollama, _ = rows
+    mapped = im.map("Title: {row.title}", [{"title": "one"}, {"name": "two"}], progress=False)
+    assert mapped.rows[0].output == "echo: Title: one" and mapped.rows[1].output == "echo: Title: {row.title}"
