@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ from .backends import get_backend, keeps_data_local, local_backend_installed
 from .cache import cache_for, digest
 from .errors import BackendUnavailable, ConfigError, PrivacyError
 from .privacy import classify
+from .progress import progress_bar
 
 PROGRESS_FROM = 2_000  # texts; below this a bar would only flicker
 
@@ -103,7 +105,8 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
         backend = get_backend(route.backend, settings)
         size = settings.embed_batch_size
         batches = range(0, len(missing), size)
-        bar = progress_bar(len(missing), progress)
+        bar = progress_bar(len(missing), progress, label=f"embedding with {route.model}", unit="text",
+                           show_from=PROGRESS_FROM)
         try:
             for start in batches:
                 batch = missing[start:start + size]
@@ -120,18 +123,9 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
             if bar is not None:
                 bar.close()
     result.vectors = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+    result.vectors.flags.writeable = False  # read-only, so most_similar may keep its row norms
     return result
 
-
-def progress_bar(total: int, wanted):
-    if wanted is False or (wanted is None and total < PROGRESS_FROM):
-        return None
-    try:
-        import ipywidgets  # noqa: F401  (a widget bar in a notebook when widgets are available)
-        from tqdm.notebook import tqdm
-    except ImportError:
-        from tqdm import tqdm
-    return tqdm(total=total, desc="embedding", unit="text")
 
 
 def embed(texts, *, model=None, backend=None, cache=True):
@@ -155,6 +149,23 @@ def cosine_similarity(a, b, **options) -> float:
     return float(x @ y) / denominator if denominator else 0.0
 
 
+_norms: dict[int, np.ndarray] = {}  # id of a read-only matrix -> its row norms, while it lives
+
+
+def _row_norms(matrix: np.ndarray) -> np.ndarray:
+    """Every row's length. For a read-only array that owns its data (what `embed` returns) they
+    cannot change, so they are computed once per array: a repeated search then makes one pass
+    over the matrix, not two."""
+    if matrix.flags.writeable or matrix.base is not None:
+        return np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    key = id(matrix)
+    norms = _norms.get(key)
+    if norms is None:
+        norms = _norms[key] = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+        weakref.finalize(matrix, _norms.pop, key, None)
+    return norms
+
+
 def most_similar(query, vectors, k: int = 5) -> list[tuple[int, float]]:
     """The k rows of `vectors` most similar to `query` by cosine: [(index, score), ...], best first.
     Vectorised: one matrix-vector product and a partial sort, whatever the number of rows."""
@@ -165,7 +176,7 @@ def most_similar(query, vectors, k: int = 5) -> list[tuple[int, float]]:
     if q.shape[-1] != matrix.shape[1]:
         raise ConfigError(f"the query has {q.shape[-1]} dimensions and the vectors {matrix.shape[1]} — embed both "
                           "with the same model.")
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix)) * (np.linalg.norm(q) or 1.0)
+    norms = _row_norms(matrix) * (np.linalg.norm(q) or 1.0)
     scores = (matrix @ q) / np.where(norms == 0, 1.0, norms)
     k = max(1, min(int(k), len(scores)))
     top = np.argpartition(-scores, k - 1)[:k]

@@ -103,9 +103,9 @@ def summarize_stream(text: str, *, length="medium", shape="bullets", model=None,
 
 
 def _map(chunks: list[str], *, choice: dict, progress, **options) -> list[str]:
-    from .embeddings import progress_bar
+    from .progress import progress_bar
 
-    bar = progress_bar(len(chunks), True if progress is None else progress)
+    bar = progress_bar(len(chunks), True if progress is None else progress, label="summarizing", unit="chunk")
     ask = _instruction("medium", "bullets")
     results: list[str] = [""] * len(chunks)
 

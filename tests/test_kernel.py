@@ -107,7 +107,9 @@ def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
 
 
 @pytest.mark.parametrize("cell, expected", [
-    ("%%infer --bogus\nhi", "unrecognized arguments: --bogus — usage: %infer [-m MODEL]"),
+    ("%%infer --bogus\nhi", "unrecognized arguments: --bogus — %infer? lists the options."),
+    ("%%infer --out class\nhi", "--out 'class' is not a valid variable name"),
+    ("%%experiment --models llama3.2 --repeat 1000\nhi", "--repeat must be from 1 to 20, not 1000"),
     ("%%infer --temperature abc\nhi", "invalid float value: 'abc'"),
     ("%%infer\n   \n", "the prompt is empty"),
     ("%%infer --backend foo\nhi", "unknown backend 'foo'"),
@@ -379,6 +381,9 @@ def test_map_over_a_dataframe_in_a_cell_then_resume_after_an_interrupt(kernel, p
     assert run.reply["status"] == "ok", run.errors
     table = run.of_type("display_data")[-1]["content"]["data"]["text/plain"]
     assert "30 of 30 rows · 0 failed" in table
+    progress = [m["content"]["data"]["text/plain"] for m in run.displays if "map" in m["content"]["data"]["text/plain"]]
+    assert progress[-1].startswith("✓ map: 30/30 rows in ")  # what a saved notebook shows: how the run ended
+    assert not any("embedding" in text for text in progress)
     check = kernel.run("print(list(labelled.columns), labelled.output[3])")
     assert check.stdout.strip() == "['title', 'output', 'backend', 'model', 'tokens', 'error'] echo: Label: t3"
     ollama.set(echo=True, token_delay=0.02)
