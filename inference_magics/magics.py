@@ -1,6 +1,7 @@
 """The magics: thin adapters that parse a line, call the API and show the answer."""
 from __future__ import annotations
 
+import keyword
 from pathlib import Path
 
 from IPython.core.error import UsageError
@@ -18,9 +19,8 @@ def parse(magic, line: str, hint: str = ""):
     give `"Be brief"`), so matching outer quotes are removed from every string value here."""
     try:
         args = parse_argstring(magic, line)
-    except UsageError as exc:  # argparse's message alone does not say what is allowed
-        usage = " ".join(magic.parser.format_usage().replace("::", "").split())
-        raise UsageError(f"{exc}{hint} — usage: {usage}; %{magic.__name__}? shows the help.") from None
+    except UsageError as exc:  # one short line: the full usage wraps mid-word in a cell's error output
+        raise UsageError(f"{exc}{hint} — %{magic.__name__}? lists the options.") from None
     for name, value in vars(args).items():
         if isinstance(value, str):
             setattr(args, name, _unquote(value))
@@ -34,6 +34,8 @@ def _unquote(text: str) -> str:
         return text[1:-1]
     return text
 
+
+MAX_REPEAT = 20  # %%experiment --repeat: samples per model
 
 # every setting but the keys (keys belong in the environment or .env, never in a notebook's history)
 CONFIGURABLE = [v.field for v in settings.VARS if not v.field.endswith("_api_key")]
@@ -54,7 +56,7 @@ class BaseMagics(Magics):
 
     @staticmethod
     def _check_out(out: str | None) -> None:
-        if out is not None and not out.isidentifier():
+        if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
             raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
 
     def _store(self, out: str | None, value):
@@ -272,7 +274,7 @@ class InferenceMagics(BaseMagics):
     @argument("--models", required=True,
               help="comma-separated models, e.g. llama3.2,qwen2.5-coder:7b,claude-haiku-4.5 (a backend name means its "
                    "default model; {var} takes them from a variable)")
-    @argument("--repeat", type=int, default=1, help="samples per model (default 1)")
+    @argument("--repeat", type=int, default=1, help=f"samples per model (default 1, at most {MAX_REPEAT})")
     @argument("-s", "--system", help="system prompt")
     @argument("-t", "--temperature", type=float, help="sampling temperature")
     @argument("-n", "--max-tokens", type=int, help="the longest answer, in tokens")
@@ -289,6 +291,9 @@ class InferenceMagics(BaseMagics):
 
         args = parse(self.experiment, line)
         self._check_out(args.out)
+        if not 1 <= args.repeat <= MAX_REPEAT:
+            raise UsageError(f"--repeat must be from 1 to {MAX_REPEAT}, not {args.repeat} — each sample is a full "
+                             "request per model.")
         models = workflows.parse_models(interpolate(args.models, self.shell.user_ns))
         prompt = interpolate(cell, self.shell.user_ns)
         options = dict(system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 
 def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:
@@ -9,12 +10,14 @@ def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:
     head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in row) + "</tr>"
                    for row in cells)
-    cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    # the caption sits above the table, not in a <caption>, which wraps at a narrow table's width
+    cap = (f"<div style='color:var(--jp-ui-font-color1);margin-bottom:4px'>{html.escape(caption)}</div>"
+           if caption else "")
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     plain = "\n".join(([caption] if caption else []) + lines)
-    return {"text/html": f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
+    return {"text/html": f"{cap}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
             "text/plain": plain}
 
 
@@ -100,6 +103,21 @@ def health_bundle(status: dict, privacy: str = "default") -> dict:
 
 
 # --- history ------------------------------------------------------------------------------------
+_MARKDOWN_MARKS = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)|```\w*|[*_`~]{1,3}|^\|?[-:| ]+\|?$",
+                             re.MULTILINE)
+# what each backend calls the way an answer ended, in one vocabulary
+_STOP_WORDS = {"end_turn": "complete", "stop": "complete", "stop_sequence": "complete", "max_tokens": "length limit",
+               "length": "length limit", "tool_use": "tool call", "tool_calls": "tool call", "refusal": "refused"}
+
+
+def _state(entry) -> str:
+    if entry.interrupted:
+        return "interrupted"
+    if entry.error:
+        return "error: " + _short(entry.error, 100)
+    return _STOP_WORDS.get(entry.stop_reason or "", entry.stop_reason or "")
+
+
 def history_bundle(rows, caption: str) -> dict:
     """rows: Entry objects, or (score, Entry) pairs from a semantic search."""
     scored = bool(rows) and isinstance(rows[0], tuple)
@@ -107,9 +125,9 @@ def history_bundle(rows, caption: str) -> dict:
     table = []
     for row in rows:
         score, entry = row if scored else (None, row)
-        state = "interrupted" if entry.interrupted else ("error" if entry.error else entry.stop_reason or "")
+        answer = _MARKDOWN_MARKS.sub("", entry.output or "")  # a preview reads as text, not as Markdown source
         cells = [entry.created_at[:19].replace("T", " "), f"{entry.backend} · {entry.model}", _short(entry.prompt, 80),
-                 _short(entry.output, 80), f"{entry.input_tokens or 0} / {entry.output_tokens or 0}", state]
+                 _short(answer, 80), f"{entry.input_tokens or 0} / {entry.output_tokens or 0}", _state(entry)]
         table.append(([f"{score:.3f}"] if scored else []) + cells)
     return bundle(columns, table, caption)
 

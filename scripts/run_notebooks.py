@@ -12,8 +12,10 @@ the bundled test peer — which answers with canned text, not a model, and this 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,14 +76,22 @@ def execute(path: Path, update: bool) -> str | None:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from jupyter_client.manager import KernelManager
+
     notebook = nbformat.read(path, as_version=4)
     started = time.monotonic()
+    sockets = tempfile.mkdtemp(prefix="im-kernel-")
+    # the kernel and this process share the machine: Unix sockets instead of loopback TCP, which
+    # ipykernel warns about ("running over TCP without encryption") on every start
+    manager = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
     try:
-        NotebookClient(notebook, timeout=600, kernel_name="python3",
+        NotebookClient(notebook, km=manager, timeout=600,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         failed = None
     except CellExecutionError as exc:
         failed = str(exc).strip().splitlines()[-1]
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     BUILD.mkdir(exist_ok=True)
     output = BUILD / f"{path.stem}.executed.ipynb"
     nbformat.write(notebook, output)

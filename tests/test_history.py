@@ -303,3 +303,18 @@ def test_two_stores_on_one_file_share_it(tmp_path):
     first, second = HistoryStore(tmp_path / "history.sqlite3"), HistoryStore(tmp_path / "history.sqlite3")
     assert run_writers([first, second], threads_per_store=4) == [None] * 200
     assert first.count() == second.count() == 200
+
+
+def test_the_history_table_reads_as_text_with_one_vocabulary_for_how_answers_ended(tmp_path):
+    from inference_magics.tables import history_bundle
+
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    store.record(make_result(text="## Plan\n\n- **first** step\n```python\nx = 1\n```", stop_reason="end_turn",
+                             backend="anthropic"), prompt="a", system=None, options={})
+    store.record(make_result(text="cut", stop_reason="length"), prompt="b", system=None, options={})
+    store.record(make_result(text="", error="Ollama failed mid-answer: out of memory"), prompt="c", system=None,
+                 options={})
+    plain = history_bundle(store.recent(), "3 entries")["text/plain"]
+    assert "Plan first step x = 1" in plain and "##" not in plain and "**" not in plain and "```" not in plain
+    assert "complete" in plain and "end_turn" not in plain and "length limit" in plain
+    assert "error: Ollama failed mid-answer: out of memory" in plain

@@ -130,6 +130,13 @@ def test_busy_server_is_a_rate_limit(ollama):
         im.infer("hi")
 
 
+def test_a_429_is_a_rate_limit_not_the_model_names_fault(ollama):
+    ollama.set(fault="rate_limited_429")
+    with pytest.raises(im.RateLimited) as caught:
+        im.infer("hi")
+    assert "rate limiting" in caught.value.message and "check the model name" not in caught.value.message
+
+
 def test_a_server_that_never_answers_is_bounded_by_ollama_timeout(monkeypatch, ollama):
     monkeypatch.setenv("OLLAMA_TIMEOUT", "400")
     ollama.set(fault="hang")

@@ -114,6 +114,9 @@ class OllamaBackend:
             return BackendError(f"the server at {url} does not speak the Ollama API ({error}) — check OLLAMA_BASE_URL.")
         if status == 503:
             return RateLimited(f"Ollama at {url} is busy ({error}) — wait a moment and run the cell again.")
+        if status == 429:  # not the model's fault: the server (or ollama.com, for a *-cloud model) limits requests
+            return RateLimited(f"Ollama at {url} is rate limiting requests ({error[:200]}) — wait a minute and run "
+                               "the cell again (a *-cloud model counts against your ollama.com usage).")
         if status == 400 and "does not support" in error:
             return ModelNotFound(f"Ollama says {error} — pick another model (see %models).")
         return BackendError(f"Ollama answered HTTP {status}: {error[:300]} — check the model name and options.")

@@ -155,6 +155,8 @@ class OllamaHandler(BaseHandler):
             return
         if self.fault == "busy_503":
             return self.error(503, BUSY)
+        if self.fault == "rate_limited_429":  # what a *-cloud model answers past the account's usage
+            return self.error(429, "too many requests")
         if name in self.TYPES and (body := self.json_body(self.TYPES[name])) is None:
             return
         getattr(self, "route_" + name)(*([body] if name in self.TYPES else []))
@@ -444,7 +446,7 @@ class OllamaPeer(Peer):
              "echo": False,
              "fault_paths": ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")}
     FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line", "http_500_html",
-              "busy_503", "hang", "slow_headers")
+              "busy_503", "rate_limited_429", "hang", "slow_headers")
     Handler = OllamaHandler
 
     def _clear(self):
