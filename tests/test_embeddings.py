@@ -162,3 +162,21 @@ def test_the_cache_is_owner_only(ollama, tmp_path):
     data = tmp_path / "data"
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "cache.sqlite3").stat().st_mode) == 0o600
+
+
+def test_vectors_from_embed_are_read_only_and_searches_reuse_their_norms_exactly(ollama_peer, monkeypatch):
+    """The norms of a read-only matrix are kept between searches; the ranking is the same as over
+    a writable copy (whose norms are computed each time)."""
+    import gc
+
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+    vectors = im.embed(["the cat sat", "stock markets fell", "a kitten napped", "interest rates rose"])
+    assert not vectors.flags.writeable
+    query = im.embed("a sleeping cat")
+    first = im.most_similar(query, vectors, k=4)
+    assert id(vectors) in embeddings._norms
+    assert im.most_similar(query, vectors, k=4) == first == im.most_similar(query, np.array(vectors), k=4)
+    key = id(vectors)
+    del vectors
+    gc.collect()
+    assert key not in embeddings._norms  # forgotten with the array
