@@ -58,6 +58,9 @@ class Result:
         return result_markdown(self)
 
 
+CUT_AT_LIMIT = "the answer was cut at the token limit — raise --max-tokens (max_tokens=) for a longer one."
+
+
 def _check_options(temperature, max_tokens, format) -> None:
     if temperature is not None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
@@ -224,7 +227,7 @@ class Stream:
         if note and (line := note(result.model)):
             result.notices.append(line)
         if done.stop_reason in ("length", "max_tokens"):
-            result.notices.append("the answer was cut at the token limit — raise --max-tokens for a longer one.")
+            result.notices.append(CUT_AT_LIMIT)
 
     def _finish(self, chunks, thinking, first_token_at, *, error=None, interrupted=False) -> None:
         result, now = self._result, time.perf_counter()

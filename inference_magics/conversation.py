@@ -17,6 +17,7 @@ def context_tokens(backend: str | None, settings) -> int:
 
 HELP = """Commands:
 /clear — start a new conversation
+/retry — ask again for the last message (the last answer is replaced)
 /model NAME — answer with this model (auto: let the router choose)
 /system TEXT — set the system prompt (/system alone clears it)
 /save [PATH] — save the transcript as Markdown (.md) or JSON (.json)

@@ -23,11 +23,26 @@ STATIC = Path(__file__).resolve().parent / "static"
 AUTO = "auto"
 
 
+def _highlight(code: str, language: str, _attrs) -> str:
+    """Pygments' token spans for a fenced block in a language it knows (chat.css colours them with
+    JupyterLab's editor palette); '' lets markdown-it escape the block as plain text."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        lexer = get_lexer_by_name(language.strip()) if language.strip() else None
+    except ClassNotFound:
+        lexer = None
+    return highlight(code, lexer, HtmlFormatter(nowrap=True)) if lexer else ""
+
+
 def _markdown():
     from markdown_it import MarkdownIt
 
     # raw HTML from a model is shown as text, never run in the notebook page
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable("table")
 
 
 class ChatWidget(anywidget.AnyWidget):
@@ -41,6 +56,7 @@ class ChatWidget(anywidget.AnyWidget):
     route = traitlets.Unicode("").tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)
     closed = traitlets.Bool(False).tag(sync=True)
+    last_user_text = traitlets.Unicode("").tag(sync=True)  # what "Edit" puts back in the input
 
     def __init__(self, model: str | None = None, *, backend: str | None = None, system: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -53,11 +69,23 @@ class ChatWidget(anywidget.AnyWidget):
         self._worker: threading.Thread | None = None
         self._throttle = Throttle(self._render)
         self.system = system or ""
+        self.observe(self._describe_choice, names="choice")
         if model or backend:
             self._choose(model, backend)
+        self._describe_choice()
         self.on_msg(self._on_frontend_message)
         self._loader = threading.Thread(target=self._load_models, name="chat-models", daemon=True)
         self._loader.start()
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Where widgets cannot be drawn (a viewer without the widget state, a terminal), a line
+        that says what this is instead of `<ChatWidget object at 0x…>`."""
+        shown = super()._repr_mimebundle_(**kwargs)
+        data = shown[0] if isinstance(shown, tuple) else shown  # (data, metadata) or data
+        if isinstance(data, dict):
+            data["text/plain"] = ("inference_magics chat — the conversation shows where widgets run (JupyterLab, "
+                                  "VS Code); /save PATH keeps a Markdown copy.")
+        return shown
 
     # --- public API ---------------------------------------------------------------------------
     @property
@@ -85,9 +113,13 @@ class ChatWidget(anywidget.AnyWidget):
                 self.system = content["system"]
             if content.get("choice"):
                 self.choice = content["choice"]
+            if content.get("replace_last") and content.get("text", "").strip() and not self.busy:
+                self._forget_last_exchange()  # "Edit": the new text replaces the last message
             self._handle(content.get("text", ""))
         elif content.get("type") == "stop":
             self.stop()
+        elif content.get("type") == "regenerate":
+            self._handle("/retry")
 
     def _handle(self, text: str) -> None:
         if not text.strip() or self.closed:
@@ -110,6 +142,13 @@ class ChatWidget(anywidget.AnyWidget):
             self._note("notice", "new conversation")
         elif name == "help":
             self._note("notice", HELP)
+        elif name == "retry":
+            if self.busy:
+                self._note("error", "an answer is still streaming — press Stop first, or wait for it.")
+            elif (text := self._forget_last_exchange()) is None:
+                self._note("error", "there is no message to ask again yet.")
+            else:
+                self._start_answer(text)
         elif name == "model":
             if not argument:
                 self._note("notice", f"model: {self.choice}")
@@ -127,6 +166,26 @@ class ChatWidget(anywidget.AnyWidget):
         else:
             self._note("error", f"unknown command /{name} — /help lists the commands.")
 
+    def _forget_last_exchange(self) -> str | None:
+        """Remove the last message and everything after it (its answer, notices); return its text."""
+        turns = self.conversation.turns
+        last = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
+        if last is None:
+            return None
+        text = turns[last].text
+        for turn in turns[last:]:
+            self._rendered.pop(id(turn), None)  # a new turn may be given the same id
+        del turns[last:]
+        return text
+
+    def _describe_choice(self, _change=None) -> None:
+        """The label beside the dropdown says where the next message goes (not where the last went)."""
+        if self.choice == AUTO:
+            self.route = "auto: each message is routed (private ones stay on this machine)"
+        else:
+            backend, _, model = self.choice.partition(" ")
+            self.route = f"{backend} · {model} — you chose it"
+
     def _choose(self, model: str | None, backend: str | None) -> None:
         if model in (None, "", AUTO) and backend is None:
             self.choice = AUTO
@@ -136,7 +195,7 @@ class ChatWidget(anywidget.AnyWidget):
             self.choice = model
             return
         model = routing.canonical_model(model) if model else routing.model_for(backend, "chat", _settings())
-        value = f"{backend or routing.backend_for_model(model)} {model}"
+        value = _same_model(f"{backend or routing.backend_for_model(model)} {model}", known)
         if value not in known:
             self.models = self.models + [{"label": value.replace(" ", " · ", 1), "value": value}]
         self.choice = value
@@ -157,6 +216,7 @@ class ChatWidget(anywidget.AnyWidget):
 
     # --- answering -----------------------------------------------------------------------------
     def _start_answer(self, text: str) -> None:
+        self.last_user_text = text
         prior = self.conversation.messages()
         self.conversation.turns.append(Turn("user", text))
         answer = Turn("assistant", done=False)
@@ -186,6 +246,8 @@ class ChatWidget(anywidget.AnyWidget):
                 self._draw()
             answer.meta = footer(running.result)
             for notice in running.result.notices:
+                if notice == api.CUT_AT_LIMIT:  # the chat has no --max-tokens to raise
+                    notice = "the answer was cut at the token limit — ask the model to continue."
                 self._note_for(answer, "notice", notice)
         except InferenceError as exc:
             if exc.result is not None and not answer.done:
@@ -250,8 +312,18 @@ class ChatWidget(anywidget.AnyWidget):
         options = [{"label": "auto (routing)", "value": AUTO}]
         options += [{"label": f"{m.backend} · {m.name}", "value": f"{m.backend} {m.name}"}
                     for m in listing if m.kind == "chat"]
-        extra = [o for o in self.models if o["value"] not in {x["value"] for x in options}]
+        listed = {x["value"] for x in options}
+        extra = [o for o in self.models if _same_model(o["value"], listed) not in listed]
+        if self.choice not in listed and _same_model(self.choice, listed) in listed:
+            self.choice = _same_model(self.choice, listed)  # "ollama llama3.2" is the listed "…:latest"
         self.models = options + extra
+
+
+def _same_model(value: str, known) -> str:
+    """The listed entry for a choice, if it names one: Ollama's `llama3.2` is `llama3.2:latest`."""
+    if value in known or ":" in value.partition(" ")[2]:
+        return value
+    return f"{value}:latest" if f"{value}:latest" in known else value
 
 
 def _settings():

@@ -232,3 +232,103 @@ def test_stop_ends_the_stream_and_keeps_the_partial_answer(chat):
     assert len(after_1s.split()) < 200, "Stop did not end the stream early"
     assert peer.wait_until(lambda p: p.disconnects >= 1, timeout=3), "the HTTP stream to Ollama was not closed"
     assert widget.stop_button.is_disabled() and widget.send_button.is_enabled()
+
+
+# --- how it looks: both themes, measured from the computed styles --------------------------------
+MARKDOWN_ANSWER = ("Here is a **table** and some code:\n\n| name | size |\n|---|---|\n| alpha | 1 |\n| beta | 22 |\n\n"
+                   "```python\ndef area(r):\n    return 3.14159 * r ** 2  # a circle\n```\n\nDone.")
+
+CONTRAST = """root => {
+  // WCAG 2 contrast of an element's text against the first opaque background behind it
+  const rgba = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = el => {
+    for (let node = el; node; node = node.parentElement) {
+      const c = rgba(getComputedStyle(node).backgroundColor);
+      if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const ratio = el => {
+    if (!el) return null;
+    const back = background(el), fore = rgba(getComputedStyle(el).color);
+    const alpha = fore.length > 3 ? fore[3] : 1;
+    const mixed = [0, 1, 2].map(i => fore[i] * alpha + back[i] * (1 - alpha));
+    const [a, b] = [lum(mixed), lum(back)].sort((x, y) => y - x);
+    return (a + 0.05) / (b + 0.05);
+  };
+  const cell = root.querySelector('.im-assistant .im-body td');
+  const area = root.closest('.jp-OutputArea-output') || root.parentElement;
+  return {
+    user: ratio(root.querySelector('.im-user .im-body')),
+    assistant: ratio(root.querySelector('.im-assistant .im-body')),
+    footer: ratio(root.querySelector('.im-assistant .im-meta')),
+    route: ratio(root.querySelector('.im-route')),
+    cellPadding: cell ? parseFloat(getComputedStyle(cell).paddingLeft) : null,
+    copyButtons: root.querySelectorAll('.im-code .im-code-tools button').length,
+    codeBackground: getComputedStyle(root.querySelector('.im-code pre')).backgroundColor,
+    highlighted: root.querySelectorAll('.im-code pre span[class]').length,
+    widthShare: root.getBoundingClientRect().width / area.getBoundingClientRect().width,
+  };
+}"""
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_the_chat_reads_well_in_the_light_and_the_dark_theme(chat, theme):
+    widget, peer = chat
+    lab = widget.lab
+    lab.execute("apputils:change-theme", {"theme": theme})
+    lab.wait_for("t => document.body.dataset.jpThemeName === t", f"the {theme} theme", 15, arg=theme)
+    peer.set(text=MARKDOWN_ANSWER, token_delay=0.0)
+    widget.input.fill("Show me a table and a function")
+    widget.send_button.click()
+    widget.wait_for(lambda s: s["busy"] == "false" and any(t["kind"] == "assistant" and "Done." in t["body"]
+                                                           for t in s["turns"]), "the Markdown answer", 30)
+    looks = widget.root.evaluate(CONTRAST)
+    for part in ("user", "assistant", "footer", "route"):
+        assert looks[part] >= 4.5, f"{part} text contrast {looks[part]:.2f}:1 in {theme} is below WCAG AA: {looks}"
+    assert looks["cellPadding"] >= 4, looks                  # tables are padded
+    assert looks["copyButtons"] == 1 and looks["highlighted"] >= 3, looks  # a highlighted block with Copy
+    assert looks["widthShare"] > 0.9, looks                  # the chat uses the output's width
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"chat-{theme.split()[-1].lower()}.png"
+    widget.screenshot(shot)
+    assert shot.stat().st_size > 5_000
+    lab.execute("apputils:change-theme", {"theme": "JupyterLab Light"})
+
+
+def test_regenerate_and_edit_replace_the_last_exchange_in_the_page(chat):
+    widget, peer = chat
+    peer.set(tokens=6, token_delay=0.0)
+    widget.input.fill("first try")
+    widget.send_button.click()
+    widget.wait_for_answer(1, peer.expected_text())
+    widget.root.locator(".im-assistant .im-turn-tools button").click()   # ↻ Regenerate
+    widget.wait_for(lambda s: s["busy"] == "false" and len([r for r in peer.requests if r.path == "/api/chat"]) == 2,
+                    "the regenerated answer", 30)
+    chats = [r.body for r in peer.requests if r.path == "/api/chat"]
+    assert chats[0]["messages"] == chats[1]["messages"]               # the same question again
+    assert [t["kind"] for t in widget.state()["turns"]] == ["user", "assistant"]  # replaced, not added
+    widget.root.locator(".im-user .im-turn-tools button").click()        # ✎ Edit
+    assert widget.input.input_value() == "first try"
+    widget.input.fill("second try")
+    widget.send_button.click()
+    widget.wait_for(lambda s: s["busy"] == "false" and [t["body"] for t in s["turns"] if t["kind"] == "user"]
+                    == ["second try"], "the edited message to replace the first", 30)
+
+
+def test_a_saved_chat_notebook_reopens_with_its_conversation(lab):
+    """notebooks/06-chat.ipynb as committed (run by nbclient, which saves the widget state): opened,
+    not run, it shows the conversation, not `<ChatWidget object at 0x…>`."""
+    import shutil
+
+    shutil.copy(REPO / "notebooks" / "06-chat.ipynb", lab.server.root_dir / "saved-chat.ipynb")
+    try:
+        lab.open_notebook("saved-chat.ipynb")
+        lab.wait_for("() => document.querySelectorAll('.im-chat .im-turn.im-assistant').length >= 2",
+                     "the saved conversation to be drawn", 30)
+        text = lab.cell_outputs_text()
+        assert "ChatWidget object" not in text and "In one sentence, what is a notebook?" in text
+    finally:
+        lab.open_notebook(NOTEBOOK)

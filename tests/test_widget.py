@@ -155,3 +155,44 @@ def test_clear_during_a_failing_answer_leaves_the_widget_usable(monkeypatch, cha
     ollama.set(first_token_delay=0, fault=None)
     widget.ask("works", wait=True)
     assert widget.history[-1]["content"] == ollama.expected_text()
+
+
+def test_retry_and_edit_replace_the_last_exchange(chat):
+    widget, ollama, _ = chat
+    ollama.set(tokens=3)
+    widget.ask("first question", wait=True)
+    widget.ask("second question", wait=True)
+    widget.ask("/retry", wait=True)  # what the Regenerate button sends
+    assert [m["content"] for m in widget.history[::2]] == ["first question", "second question"]
+    assert [m["content"] for m in chats(ollama)[-1]["messages"]] == ["first question", ollama.expected_text(),
+                                                                    "second question"]
+    assert widget.last_user_text == "second question"
+    # "Edit": the frontend sends the new text with replace_last, as the comm would deliver it
+    widget._on_frontend_message(widget, {"type": "send", "text": "second, reworded", "replace_last": True}, [])
+    widget._worker.join(timeout=10)
+    assert [m["content"] for m in widget.history[::2]] == ["first question", "second, reworded"]
+    assert len(widget.history) == 4
+    widget.ask("/clear")
+    widget.ask("/retry")
+    assert "no message to ask again" in widget.conversation.turns[-1].text
+
+
+def test_the_route_label_follows_the_choice_and_the_dropdown_has_no_duplicates(chat):
+    widget, ollama, _ = chat
+    assert wait_until(lambda: len(widget.models) > 3)
+    assert widget.route.startswith("auto:")
+    widget.ask("/model llama3.2")  # listed as llama3.2:latest
+    assert widget.choice == "ollama llama3.2:latest" and widget.route == "ollama · llama3.2:latest — you chose it"
+    values = [o["value"] for o in widget.models]
+    assert len(values) == len(set(values)) and "ollama llama3.2" not in values
+    widget.ask("/model auto")
+    assert widget.route.startswith("auto:")
+
+
+def test_an_answer_cut_at_the_limit_suggests_what_the_chat_can_do(chat):
+    widget, _, claude = chat
+    claude.set(tokens=4200)  # past the 4,096 tokens a Claude answer gets by default
+    widget.ask("/model claude-haiku-4.5")
+    widget.ask("tell me everything", wait=True)
+    notices = [t.text for t in widget.conversation.turns if t.role == "notice"]
+    assert any("ask the model to continue" in n for n in notices) and not any("--max-tokens" in n for n in notices)

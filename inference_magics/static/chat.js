@@ -1,6 +1,7 @@
 // The chat widget's view. All state lives in the Python model; this file only draws it and
-// sends the user's actions back ("send", "stop"). The transcript arrives as HTML rendered (and
-// escaped) in Python, so no Markdown library is needed here.
+// sends the user's actions back ("send", "stop", "regenerate"). The transcript arrives as HTML
+// rendered (and escaped) in Python, so no Markdown library is needed here; this file only adds
+// buttons around it (Copy on code blocks, Regenerate and Edit on the last exchange).
 function render({ model, el }) {
   el.classList.add("im-chat");
   // keys typed here belong to the chat, not to JupyterLab's shortcuts (Shift+Enter runs a cell)
@@ -11,10 +12,10 @@ function render({ model, el }) {
       <select class="im-model" title="model"></select>
       <span class="im-route"></span>
     </div>
-    <input class="im-system" type="text" placeholder="System prompt (optional)">
+    <input class="im-system" type="text" placeholder="System prompt (optional)" aria-label="system prompt">
     <div class="im-transcript"></div>
     <div class="im-compose">
-      <textarea class="im-input" rows="3"
+      <textarea class="im-input" rows="2"
         placeholder="Message — Shift+Enter or Ctrl+Enter sends · /help lists commands"></textarea>
       <div class="im-buttons">
         <button class="im-send" type="button">Send</button>
@@ -35,9 +36,64 @@ function render({ model, el }) {
     }
     select.value = model.get("choice");
   }
+  function button(label, title, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.title = title;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+  async function copy(text, b) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      const area = document.createElement("textarea");  // pages without the clipboard API
+      area.value = text;
+      el.appendChild(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    b.textContent = "Copied";
+    setTimeout(() => { b.textContent = "Copy"; }, 1200);
+  }
+  function addTools() {
+    for (const pre of transcript.querySelectorAll(".im-body pre")) {
+      const box = document.createElement("div");
+      box.className = "im-code";
+      pre.replaceWith(box);
+      box.appendChild(pre);
+      const tools = document.createElement("div");
+      tools.className = "im-code-tools";
+      const b = button("Copy", "copy this code", () => copy(pre.textContent, b));
+      tools.appendChild(b);
+      box.appendChild(tools);
+    }
+    if (model.get("busy") || model.get("closed")) return;
+    const users = transcript.querySelectorAll(".im-user"), answers = transcript.querySelectorAll(".im-assistant");
+    const lastUser = users[users.length - 1], lastAnswer = answers[answers.length - 1];
+    if (lastAnswer && lastUser && lastUser.compareDocumentPosition(lastAnswer) & Node.DOCUMENT_POSITION_FOLLOWING) {
+      const tools = document.createElement("div");
+      tools.className = "im-turn-tools";
+      tools.appendChild(button("↻ Regenerate", "ask again for the last message", () => model.send({ type: "regenerate" })));
+      lastAnswer.appendChild(tools);
+    }
+    if (lastUser) {
+      const tools = document.createElement("div");
+      tools.className = "im-turn-tools";
+      tools.appendChild(button("✎ Edit", "edit the last message and send it again", () => {
+        input.value = model.get("last_user_text");
+        editing = true;
+        input.focus();
+      }));
+      lastUser.appendChild(tools);
+    }
+  }
   function drawTranscript() {
     const atBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 40;
     transcript.innerHTML = model.get("transcript_html");
+    addTools();
     if (atBottom) transcript.scrollTop = transcript.scrollHeight;
   }
   function drawBusy() {
@@ -45,6 +101,7 @@ function render({ model, el }) {
     el.dataset.busy = busy ? "true" : "false";
     stop.disabled = !busy;
     send.disabled = busy;
+    drawTranscript();  // the last exchange's buttons come and go with the busy state
   }
   function drawClosed() {
     if (!model.get("closed")) return;
@@ -52,11 +109,13 @@ function render({ model, el }) {
     system.remove();
     el.classList.add("im-closed");
   }
+  let editing = false;  // the next send replaces the last message and its answer
   function submit() {
     const text = input.value;
     if (!text.trim() || model.get("busy")) return;
-    model.send({ type: "send", text, system: system.value, choice: select.value });
+    model.send({ type: "send", text, system: system.value, choice: select.value, replace_last: editing });
     input.value = "";
+    editing = false;
   }
 
   input.addEventListener("keydown", (event) => {
