@@ -138,3 +138,13 @@ class DataMagics(BaseMagics):
         self._store(args.out, mapped.frame())
         self._publish(tables.map_bundle(mapped))
         return None
+
+    # --- tracing -------------------------------------------------------------------------------
+    @line_magic
+    def infer_otel(self, line):
+        """OpenTelemetry tracing: on or off and why, where spans go, whether prompt and answer text
+        is included (and why not), and how exports went. Settings: README § Observability."""
+        from . import tables, telemetry
+
+        shown = telemetry.status()
+        self._publish(tables.bundle(["item", "value"], [[k, v] for k, v in shown.items()], "OpenTelemetry tracing"))
