@@ -40,6 +40,7 @@ NAMES = (SWITCH, TRACES_ENDPOINT, ENDPOINT, TRACES_HEADERS, HEADERS, CAPTURE, SE
 DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"  # the OTLP/HTTP default port
 # gen_ai.provider.name for each backend; a backend not listed is named as it is
 PROVIDERS = {"anthropic": "anthropic", "ollama": "ollama", "openai": "openai", "local": "llama.cpp"}
+EXIT_WAIT_S = 3.0  # at most this long at exit to send the last spans
 
 
 @dataclass(frozen=True)
@@ -197,10 +198,10 @@ def _build(cfg: Config, key: tuple) -> _Pipeline:
     from .backends import is_loopback
 
     failures = _Failures()
-    exporter_log = logging.getLogger("opentelemetry.exporter")
-    if not any(isinstance(h, _Failures) for h in exporter_log.handlers):
-        exporter_log.propagate = False
-    exporter_log.handlers = [h for h in exporter_log.handlers if not isinstance(h, _Failures)] + [failures]
+    # the SDK's and exporter's log lines would land in whatever cell runs when an export fails
+    sdk_log = logging.getLogger("opentelemetry")
+    sdk_log.propagate = False
+    sdk_log.handlers = [h for h in sdk_log.handlers if not isinstance(h, _Failures)] + [failures]
     session = requests.Session()
     if is_loopback(cfg.endpoint):
         session.trust_env = False  # a collector on this machine is reached directly, never through a proxy
@@ -215,10 +216,12 @@ def _build(cfg: Config, key: tuple) -> _Pipeline:
 
 
 def _close(pipeline: _Pipeline) -> None:
-    """Send what is queued, unless the collector is failing: then a kernel's exit never waits for
-    its retries."""
+    """Send what is queued, unless the collector is failing; and never wait more than
+    EXIT_WAIT_S for it (a collector that went down since cannot hold a kernel's exit)."""
     if pipeline.failures.last_error is None:
-        pipeline.provider.shutdown()
+        closing = threading.Thread(target=pipeline.provider.shutdown, name="otel-shutdown", daemon=True)
+        closing.start()
+        closing.join(EXIT_WAIT_S)
 
 
 def flush(timeout_s: float = 10.0) -> bool:
@@ -287,14 +290,31 @@ def _withheld(route, system, turns) -> str | None:
     return "withheld: private" if classify(sent) is not None else None
 
 
-def completion(result, *, parent, started: float, ended: float, turns=(), system=None, temperature=None,
-               max_tokens=None, format=None, **_ignored) -> str | None:
+def completion(result, **details) -> str | None:
     """Record one finished (or failed, or interrupted) completion as a `chat {model}` span.
-    Returns the one-per-kernel notice when spans cannot be exported, else None. Called from the
-    Stream's finish, so during an error the exception being handled names `error.type`."""
+    Returns the one-per-kernel notice when spans cannot be exported, else None. Tracing never
+    fails a completion: a fault here becomes that notice."""
     cfg = config()
     if not cfg.on:
         return None
+    try:
+        return _completion(cfg, result, **details)
+    except Exception as exc:
+        return _fault(exc)
+
+
+def _fault(exc: Exception) -> str | None:
+    global _notice_given
+    if _notice_given:
+        return None
+    _notice_given = True
+    return f"tracing failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}) — the " \
+           f"answer is unaffected; set {SWITCH}=off to stop tracing. This notice shows once."
+
+
+def _completion(cfg: Config, result, *, parent, started: float, ended: float, turns=(), system=None,
+                temperature=None, max_tokens=None, format=None, **_ignored) -> str | None:
+    """Called from the Stream's finish, so during an error the exception being handled names `error.type`."""
     pipeline = _get(cfg)
     if pipeline is None:
         return _notice(cfg, None)
@@ -434,6 +454,13 @@ def begin(operation: str, model: str | None = None, *, route=None, **details):
     cfg = config()
     if not cfg.on:
         return OFF
+    try:
+        return _begin(cfg, operation, model, route, details)
+    except Exception:  # tracing never fails the work; completions report a fault as their notice
+        return OFF
+
+
+def _begin(cfg: Config, operation: str, model, route, details: dict):
     pipeline = _get(cfg)
     if pipeline is None:
         return OFF
