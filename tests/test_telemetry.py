@@ -315,3 +315,21 @@ def test_infer_otel_and_an_infer_cell_in_a_kernel(kernel, receiver, peers_reset)
     assert MARKER.encode() not in receiver.everything()
     assert all(h.get("authorization") == "Bearer otel-header-secret-991" for h in receiver.headers)
     assert table(kernel.run("%infer_otel"))["exports"].endswith("sent, 0 failed")
+
+
+def test_tracing_on_without_the_sdk_is_one_notice_and_the_answer_still_comes(receiver, ollama_peer, claude_peer,
+                                                                             tmp_path):
+    script = ("import sys\n"
+              "sys.modules['opentelemetry'] = None  # as if the package were not installed\n"
+              "import inference_magics as im\n"
+              "first, second = im.infer('Hello'), im.infer('Hello again')\n"
+              "print(repr(first.text), first.notices, second.notices, sep='\\n')\n")
+    base = {k: v for k, v in os.environ.items() if k not in telemetry.NAMES}
+    env = {**base, **peer_environment(ollama_peer.url, claude_peer), "INFERENCE_DATA_DIR": str(tmp_path),
+           "PYTHONPATH": str(REPO), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    text, first, second = done.stdout.splitlines()
+    assert text == repr(ollama_peer.expected_text())
+    assert "is not installed — pip install opentelemetry-sdk" in first and second == "[]"
