@@ -20,12 +20,14 @@ like any other.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -248,6 +250,16 @@ def _notice(cfg: Config, pipeline: _Pipeline | None) -> str | None:
 
 
 # --- spans ---------------------------------------------------------------------------------------
+_conversation: contextvars.ContextVar[str | None] = contextvars.ContextVar("im_conversation", default=None)
+_RUN = uuid.uuid4().hex[:12]  # this process: conversation ids never collide across kernels
+
+
+def conversation(chat) -> None:
+    """Mark the completions this thread makes from now on (a chat widget's answer worker) as turns
+    of one conversation: `gen_ai.conversation.id`. A new conversation (/clear) gets a new id."""
+    _conversation.set(f"{_RUN}-{id(chat):x}")
+
+
 def parent():
     """The trace context in force now (None when tracing is off): a completion created here is its
     child even when it is iterated elsewhere."""
@@ -346,6 +358,8 @@ def _completion(cfg: Config, result, *, parent, started: float, ended: float, tu
     }
     if result.stop_reason:
         attributes["gen_ai.response.finish_reasons"] = [result.stop_reason]
+    if (conversation_id := _conversation.get()) is not None:
+        attributes["gen_ai.conversation.id"] = conversation_id
     if max_tokens is not None:
         attributes["gen_ai.request.max_tokens"] = max_tokens
     if temperature is not None:

@@ -73,6 +73,7 @@ def test_an_ollama_completion_is_one_genai_span_with_the_peers_token_counts(coll
     assert a["gen_ai.response.finish_reasons"] == ["stop"]
     assert a["inference_magics.route.reason"] == result.route.reason and a["inference_magics.private"] is False
     assert a["inference_magics.cached"] is False and "inference_magics.cost_usd" not in a  # local costs nothing
+    assert "gen_ai.conversation.id" not in a  # only chat widget turns belong to a conversation
     [(event, at, details)] = span.events
     assert event == "gen_ai.first_token" and span.start_ns < at <= span.end_ns
     assert details["gen_ai.response.time_to_first_chunk"] == pytest.approx(result.metrics.ttft_s)
@@ -227,14 +228,18 @@ def test_chat_widget_turns_are_spans_with_the_conversation(collector, capture, p
     try:
         widget.ask("first question", wait=True)
         widget.ask("second question", wait=True)
+        widget.ask("/clear")
+        widget.ask("a new topic", wait=True)
     finally:
         widget.stop()
         widget._loader.join(timeout=10)
     spans = [s for s in exported(collector) if s.name.startswith("chat ")]
-    assert [s.name for s in spans] == ["chat llama3.2:3b"] * 2
+    assert [s.name for s in spans] == ["chat llama3.2:3b"] * 3
     sent = json.loads(spans[1].attributes["gen_ai.input.messages"])
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert sent[-1]["parts"][0]["content"] == "second question"
+    first, second, third = (s.attributes["gen_ai.conversation.id"] for s in spans)
+    assert first == second != third  # one conversation until /clear starts another
 
 
 def test_a_collector_that_is_down_fails_no_cell_and_gives_one_notice(peers, monkeypatch, capfd):
