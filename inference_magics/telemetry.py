@@ -104,11 +104,29 @@ def _content_rule(capture: bool, endpoint: str) -> str:
 
 
 # --- the exporter, built once tracing is first used ----------------------------------------------
+def _probe(endpoint: str) -> str | None:
+    """Why a collector cannot be reached, when the exporter did not say (runs in the export thread)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname or "localhost", port), timeout=1.0).close()
+    except ConnectionRefusedError:
+        return "connection refused: nothing listens there"
+    except socket.timeout:
+        return "no answer within 1 s"
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or type(exc).__name__
+    return None  # something listens: the exporter's own line stands
+
+
 class _Watched:
     """The OTLP exporter, remembering whether its last export failed (the SDK only logs it)."""
 
-    def __init__(self, inner, failures: "_Failures"):
-        self.inner, self.failures = inner, failures
+    def __init__(self, inner, failures: "_Failures", endpoint: str):
+        self.inner, self.failures, self.endpoint = inner, failures, endpoint
 
     def export(self, spans):
         from opentelemetry.sdk.trace.export import SpanExportResult
@@ -116,12 +134,12 @@ class _Watched:
         try:
             outcome = self.inner.export(spans)
         except Exception as exc:  # an exporter bug must not kill the export thread
-            self.failures.note(f"{type(exc).__name__}: {exc}")
+            self.failures.note(f"{type(exc).__name__}: {exc}", self.endpoint)
             return SpanExportResult.FAILURE
         if outcome is SpanExportResult.SUCCESS:
             self.failures.ok()
         else:
-            self.failures.note(None)
+            self.failures.note(None, self.endpoint)
         return outcome
 
     def shutdown(self):
@@ -143,11 +161,24 @@ class _Failures(logging.Handler):
         self._reason: str | None = None
 
     def emit(self, record):
-        self._reason = record.getMessage().splitlines()[0][:200] if record.levelno >= logging.WARNING else self._reason
+        if record.levelno < logging.WARNING:
+            return
+        text = record.getMessage()
+        status = re.search(r"code: (\d+), reason: ([^\n]{0,80})", text)
+        if "refused" in text.lower():
+            self._reason = "connection refused: nothing listens there"
+        elif status:
+            self._reason = f"the collector answered HTTP {status[1]} {status[2]}".rstrip()
+        elif "timed out" in text.lower() or "timeout" in text.lower() and "max retries" not in text:
+            self._reason = "timed out"
+        elif "max retries or shutdown" not in text:
+            self._reason = text.splitlines()[0][:160]
 
-    def note(self, reason: str | None) -> None:
+    def note(self, reason: str | None, endpoint: str) -> None:
+        """A failed export: why, from the exporter's log lines or else from a look at the port."""
         self.failed += 1
-        self.last_error = reason or self._reason or "the export failed"
+        self.last_error = reason or self._reason or _probe(endpoint) or "the export failed after its retries"
+        self._reason = None
 
     def ok(self) -> None:
         self.sent += 1
@@ -209,7 +240,7 @@ def _build(cfg: Config, key: tuple) -> _Pipeline:
         session.trust_env = False  # a collector on this machine is reached directly, never through a proxy
     exporter = OTLPSpanExporter(endpoint=cfg.endpoint, headers=dict(cfg.headers), session=session)
     provider = TracerProvider(resource=Resource.create({"service.name": cfg.service}), shutdown_on_exit=False)
-    provider.add_span_processor(BatchSpanProcessor(_Watched(exporter, failures)))
+    provider.add_span_processor(BatchSpanProcessor(_Watched(exporter, failures, cfg.endpoint)))
     pipeline = _Pipeline(key, provider, provider.get_tracer("inference_magics", __version__), failures)
     import atexit
 

@@ -255,11 +255,21 @@ def test_a_collector_that_is_down_fails_no_cell_and_gives_one_notice(peers, monk
     assert second.text == ollama.expected_text()
     [notice] = second.notices
     assert notice.startswith("tracing: spans could not be sent to http://127.0.0.1:") and "shows once" in notice
+    assert "(connection refused: nothing listens there)" in notice
     assert "\n" not in notice
     telemetry.flush()
     assert im.infer("And again").notices == []  # once per kernel
     err = capfd.readouterr().err
     assert "Failed to export" not in err and "Transient error" not in err  # the notice says it, the log does not
+
+
+def test_a_collector_that_rejects_the_spans_is_named_with_its_status(collector, monkeypatch, peers):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{collector.url}/not-traces")  # the receiver says 404
+    assert im.infer("Hello").notices == []
+    telemetry.flush()
+    assert collector.raw  # the request did arrive
+    [notice] = im.infer("Hello again").notices
+    assert "(the collector answered HTTP 404 Not Found)" in notice
 
 
 def test_off_imports_no_opentelemetry_and_off_wins_over_an_endpoint(receiver, ollama_peer, claude_peer, tmp_path):
