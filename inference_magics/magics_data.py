@@ -1,5 +1,5 @@
-"""The data magics: %embed, %models, %infer_health, %infer_history and %infer_batches — thin
-adapters over the embeddings, catalog, history and batch modules."""
+"""The data magics: %embed, %models, %infer_health, %infer_history, %infer_batches and
+%infer_otel — thin adapters over the embeddings, catalog, history, batch and telemetry modules."""
 from __future__ import annotations
 
 from IPython.core.error import UsageError
