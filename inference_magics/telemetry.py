@@ -23,11 +23,11 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -282,7 +282,7 @@ def _notice(cfg: Config, pipeline: _Pipeline | None) -> str | None:
 
 # --- spans ---------------------------------------------------------------------------------------
 _conversation: contextvars.ContextVar[str | None] = contextvars.ContextVar("im_conversation", default=None)
-_RUN = uuid.uuid4().hex[:12]  # this process: conversation ids never collide across kernels
+_RUN = os.urandom(6).hex()  # this process: conversation ids never collide across kernels
 
 
 def conversation(chat) -> None:
@@ -339,11 +339,9 @@ def completion(result, **details) -> str | None:
     """Record one finished (or failed, or interrupted) completion as a `chat {model}` span.
     Returns the one-per-kernel notice when spans cannot be exported, else None. Tracing never
     fails a completion: a fault here becomes that notice."""
-    cfg = config()
-    if not cfg.on:
-        return None
     try:
-        return _completion(cfg, result, **details)
+        cfg = config()
+        return _completion(cfg, result, **details) if cfg.on else None
     except Exception as exc:
         return _fault(exc)
 
