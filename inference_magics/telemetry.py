@@ -409,8 +409,12 @@ def _completion(cfg: Config, result, *, parent, started: float, ended: float, tu
                        timestamp=start_ns + int(result.metrics.ttft_s * 1e9))
     if result.error and not result.interrupted:
         handled = sys.exc_info()[1]
-        span.set_attribute("error.type", type(handled).__name__ if handled is not None else "_OTHER")
-        span.set_status(Status(StatusCode.ERROR, redact_secrets(result.error)))
+        kind = type(handled).__name__ if handled is not None else "_OTHER"
+        span.set_attribute("error.type", kind)
+        # an error line may quote what the server said, and a server may echo the prompt
+        private = attributes["inference_magics.private"]
+        span.set_status(Status(StatusCode.ERROR, f"{kind} (the message is withheld: private)" if private else
+                               redact_secrets(result.error)))
     span.end(end_time=_epoch_ns(ended, now_ns, now_perf))
     return _notice(cfg, pipeline)
 

@@ -104,6 +104,14 @@ def test_a_failed_completion_is_an_error_span_with_the_one_line(collector, peers
     assert span.attributes["error.type"] == "ModelNotFound"
 
 
+def test_a_failed_private_completion_keeps_the_servers_words_to_itself(collector, peers):
+    with pytest.raises(im.ModelNotFound):
+        im.infer(f"Confidential: {MARKER}", model="no-such-model:1b")
+    [span] = exported(collector)
+    assert span.status_code == 2 and span.status_message == "ModelNotFound (the message is withheld: private)"
+    assert MARKER.encode() not in collector.everything()
+
+
 def test_content_is_captured_only_when_asked_and_secrets_in_answers_are_redacted(collector, capture, peers):
     ollama, _ = peers
     ollama.set(text=f"Sure. The key is {SECRET} as you asked.")
