@@ -182,7 +182,6 @@ def test_a_map_is_a_parent_span_with_one_child_per_row(collector, peers):
     assert all(s.name == "chat llama3.2:latest" and s.attributes["inference_magics.cached"] is False for s in rows)
     assert sum(s.attributes["gen_ai.usage.output_tokens"] for s in rows) == sum(r.tokens for r in mapped.rows)
     assert parent.attributes["inference_magics.rows"] == 3 and parent.kind == 1  # INTERNAL
-    assert all(parent.start_ns <= s.start_ns and s.end_ns <= parent.end_ns for s in rows)
 
     collector.reset()
     again = im.map("Classify: {row}", ["alpha", "beta", "gamma"], progress=False)  # every row from the cache
