@@ -28,7 +28,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from . import settings as settings_module
@@ -50,7 +50,7 @@ class Config:
     on: bool
     why: str                 # why tracing is on or off, for %infer_otel
     endpoint: str = ""
-    headers: tuple = ()      # (name, value) pairs; values are credentials, never shown
+    headers: tuple = field(default=(), repr=False)  # (name, value) pairs; values are credentials, never shown
     service: str = "inference_magics"
     capture: bool = False    # the convention's content switch is set
     content: str = "off"     # "captured", or why not
@@ -187,7 +187,7 @@ class _Failures(logging.Handler):
 
 @dataclass
 class _Pipeline:
-    key: tuple
+    key: tuple = field(repr=False)  # holds the header values
     provider: object
     tracer: object
     failures: _Failures
