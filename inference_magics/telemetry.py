@@ -491,7 +491,8 @@ class _Span(_Off):
         context.detach(self._token)
         if exc is not None:
             self._span.set_attribute("error.type", kind.__name__)
-        self.end(getattr(exc, "message", None) or (f"{kind.__name__}: {exc}" if exc is not None else None))
+        # the class only: an error line may quote a server, and a server may echo the texts it was sent
+        self.end(kind.__name__ if exc is not None else None)
         return False
 
 
@@ -500,11 +501,9 @@ def begin(operation: str, model: str | None = None, *, route=None, **details):
     or a parent (`map`, `experiment`, `summarize`) whose children are the completions run through
     `.run()`. Use it as `with begin(...):` or call `.end()`. `details` become
     `inference_magics.<name>` attributes."""
-    cfg = config()
-    if not cfg.on:
-        return OFF
     try:
-        return _begin(cfg, operation, model, route, details)
+        cfg = config()
+        return _begin(cfg, operation, model, route, details) if cfg.on else OFF
     except Exception:  # tracing never fails the work; completions report a fault as their notice
         return OFF
 

@@ -225,6 +225,13 @@ def test_each_embedding_request_is_a_span(collector, peers, monkeypatch):
     assert all(s.attributes["gen_ai.operation.name"] == "embeddings" and s.kind == 3 for s in spans)
     assert b"three" not in collector.everything()  # embedding inputs are never content
 
+    collector.reset()
+    with pytest.raises(im.ModelNotFound):
+        im.embed(["four"], model="no-such-embedder", cache=False)
+    [failed] = exported(collector)
+    assert failed.status_code == 2 and failed.status_message == "ModelNotFound"
+    assert failed.attributes["error.type"] == "ModelNotFound"
+
 
 def test_chat_widget_turns_are_spans_with_the_conversation(collector, capture, peers):
     from inference_magics.widget import ChatWidget
