@@ -17,5 +17,6 @@ BENCHMARKS = {
     "load": "bench.load",
     "concurrency": "bench.concurrency",
     "embeddings": "bench.embeddings",
+    "observability": "bench.observability",
     "local": "bench.local",
 }

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
-from . import routing, settings as settings_module
+from . import routing, settings as settings_module, telemetry
 from .backends import get_backend, local_backend_installed
 from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage
 from .errors import BackendError, BackendUnavailable, ConfigError, InferenceError, InferenceInterrupted
@@ -113,6 +113,7 @@ class Stream:
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
                  format=None, stream=True, messages=None, task=None, keep_local=None):
         self._started = time.perf_counter()
+        self._trace_parent = telemetry.parent()  # a map row's or an experiment run's span, if tracing
         _check_options(temperature, max_tokens, format)
         if not (prompt and prompt.strip()) and not messages:
             raise ConfigError("the prompt is empty — write a question or instruction.")
@@ -246,6 +247,9 @@ class Stream:
         result.cost_usd = estimate_cost(result.backend, result.model, result.usage.input_tokens,
                                         result.usage.output_tokens)
         self._record()
+        if notice := telemetry.completion(result, parent=self._trace_parent, started=self._started, ended=now,
+                                          turns=self._turns, **self._options):
+            result.notices.append(notice)
 
     def _record(self) -> None:
         """Every completion, finished or not, goes to the history (secrets redacted there)."""

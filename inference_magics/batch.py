@@ -15,7 +15,7 @@ from collections import ChainMap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from . import api, settings as settings_module
+from . import api, settings as settings_module, telemetry
 from .cache import cache_for, digest
 from .errors import ConfigError, InferenceError, InferenceInterrupted
 from .interpolate import interpolate, unresolved
@@ -182,8 +182,12 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     from .progress import progress_bar
 
     bar = progress_bar(len(pending), progress if progress is not None else len(pending) > 1, label="map", unit="row")
+    trace = telemetry.begin("map", rows=len(rows), concurrency=concurrency)  # each row's span is its child
+    for row in rows:
+        if row.cached:
+            trace.cached(row.backend, row.model)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="map")
-    futures = [pool.submit(one, row) for row in pending]
+    futures = [pool.submit(trace.run, one, row) for row in pending]
     try:
         done = 0
         while done < len(futures):
@@ -203,6 +207,7 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
         raise interrupted from None
     finally:
         pool.shutdown(wait=False)
+        trace.end()
         if bar is not None:
             bar.close()
     mapped.wall_s = time.perf_counter() - started

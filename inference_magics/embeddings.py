@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import routing, settings as settings_module
+from . import routing, settings as settings_module, telemetry
 from .backends import get_backend, keeps_data_local, local_backend_installed
 from .cache import cache_for, digest
 from .errors import BackendUnavailable, ConfigError, PrivacyError
@@ -110,7 +110,8 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
         try:
             for start in batches:
                 batch = missing[start:start + size]
-                vectors = backend.embed(batch, route.model)
+                with telemetry.begin("embeddings", route.model, route=route, texts=len(batch)):
+                    vectors = backend.embed(batch, route.model)
                 result.requests += 1
                 fresh = [(digest(t), np.asarray(v, np.float32)) for t, v in zip(batch, vectors)]
                 found.update(fresh)

@@ -1,5 +1,5 @@
-"""The data magics: %embed, %models, %infer_health, %infer_history and %infer_batches — thin
-adapters over the embeddings, catalog, history and batch modules."""
+"""The data magics: %embed, %models, %infer_health, %infer_history, %infer_batches and
+%infer_otel — thin adapters over the embeddings, catalog, history, batch and telemetry modules."""
 from __future__ import annotations
 
 from IPython.core.error import UsageError
@@ -138,3 +138,13 @@ class DataMagics(BaseMagics):
         self._store(args.out, mapped.frame())
         self._publish(tables.map_bundle(mapped))
         return None
+
+    # --- tracing -------------------------------------------------------------------------------
+    @line_magic
+    def infer_otel(self, line):
+        """OpenTelemetry tracing: on or off and why, where spans go, whether prompt and answer text
+        is included (and why not), and how exports went. Settings: README § Observability."""
+        from . import tables, telemetry
+
+        shown = telemetry.status()
+        self._publish(tables.bundle(["item", "value"], [[k, v] for k, v in shown.items()], "OpenTelemetry tracing"))

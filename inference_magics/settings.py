@@ -288,6 +288,16 @@ def configured(field: str) -> bool:
     return field in _overrides or any(n in os.environ for n in names) or any(n in _dotenv_values() for n in names)
 
 
+def outside_values(*names: str) -> dict[str, str]:
+    """Variables that are not in the table above (OpenTelemetry's own, read by telemetry.py), from
+    the environment or the .env files, the environment winning. Only the names set are returned."""
+    found = {n: os.environ[n] for n in names if n in os.environ}
+    if len(found) < len(names) and _dotenv_files():
+        from_files = _dotenv_values()
+        found.update({n: from_files[n] for n in names if n not in found and n in from_files})
+    return found
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     """The settings in force now. Raises ConfigError naming the variable at fault."""
     environ = os.environ if environ is None else environ

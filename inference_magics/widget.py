@@ -14,7 +14,7 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from . import api, routing
+from . import api, routing, telemetry
 from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
 from .errors import InferenceError
 from .render import Throttle, footer
@@ -230,6 +230,7 @@ class ChatWidget(anywidget.AnyWidget):
 
     def _answer(self, text: str, prior: list[dict], answer: Turn, stop: threading.Event) -> None:
         backend, model = (None, None) if self.choice == AUTO else self.choice.split(" ", 1)
+        telemetry.conversation(self.conversation)  # this turn's span names its conversation
         try:
             history, dropped = trim_to_context(prior, text, context_tokens(backend, _settings()))
             if dropped:

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import api, routing
+from . import api, routing, telemetry
 from .backends import REGISTRY
 from . import settings as settings_module
 from .conversation import CHARS_PER_TOKEN, context_tokens
@@ -90,19 +90,23 @@ def summarize_stream(text: str, *, length="medium", shape="bullets", model=None,
     budget = int(context_tokens(route.backend, settings_module.load()) * 0.6) * CHARS_PER_TOKEN
     parts = _chunk(text, budget)
     chunks = len(parts)
-    for _ in range(4):  # each round shrinks the text; four rounds cover any document we can hold
-        if len(parts) == 1:
-            break
-        partials = _map(parts, choice=choice, progress=progress, **options)
-        parts = _chunk("\n\n".join(f"Part {i}:\n{p}" for i, p in enumerate(partials, 1)), budget)
-        instruction = (_instruction(length, shape) + f" The text is {len(partials)} partial summaries of one long "
-                       "document, in order; merge them.")
-    running = api.stream(f"{instruction}\n\n---\n{parts[0]}", **choice, **options)
+    trace = telemetry.begin("summarize", chunks=chunks)  # every step (chunk, merge, final) is its child
+    try:
+        for _ in range(4):  # each round shrinks the text; four rounds cover any document we can hold
+            if len(parts) == 1:
+                break
+            partials = _map(parts, choice=choice, progress=progress, trace=trace, **options)
+            parts = _chunk("\n\n".join(f"Part {i}:\n{p}" for i, p in enumerate(partials, 1)), budget)
+            instruction = (_instruction(length, shape) + f" The text is {len(partials)} partial summaries of one "
+                           "long document, in order; merge them.")
+        running = trace.run(api.stream, f"{instruction}\n\n---\n{parts[0]}", **choice, **options)
+    finally:
+        trace.end()  # the final step's span (it streams later) still names this one as its parent
     running.chunks = chunks
     return running
 
 
-def _map(chunks: list[str], *, choice: dict, progress, **options) -> list[str]:
+def _map(chunks: list[str], *, choice: dict, progress, trace=telemetry.OFF, **options) -> list[str]:
     from .progress import progress_bar
 
     bar = progress_bar(len(chunks), True if progress is None else progress, label="summarizing", unit="chunk")
@@ -116,7 +120,7 @@ def _map(chunks: list[str], *, choice: dict, progress, **options) -> list[str]:
 
     pool = ThreadPoolExecutor(max_workers=2)  # a local server serves a couple of requests at once
     try:
-        for future in [pool.submit(one, i) for i in range(len(chunks))]:
+        for future in [pool.submit(trace.run, one, i) for i in range(len(chunks))]:
             future.result()
     except (KeyboardInterrupt, InferenceError) as exc:
         pool.shutdown(wait=False, cancel_futures=True)  # queued chunks never start
@@ -214,8 +218,9 @@ def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=N
         finally:
             run.done = True
 
+    trace = telemetry.begin("experiment", models=list(models), repeat=repeat)  # each run's span is its child
     pool = ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="experiment")
-    futures = [pool.submit(one, run) for run in runs]
+    futures = [pool.submit(trace.run, one, run) for run in runs]
     try:
         while not all(f.done() for f in futures):  # short waits: an interrupt lands here at once
             time.sleep(0.1)
@@ -231,5 +236,6 @@ def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=N
         raise interrupted from None
     finally:
         pool.shutdown(wait=False)
+        trace.end()
     result.wall_s = time.perf_counter() - started
     return result

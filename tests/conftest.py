@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_magics import backends, settings
+from inference_magics import backends, settings, telemetry
 from tests.peers import AnthropicPeer, OllamaPeer, OpenAIPeer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def clean_settings(monkeypatch, tmp_path):
     for var in settings.VARS:
         for name in var.env:
             monkeypatch.delenv(name, raising=False)
-    for name in ("PAI_DIR", "OLLAMA_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+    for name in ("PAI_DIR", "OLLAMA_API_KEY", "ANTHROPIC_AUTH_TOKEN", *telemetry.NAMES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     for name, value in NOT_INSTALLED.items():
@@ -160,7 +160,7 @@ def kernel(ollama_server, claude_server, tmp_path_factory):
     k.data_dir = home / "data"
     ollama_server.reset()
     load = k.run("%load_ext inference_magics\nimport sys\n"
-                 "print(sorted(m for m in ('anthropic', 'ollama', 'httpx') if m in sys.modules))")
+                 "print(sorted(m for m in ('anthropic', 'ollama', 'httpx', 'opentelemetry') if m in sys.modules))")
     k.loaded = load
     k.requests_during_load = list(ollama_server.requests) + list(claude_server.requests)
     yield k
