@@ -1,8 +1,10 @@
-"""Where our files live: one owner-only folder for the embedding cache and the history."""
+"""What we keep at rest, and how: one owner-only folder for the embedding cache and the history,
+owner-only files everywhere (chat transcripts, server logs), secrets redacted before writing."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 
 def data_dir(settings) -> Path:
@@ -29,3 +31,37 @@ def private_file(path: Path) -> None:
         os.chmod(path, 0o600)
     except OSError:
         pass
+
+
+def create_private_file(path: Path) -> None:
+    """Create the file owner-only before anyone writes to it (no moment where it is readable by
+    others); a file already there that we own is tightened to 0600 too."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if not path.is_file() or path.stat().st_uid != os.getuid():
+            return  # not a file we own: not ours to change (opening it reports what is wrong)
+    private_file(path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner may read, replacing it (redact it first: `redacted`)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT: tighten it
+        stream.write(text)
+
+
+def redacted(value: Any) -> Any:
+    """Text as we may keep it: registered keys masked first (so a pattern cannot split one and
+    leave a part), then every secret the detector finds. Dicts and lists are walked."""
+    if isinstance(value, str):
+        from .errors import redact
+        from .privacy import redact_secrets
+
+        return redact_secrets(redact(value))
+    if isinstance(value, dict):
+        return {redacted(str(k)): redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted(v) for v in value]
+    return value if value is None or isinstance(value, (bool, int, float)) else redacted(str(value))
