@@ -2,6 +2,7 @@
 owner-only files everywhere (chat transcripts, server logs), secrets redacted before writing."""
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,16 @@ def private_file(path: Path) -> None:
 
 def create_private_file(path: Path) -> None:
     """Create the file owner-only before anyone writes to it (no moment where it is readable by
-    others); a file already there that we own is tightened to 0600 too."""
+    others); a file already there that we own is tightened to 0600 too, and one that another user
+    owns is refused (PermissionError): we never write prompts into someone else's file."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        if not path.is_file() or path.stat().st_uid != os.getuid():
-            return  # not a file we own: not ours to change (opening it reports what is wrong)
+        if not path.is_file():
+            return  # opening it reports what is wrong
+        if path.stat().st_uid != os.getuid():  # e.g. a path a folder's .env chose, planted by someone else
+            raise PermissionError(errno.EPERM, "it belongs to another user, who could read what we write",
+                                  str(path))
     private_file(path)
 
 

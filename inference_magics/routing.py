@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from . import policy
 from .backends import LABELS, REGISTRY, keeps_data_local
 from .errors import ConfigError, PrivacyError
-from . import policy
 from .privacy import classify
 
 FAMILIES = ("sonnet", "opus", "haiku")

@@ -95,3 +95,19 @@ def test_chat_save_files_are_redacted_and_owner_only(peers, tmp_path, name):
     if name.endswith(".json"):
         turns = json.loads(text)  # still valid JSON after redaction
         assert [t["role"] for t in turns][:2] == ["user", "assistant"]
+
+
+def test_a_history_file_owned_by_someone_else_is_never_written(peers, tmp_path, monkeypatch):
+    """INFERENCE_HISTORY may name any path; a file planted there by another user is refused (one
+    notice) rather than filled with prompts it could read."""
+    if os.getuid() != 0:
+        pytest.skip("making a file owned by another user needs root")
+    planted = tmp_path / "shared" / "history.sqlite3"
+    planted.parent.mkdir()
+    planted.write_bytes(b"")
+    os.chown(planted, 65534, 65534)
+    os.chmod(planted, 0o666)
+    monkeypatch.setenv("INFERENCE_HISTORY", str(planted))
+    result = im.infer("This is confidential: the merger closes Friday.")
+    assert result.text and any("belongs to another user" in n for n in result.notices)
+    assert planted.read_bytes() == b"" and mode(planted) == 0o666

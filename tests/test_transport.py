@@ -76,6 +76,16 @@ def test_loopback_openai_compatible_server_is_reached_directly(proxy, monkeypatc
     assert not [r for r in proxy.requests if str(openai_peer.port) in r.target], sent_anywhere(proxy)
 
 
+def test_llama_server_readiness_polls_go_straight_to_the_server(proxy, ollama_peer):
+    """The embedded server's /health polls (what `LlamaServer` waits on) with every proxy variable
+    set: they reach the loopback server itself, so it can look ready."""
+    from inference_magics.llama_server import _health
+
+    status = _health(ollama_peer.url, timeout=2)
+    assert status == 404 and ollama_peer.requests_to("/health")  # answered by the server, not a proxy
+    assert not proxy.requests
+
+
 @needs_local
 def test_the_embedded_llama_server_starts_and_answers_under_a_proxy(proxy, local_model, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
