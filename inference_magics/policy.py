@@ -21,16 +21,26 @@ ON_THIS_MACHINE = "run it on this machine (--backend ollama or --backend local)"
 
 def outgoing_text(prompt: str | None, system: str | None = None, messages=()) -> str:
     """Everything a request would carry, for the detector: system, every earlier turn, the prompt.
-    A turn's content may be a list of blocks (text, images): their text counts."""
+    A turn's content may be a list of blocks (text, tool results, images): every text in it counts."""
     parts = [system or ""]
     for message in messages or ():
-        content = message.get("content", "") if isinstance(message, dict) else message
-        if isinstance(content, (list, tuple)):
-            parts += [str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content]
-        else:
-            parts.append(str(content or ""))
+        parts += _strings(message.get("content", "") if isinstance(message, dict) else message)
     parts.append(prompt or "")
     return "\n".join(p for p in parts if p)
+
+
+# block fields that name or encode rather than say something (an image's base64 `data` is not prose)
+_NOT_TEXT = frozenset({"type", "role", "id", "tool_use_id", "media_type", "data", "cache_control", "name"})
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() if key not in _NOT_TEXT for s in _strings(item)]
+    if isinstance(value, (list, tuple)):
+        return [s for item in value for s in _strings(item)]
+    return [] if value is None else [str(value)]
 
 
 def check(text: str, backend: str, model: str | None, settings, *, what: str = "this prompt",

@@ -70,9 +70,10 @@ def test_the_system_prompt_and_history_are_judged_with_the_prompt(cloud):
     history = [{"role": "user", "content": PRIVATE}, {"role": "assistant", "content": "Noted."}]
     with pytest.raises(im.PrivacyError):
         im.infer("And now?", messages=history, model="claude-haiku-4.5")
-    blocks = [{"role": "user", "content": [{"type": "text", "text": PRIVATE}]}]
-    with pytest.raises(im.PrivacyError):
-        im.infer("And now?", messages=blocks, model="claude-haiku-4.5")
+    for content in ([{"type": "text", "text": PRIVATE}],
+                    [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": PRIVATE}]}]):
+        with pytest.raises(im.PrivacyError):
+            im.infer("And now?", messages=[{"role": "user", "content": content}], model="claude-haiku-4.5")
     assert not to_claude(claude)
 
 
