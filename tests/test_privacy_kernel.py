@@ -73,3 +73,42 @@ def test_a_folder_dotenv_that_weakens_privacy_is_ignored_with_a_visible_notice(k
         assert quiet.reply["status"] == "ok" and "ignored" not in quiet.stderr  # one notice, not one per cell
     finally:
         kernel.run("import os; os.remove('.env')")
+
+
+@pytest.fixture(scope="module")
+def proxied_kernel(ollama_server, claude_server, tmp_path_factory):
+    """A kernel started the way a corporate laptop starts one: every proxy variable set, no NO_PROXY."""
+    import os
+
+    from tests.conftest import peer_environment
+    from tests.kernel_harness import Kernel
+    from tests.peers.recording import RecordingProxy
+
+    home = tmp_path_factory.mktemp("proxied")
+    with RecordingProxy() as proxy:
+        saved = {n: os.environ.pop(n) for n in ("NO_PROXY", "no_proxy") if n in os.environ}
+        env = {**peer_environment(ollama_server.url, claude_server), **proxy.environment(),
+               "INFERENCE_DATA_DIR": str(home / "data")}
+        k = Kernel(env, cwd=str(home))
+        k.proxy = proxy
+        k.run("%load_ext inference_magics")
+        try:
+            yield k
+        finally:
+            k.shutdown()
+            os.environ.update(saved)
+
+
+def test_magics_reach_loopback_ollama_directly_under_a_proxy(proxied_kernel, peers_reset):
+    ollama, _ = peers_reset
+    proxy = proxied_kernel.proxy
+    proxy.reset()
+    explain = proxied_kernel.run(f"%%infer --explain\nWhy is this token rejected? {SECRET}")
+    assert "stays on this machine" in explain.everything()
+    for cell in (f"%%infer\nWhy is this token rejected? {SECRET}", f"%embed Why is this token rejected? {SECRET}",
+                 "%models", "%infer_health"):
+        run = proxied_kernel.run(cell)
+        assert run.reply["status"] == "ok", shown(run)
+    assert SECRET in str(ollama.requests_to("/api/chat")[-1].body) and ollama.requests_to("/api/embed")
+    assert not [r for r in proxy.requests if str(ollama.port) in r.target], [r.target for r in proxy.requests]
+    assert SECRET not in " ".join(f"{r.target} {r.body!r}" for r in proxy.requests)
