@@ -5,6 +5,14 @@ import pytest
 SECRET = "ghp_Q8vN2kLp7RzX4mWc9TfB1yHs6JdE3gUa0KoI"  # a GitHub token shape
 
 
+@pytest.fixture(autouse=True)
+def leave_the_peers_clean(ollama_server, claude_server):
+    """The shared peers keep no requests of ours for a later module's kernel to count."""
+    yield
+    ollama_server.reset()
+    claude_server.reset()
+
+
 def shown(run) -> str:
     return run.stderr + "".join("".join(e["traceback"]) for e in run.errors) + run.everything()
 
