@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
-from . import routing, settings as settings_module, telemetry
+from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, local_backend_installed
 from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage
 from .errors import BackendError, BackendUnavailable, ConfigError, InferenceError, InferenceInterrupted
@@ -74,8 +74,7 @@ def _check_options(temperature, max_tokens, format) -> None:
 
 def _routing_text(prompt: str, system: str | None, messages) -> str:
     """Everything that would be sent: the privacy guard must see all of it, not just the prompt."""
-    parts = [system or ""] + [str(m.get("content", "")) for m in messages or ()] + [prompt or ""]
-    return "\n".join(p for p in parts if p)
+    return policy.outgoing_text(prompt, system, messages)
 
 
 def _resolve(route: Route, settings) -> Route:
@@ -178,6 +177,8 @@ class Stream:
         unavailable = set(self._unavailable)
         try:
             while True:
+                # the one policy, at the moment of sending: system, history and prompt, to this backend and model
+                policy.check(self._text_for_routing, self.route.backend, self.route.model, self._settings)
                 backend = get_backend(self.route.backend, self._settings)
                 request = Request(model=self.route.model, messages=self._turns, **self._options)
                 try:

@@ -15,10 +15,11 @@ from collections import ChainMap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from . import api, settings as settings_module, telemetry
+from . import api, policy, settings as settings_module, telemetry
 from .cache import cache_for, digest
-from .errors import ConfigError, InferenceError, InferenceInterrupted
+from .errors import ConfigError, InferenceError, InferenceInterrupted, PrivacyError
 from .interpolate import interpolate, unresolved
+from .paths import redacted
 
 CONCURRENCY = {"anthropic": 8, "openai": 8}  # a local server gets 4: more only queues there
 DEFAULT_CONCURRENCY = 4
@@ -159,8 +160,7 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     store = cache_for(settings_module.load()) if cache else None
     pending = _from_cache(rows, options, store, mapped)
     if concurrency is None:
-        concurrency = CONCURRENCY.get(api.route(rows[0].prompt, model=model, backend=backend).backend,
-                                      DEFAULT_CONCURRENCY)
+        concurrency = CONCURRENCY.get(_backend_of(rows[0].prompt, model, backend, system), DEFAULT_CONCURRENCY)
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be 1 or more, not {concurrency}.")
     started = time.perf_counter()
@@ -214,6 +214,15 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     return mapped
 
 
+def _backend_of(prompt: str, model, backend, system) -> str | None:
+    """Where the first row goes, to size the pool. A row the policy refuses is refused in its own
+    row when it runs (PrivacyError there), never for the whole batch here."""
+    try:
+        return api.route(prompt, model=model, backend=backend, system=system).backend
+    except InferenceError:
+        return None
+
+
 def _from_cache(rows: list[Row], options: dict, store, mapped: Mapped) -> list[Row]:
     """Fill the rows a previous run finished; return the ones still to run."""
     if store is None:
@@ -234,7 +243,10 @@ def _from_cache(rows: list[Row], options: dict, store, mapped: Mapped) -> list[R
 
 
 def _encode(row: Row) -> bytes:
+    """What the row cache keeps: the answer with every secret redacted by the one detector (the
+    cache is at rest, like the history); a resumed row shows the redacted text."""
     kept = {k: v for k, v in asdict(row).items() if k in ("output", "backend", "model", "tokens", "parsed")}
+    kept["output"], kept["parsed"] = redacted(kept["output"]), redacted(kept["parsed"])
     return json.dumps(kept, default=str).encode()
 
 
@@ -246,25 +258,26 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
     their row and never sent."""
     from .backends import get_backend
     from .backends.base import Request
-    from .errors import PrivacyError
 
+    settings = settings_module.load()
+    policy.check("", "anthropic", model, settings, how="--batch-api")  # local-only: not one request to Claude
     prompts = render_prompts(template, items, column, namespace)
     requests, refused = {}, {}
     for index, prompt in enumerate(prompts):
         try:
             route = api.route(prompt, model=model or "sonnet", system=system)
+            if route.backend != "anthropic":
+                raise ConfigError(f"--batch-api sends rows to Claude's Message Batches API, and {route.model} is not "
+                                  "a Claude model — name one (sonnet, haiku, claude-...).")
+            policy.check(policy.outgoing_text(prompt, system), route.backend, route.model, settings)
         except PrivacyError as exc:
             refused[str(index)] = exc.message
             continue
-        if route.backend != "anthropic":
-            raise ConfigError(f"--batch-api sends rows to Claude's Message Batches API, and {route.model} is not a "
-                              "Claude model — name one (sonnet, haiku, claude-...).")
         requests[str(index)] = Request(model=route.model, messages=({"role": "user", "content": prompt},),
                                        system=system, temperature=temperature, max_tokens=max_tokens)
     if not requests:
         raise ConfigError("every row was refused for the cloud (each carries something private) — run them locally "
                           "without --batch-api.")
-    settings = settings_module.load()
     batch_id = get_backend("anthropic", settings).submit_batch(requests)
     job = {"id": batch_id, "rows": len(prompts), "refused": refused, "model": route.model,
            "created_at": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -279,6 +292,12 @@ def jobs() -> list[dict]:
     settings = settings_module.load()
     found, _ = cache_for(settings).values("batch-job", "")
     known = sorted((json.loads(v) for v in found), key=lambda job: job["created_at"], reverse=True)
+    try:
+        policy.check("", "anthropic", None, settings, how="polling Message Batches")
+    except PrivacyError:  # local-only: list what this machine knows, ask Claude nothing
+        for job in known:
+            job["status"] = "not polled (INFERENCE_PRIVACY=local-only)"
+        return known
     backend = get_backend("anthropic", settings)
     for job in known:
         try:
@@ -297,6 +316,7 @@ def collect(batch_id: str) -> Mapped:
     if not found:
         raise ConfigError(f"no batch {batch_id!r} was submitted from here — %infer_batches lists the known ones.")
     job = json.loads(next(iter(found.values())))
+    policy.check("", "anthropic", job["model"], settings, how="collecting a Message Batch")
     backend = get_backend("anthropic", settings)
     status = backend.batch_status(batch_id)
     if status["status"] != "ended":

@@ -1,6 +1,7 @@
 """A persistent key-value cache in SQLite under the data folder, for results worth not asking for
 twice: embedding vectors (by backend, model and text) and mapped rows (by model, rendered prompt
-and options). Keys are SHA-256 digests; values are bytes.
+and options). Keys are SHA-256 digests; values are bytes (a mapped row's answer is stored with its
+secrets redacted, see batch._encode). The file is owner-only from its creation.
 
 A cache that cannot be opened or written (corrupt, locked, read-only) never fails the work: it
 is skipped, and the first problem is reported once as a notice.
@@ -12,7 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from .paths import data_dir, make_private_dir, private_file
+from .paths import create_private_file, data_dir, make_private_dir
 
 _CHUNK = 500  # SQLite's limit on bound parameters is far above this; keeps statements small
 FILENAME = "cache.sqlite3"
@@ -32,10 +33,10 @@ class BlobCache:
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             make_private_dir(self.path.parent)
+            create_private_file(self.path)  # owner-only before the first byte; SQLite's journal gets this mode
             db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False)
             db.execute("CREATE TABLE IF NOT EXISTS blobs (kind TEXT, scope TEXT, digest BLOB, value BLOB, "
                        "PRIMARY KEY (kind, scope, digest)) WITHOUT ROWID")
-            private_file(self.path)
             self._db = db
         return self._db
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from . import routing, settings as settings_module
-from .backends import REGISTRY, get_backend, keeps_data_local, local_backend_installed
+from . import policy, routing, settings as settings_module
+from .backends import REGISTRY, get_backend, local_backend_installed
 from .errors import ConfigError, InferenceError, PrivacyError
 
 
@@ -26,9 +26,16 @@ def listed_backends(settings) -> list[str]:
         names.append("local")
     if settings.default_backend == "openai" or settings_module.configured("openai_base_url"):
         names.append("openai")
-    if settings.privacy == "local-only":  # not even a model listing goes to the cloud
-        names = [name for name in names if keeps_data_local(name, settings)]
-    return names
+    return [name for name in names if _may_ask(name, settings)]  # local-only: not even a listing to the cloud
+
+
+def _may_ask(name: str, settings) -> bool:
+    """A listing or health check carries no prompt: only INFERENCE_PRIVACY=local-only stops it."""
+    try:
+        policy.check("", name, None, settings, how="a model listing")
+    except PrivacyError:
+        return False
+    return True
 
 
 def _roles(settings) -> dict[str, dict[str, list[str]]]:
@@ -49,9 +56,8 @@ def models(backend: str | None = None) -> ModelList:
     if backend is not None and backend not in REGISTRY:
         raise ConfigError(f"unknown backend {backend!r} — use one of: {', '.join(REGISTRY)}.")
     names = [backend] if backend else listed_backends(settings)
-    if settings.privacy == "local-only" and not all(keeps_data_local(n, settings) for n in names):
-        raise PrivacyError(f"INFERENCE_PRIVACY=local-only: {backend} is not asked for its models — unset "
-                           "INFERENCE_PRIVACY to list them.")
+    for name in names:
+        policy.check("", name, None, settings, how="a model listing")
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         jobs = {name: pool.submit(get_backend(name, settings).list_models) for name in names}
     listing = ModelList()

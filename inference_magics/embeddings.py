@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import routing, settings as settings_module, telemetry
-from .backends import get_backend, keeps_data_local, local_backend_installed
+from . import policy, routing, settings as settings_module, telemetry
+from .backends import get_backend, local_backend_installed
 from .cache import cache_for, digest
-from .errors import BackendUnavailable, ConfigError, PrivacyError
-from .privacy import classify
+from .errors import BackendUnavailable, ConfigError
 from .progress import progress_bar
 
 PROGRESS_FROM = 2_000  # texts; below this a bar would only flicker
@@ -72,14 +71,9 @@ def run(texts, *, model=None, backend=None, cache=True, progress=None) -> Embedd
     items, _ = as_texts(texts)
     settings = settings_module.load()
     route = _route(settings, model, backend)
-    if settings.privacy == "local-only" and not keeps_data_local(route.backend, settings):
-        raise PrivacyError(f"INFERENCE_PRIVACY=local-only: no text is sent to {route.backend} — embed with "
-                           "--backend ollama or local, or unset INFERENCE_PRIVACY.")
-    if not keeps_data_local(route.backend, settings):  # only a remote OpenAI-compatible server
-        for i, text in enumerate(items):
-            if (finding := classify(text, keywords=settings.enable_routing)) is not None:
-                raise PrivacyError(f"refused to send text {i} to {route.backend}: it contains {finding.detail}, "
-                                   "so it stays on this machine — embed it with --backend ollama or local.")
+    # the one policy, judged with the model: an Ollama `*-cloud` embedding model runs on ollama.com
+    for i, text in enumerate(items):
+        policy.check(text, route.backend, route.model, settings, what=f"text {i}")
     try:
         return _embed(items, route, settings, cache, progress)
     except BackendUnavailable:

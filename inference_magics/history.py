@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import InferenceError, redact
-from .paths import data_dir, make_private_dir
-from .privacy import redact_secrets
+from .errors import InferenceError
+from .paths import create_private_file, data_dir, make_private_dir, redacted
 
 FILENAME = "history.sqlite3"
 SCHEMA_VERSION = 1
@@ -73,14 +72,8 @@ def history_path(settings) -> Path | None:
 
 
 def _clean(value: Any) -> Any:
-    """Text with secrets removed; registered keys go first so a pattern cannot split one and leave a part."""
-    if isinstance(value, str):
-        return redact_secrets(redact(value))
-    if isinstance(value, dict):
-        return {_clean(str(k)): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value if value is None or isinstance(value, (bool, int, float)) else _clean(str(value))
+    """Text with secrets removed, by the same detector as the privacy policy (see paths.redacted)."""
+    return redacted(value)
 
 
 class _Unusable(Exception):
@@ -112,11 +105,7 @@ class HistoryStore:
     def _create(self) -> None:
         """Missing directories 0700 and a new file 0600 (SQLite gives its journal the file's mode)."""
         make_private_dir(self.path.parent)
-        try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            os.chmod(self.path, 0o600)
-        except FileExistsError:
-            pass  # another kernel made it first, or it was there: keep its mode
+        create_private_file(self.path)  # SQLite gives the -wal and -shm files this mode too
 
     @staticmethod
     def _prepare(conn: sqlite3.Connection) -> None:

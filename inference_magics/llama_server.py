@@ -17,13 +17,20 @@ from pathlib import Path
 import httpx
 
 from .errors import BackendError, BackendUnavailable
+from .paths import create_private_file, make_private_dir
 
 
 def log_dir() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     path = base / "inference_magics" / "logs"
-    path.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path)  # logs are kept at rest: owner-only, like the history
     return path
+
+
+def _health(url: str, timeout: float) -> int:
+    """GET /health straight to our loopback server: never through a proxy from the environment
+    (HTTP_PROXY would otherwise get every poll, and the server would never look ready)."""
+    return httpx.get(f"{url}/health", timeout=timeout, trust_env=False, follow_redirects=False).status_code
 
 
 def _free_port() -> int:
@@ -97,7 +104,7 @@ class LlamaServer:
         if not self.running:
             return "stopped"
         try:
-            return "ready" if httpx.get(f"{self.url}/health", timeout=2).status_code == 200 else "loading"
+            return "ready" if _health(self.url, timeout=2) == 200 else "loading"
         except httpx.HTTPError:
             return "loading"
 
@@ -105,6 +112,7 @@ class LlamaServer:
         for _ in range(3):  # another process may take the port between our probe and the server's bind
             port = _free_port()
             self.url = f"http://127.0.0.1:{port}"
+            create_private_file(self.log_path)
             with open(self.log_path, "ab") as log:
                 log.write(f"\n--- starting on port {port}: {self.model}\n".encode())
                 log.flush()
@@ -131,7 +139,7 @@ class LlamaServer:
             if self._process.poll() is not None:
                 return False
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if _health(self.url, timeout=1) == 200:
                     return True
             except httpx.HTTPError:
                 pass

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from . import policy
 from .backends import LABELS, REGISTRY, keeps_data_local
 from .errors import ConfigError, PrivacyError
-from .privacy import PrivacyFinding, classify
+from .privacy import classify
 
 FAMILIES = ("sonnet", "opus", "haiku")
 LOCAL_ONLY = "INFERENCE_PRIVACY=local-only keeps everything on this machine"
@@ -96,17 +97,6 @@ def model_for(backend: str, task: str, settings) -> str:
     }.get(task, settings.ollama_default_model)
 
 
-def _refuse(finding: PrivacyFinding, asked_for: str) -> PrivacyError:
-    if finding.kind == "secret":
-        why = f"the prompt contains {finding.detail}"
-        fix = "remove the secret, or run it on this machine (--backend ollama or --backend local)"
-    else:
-        why = f"the prompt is marked private ({finding.detail})"
-        fix = ("run it on this machine (--backend ollama or --backend local), or reword it; "
-               "INFERENCE_ENABLE_ROUTING=false turns privacy-word routing off (secrets are always kept local)")
-    return PrivacyError(f"refused to send this prompt to {asked_for}: {why}, so it stays on this machine — {fix}.")
-
-
 def decide(prompt: str, settings, *, model: str | None = None, backend: str | None = None,
            task: str | None = None, unavailable: frozenset[str] = frozenset(), keep_local: str | None = None) -> Route:
     """Choose where `prompt` (all text that would be sent: system, history and prompt) goes.
@@ -128,11 +118,7 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
         chosen = backend or backend_for_model(model)
         how = f"--backend {backend}" if backend else f"model {model}"
         chosen_model = model or model_for(chosen, task, settings)
-        if finding and not keeps_data_local(chosen, settings, chosen_model):
-            raise _refuse(finding, f"{chosen} ({how})")
-        if settings.privacy == "local-only" and not keeps_data_local(chosen, settings, chosen_model):
-            raise PrivacyError(f"INFERENCE_PRIVACY=local-only: nothing is sent to {chosen} ({how}) — use a backend "
-                               "on this machine (ollama, local), or unset INFERENCE_PRIVACY.")
+        policy.check(prompt, chosen, chosen_model, settings, how=how)  # the send checks the same again
         return Route(chosen, chosen_model, f"you chose {how}", task, private=finding is not None, explicit=True)
 
     if finding or keep_local:

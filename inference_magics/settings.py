@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -252,33 +253,133 @@ def clear_overrides() -> None:
     _overrides.clear()
 
 
-def _dotenv_files() -> list[Path]:
+def _dotenv_files() -> list[tuple[Path, bool]]:
+    """The .env files, most trusted first, each with whether it is the user's own: $PAI_DIR/.env
+    is; ./.env in the notebook's folder (which may have come with a cloned repository) is not."""
     files = []
     pai_dir = os.environ.get("PAI_DIR")
     if pai_dir:
-        files.append(Path(pai_dir).expanduser() / ".env")
-    files.append(Path.cwd() / ".env")
-    return [path for path in files if path.is_file()]
+        files.append((Path(pai_dir).expanduser() / ".env", True))
+    folder = Path.cwd() / ".env"
+    if not any(path.resolve() == folder.resolve() for path, _ in files):
+        files.append((folder, False))
+    return [(path, own) for path, own in files if path.is_file()]
 
 
-def _dotenv_values() -> dict[str, str]:
-    """Values from the .env files, earlier files winning ($PAI_DIR/.env before ./.env). A line
-    that is not KEY=VALUE is named, with its file and line, instead of being skipped silently."""
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE pairs of one file. A line that is not KEY=VALUE is named, with its file and line,
+    instead of being skipped silently."""
+    from dotenv.parser import parse_stream  # small, but only needed when a .env exists
+
+    values: dict[str, str] = {}
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                text = binding.original.string.strip()[:60]
+                raise ConfigError(f"{path} line {binding.original.line} is not KEY=VALUE ({text!r}) — fix it "
+                                  "or start it with # to make it a comment.")
+            if binding.key is not None and binding.value is not None:
+                values[binding.key] = binding.value
+    return values
+
+
+# What a notebook folder's ./.env may not set, and why: where an API key is sent, where prompts go
+# when that is off this machine, anything that weakens privacy, and which program we run. These
+# come only from the environment, $PAI_DIR/.env or %config; a ./.env line for one is ignored with
+# one visible notice naming the file and the variable (README "Privacy", docs/RELIABILITY.md).
+def _folder_may_not_set(field: str, value: Any, trusted: dict[str, str], environ) -> str | None:
+    from .backends import is_loopback
+
+    if field == "anthropic_base_url" and value:
+        return "change where your Anthropic API key is sent"
+    if field == "openai_base_url":
+        if not is_loopback(value):
+            return "send prompts to another host"
+        if any("OPENAI_API_KEY" in source for source in (environ, trusted)):
+            return "change where your OPENAI_API_KEY is sent"
+    if field == "ollama_base_url" and not is_loopback(value):
+        return "send prompts to another host"
+    if field == "enable_routing" and value is False:
+        return "turn privacy-word routing off"
+    if field == "privacy" and value != "local-only":
+        return "weaken INFERENCE_PRIVACY"
+    if field == "local_server":
+        return "choose the program we run"
+    return None
+
+
+_noticed: set[tuple[str, str, str]] = set()
+
+
+def _notice_once(path: Path, name: str, raw: str, reason: str, field: str | None) -> None:
+    """One line on stderr (shown under the cell in a notebook), once per file, variable and value."""
+    key = (str(path), name, raw)
+    if key in _noticed:
+        return
+    _noticed.add(key)
+    where = "the environment, in $PAI_DIR/.env, or with %config InferenceMagics." + field if field else \
+        "the environment or in $PAI_DIR/.env"
+    print(f"inference_magics: ignored {name} from {path} — a notebook folder's .env may not {reason}; set it in "
+          f"{where}.", file=sys.stderr, flush=True)
+
+
+# OpenTelemetry's own variables (read by telemetry.py) that a folder's ./.env may not set: a
+# collector elsewhere, with content capture on, would receive every prompt that is not private
+_TRACE_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
+def _drop_folder_tracing(path: Path, from_folder: dict, trusted: dict, environ, merged: dict) -> None:
+    from .backends import is_loopback
+
+    def decided_elsewhere(name: str) -> bool:
+        return name not in from_folder or name in trusted or name in environ
+
+    for name in _TRACE_ENDPOINTS:
+        if not decided_elsewhere(name) and not is_loopback(from_folder[name]):
+            _notice_once(path, name, from_folder[name], "send traces to another host", None)
+            merged.pop(name, None)
+    if not decided_elsewhere(_CAPTURE_CONTENT) and from_folder[_CAPTURE_CONTENT].strip().lower() == "true":
+        _notice_once(path, _CAPTURE_CONTENT, from_folder[_CAPTURE_CONTENT], "export prompt and answer text", None)
+        merged.pop(_CAPTURE_CONTENT, None)
+
+
+def _dotenv_values(environ=None) -> dict[str, str]:
+    """Values from the .env files, earlier files winning ($PAI_DIR/.env before ./.env), without
+    the ./.env lines it may not set (each ignored with a notice)."""
+    environ = os.environ if environ is None else environ
     files = _dotenv_files()
     if not files:
         return {}
-    from dotenv.parser import parse_stream  # small, but only needed when a .env exists
-
+    trusted: dict[str, str] = {}
     merged: dict[str, str] = {}
-    for path in reversed(files):
-        with open(path, encoding="utf-8", errors="replace") as stream:
-            for binding in parse_stream(stream):
-                if binding.error:
-                    text = binding.original.string.strip()[:60]
-                    raise ConfigError(f"{path} line {binding.original.line} is not KEY=VALUE ({text!r}) — fix it "
-                                      "or start it with # to make it a comment.")
-                if binding.key is not None and binding.value is not None:
-                    merged[binding.key] = binding.value
+    folder: tuple[Path, dict[str, str]] | None = None
+    for path, own in reversed(files):
+        values = _read_dotenv(path)
+        merged.update(values)
+        if own:
+            trusted.update(values)
+        else:
+            folder = (path, values)
+    if folder is None:
+        return merged
+    path, from_folder = folder
+    for var in VARS:
+        if var.field in _overrides or any(n in environ for n in var.env):
+            continue  # %config or the environment decides; the file's line changes nothing
+        name = next((n for n in var.env if n in merged), None)
+        if name is None or name in trusted or name not in from_folder:
+            continue
+        value = var.parse(name, from_folder[name])  # a bad value is named as for any .env line
+        if value == var.default and not any(n in trusted for n in var.env):
+            continue  # what it would be anyway
+        reason = _folder_may_not_set(var.field, value, trusted, environ)
+        if reason is not None:
+            _notice_once(path, name, from_folder[name], reason, var.field)
+            for alias in var.env:
+                if alias in from_folder and alias not in trusted:
+                    merged.pop(alias, None)
+    _drop_folder_tracing(path, from_folder, trusted, environ, merged)
     return merged
 
 
@@ -301,7 +402,7 @@ def outside_values(*names: str) -> dict[str, str]:
 def load(environ: dict[str, str] | None = None) -> Settings:
     """The settings in force now. Raises ConfigError naming the variable at fault."""
     environ = os.environ if environ is None else environ
-    from_files = _dotenv_values()
+    from_files = _dotenv_values(environ)
     values: dict[str, Any] = {}
     for var in VARS:
         if var.field in _overrides:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import html
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import anywidget
@@ -17,6 +18,7 @@ import traitlets
 from . import api, routing, telemetry
 from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
 from .errors import InferenceError
+from .paths import redacted, write_private
 from .render import Throttle, footer
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -203,9 +205,11 @@ class ChatWidget(anywidget.AnyWidget):
     def _save(self, argument: str) -> None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path(argument or f"chat-{stamp}.md").expanduser()
-        text = self.conversation.as_json() if path.suffix.lower() == ".json" else self.conversation.as_markdown()
+        # what we write is kept at rest: every turn redacted by the privacy detector, the file owner-only
+        kept = Conversation([replace(t, text=redacted(t.text), meta=redacted(t.meta)) for t in self.conversation.turns])
+        text = kept.as_json() if path.suffix.lower() == ".json" else kept.as_markdown()
         try:
-            path.write_text(text, encoding="utf-8")
+            write_private(path, text)
         except OSError as exc:
             self._note("error", f"could not save to {path}: {exc.strerror} — give another path: /save PATH")
             return

@@ -11,6 +11,7 @@ import ipaddress
 import re
 import shutil
 import threading
+import unicodedata
 from urllib.parse import urlsplit
 
 REGISTRY: dict[str, str] = {
@@ -38,9 +39,16 @@ def is_loopback(url: str) -> bool:
 
 
 def is_cloud_model(model: str | None) -> bool:
-    """Ollama's cloud models (gpt-oss:120b-cloud, qwen3-coder:480b-cloud) are forwarded by the
-    local daemon to ollama.com: they leave the machine."""
-    return bool(model) and re.search(r"(^|[:-])cloud$", model) is not None
+    """Ollama's cloud models (gpt-oss:120b-cloud, qwen3-coder:480b-cloud, deepseek-v3.1:671b-cloud)
+    are forwarded by the local daemon to ollama.com: they leave the machine. Judged on the name as
+    Ollama reads it, whatever the spelling: any case, full-width letters, stray whitespace or
+    invisible characters, a `@sha256:…` digest, `cloud` as the whole tag or a part of it."""
+    if not model:
+        return False
+    name = "".join(ch for ch in unicodedata.normalize("NFKC", model)
+                   if not ch.isspace() and unicodedata.category(ch) != "Cf").casefold()
+    name = name.split("@", 1)[0]
+    return re.search(r"(?:^|[:\-_/.])cloud(?:$|[:\-_/.])", name) is not None
 
 
 def keeps_data_local(name: str, settings, model: str | None = None) -> bool:

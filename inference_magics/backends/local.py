@@ -134,7 +134,7 @@ class LocalBackend:
                     wire.close()
                 wire = self._wires[key] = OpenAIWire(
                     server.url + "/v1", timeout_ms=120_000, label="the local llama-server",
-                    fix=f"it may have crashed; see {server.log_path}.")
+                    fix=f"it may have crashed; see {server.log_path}.", url_var="INFERENCE_LOCAL_SERVER")
         return server, wire, notice
 
     def stream(self, request: Request) -> Iterator[Event]:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ..errors import BackendError, BackendUnavailable, InferenceError, ModelNotFound, RateLimited
 from ..settings import CONNECT_TIMEOUT_S
+from ..transport import RedirectRefused, client_options, get
 from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage
 
 
@@ -26,8 +27,10 @@ class OllamaBackend:
         self._timeout_ms = settings.ollama_timeout
         # a short connect timeout so a stopped server is reported at once, a long read timeout
         # because a model may take a while to load before its first token
+        # on this machine: straight to the address (no proxy), and never redirected (transport.py)
         self._client = ollama.Client(
-            host=self.url, timeout=httpx.Timeout(settings.ollama_timeout / 1000, connect=CONNECT_TIMEOUT_S))
+            host=self.url, timeout=httpx.Timeout(settings.ollama_timeout / 1000, connect=CONNECT_TIMEOUT_S),
+            **client_options(self.url, label="Ollama", var="OLLAMA_BASE_URL"))
 
     # --- generation -------------------------------------------------------------------------
     def stream(self, request: Request) -> Iterator[Event]:
@@ -148,8 +151,11 @@ class OllamaBackend:
     def health(self) -> Health:
         start = time.perf_counter()
         try:
-            reply = httpx.get(f"{self.url}/api/version", timeout=httpx.Timeout(CONNECT_TIMEOUT_S))
+            reply = get(f"{self.url}/api/version", label="Ollama", var="OLLAMA_BASE_URL",
+                        timeout=httpx.Timeout(CONNECT_TIMEOUT_S))
             version = reply.json().get("version", "?") if reply.status_code == 200 else None
+        except RedirectRefused as exc:
+            return Health(False, exc.message, time.perf_counter() - start)
         except (httpx.HTTPError, ValueError, AttributeError):
             version = None
         latency = time.perf_counter() - start

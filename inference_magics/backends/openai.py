@@ -17,6 +17,7 @@ import httpx
 from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, InferenceError, ModelNotFound,
                       RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
+from ..transport import client_options
 from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage
 
 RETRIES = 2  # for 429 and 503 ("Loading model") before any output, with backoff
@@ -25,12 +26,15 @@ RETRIES = 2  # for 429 and 503 ("Loading model") before any output, with backoff
 class OpenAIWire:
     """The OpenAI chat-completions / embeddings / models protocol against one base URL."""
 
-    def __init__(self, base_url: str, *, api_key=None, timeout_ms: int, label: str, fix: str, key_var: str = ""):
+    def __init__(self, base_url: str, *, api_key=None, timeout_ms: int, label: str, fix: str, key_var: str = "",
+                 url_var: str = "OPENAI_BASE_URL"):
         self.url = base_url.rstrip("/")
         self.label, self._fix, self._key_var, self._timeout_ms = label, fix, key_var, timeout_ms
         headers = {"Authorization": f"Bearer {api_key.get()}"} if api_key is not None else {}
+        # on this machine: straight to the address (no proxy), and never redirected (transport.py)
         self._http = httpx.Client(base_url=self.url, headers=headers,
-                                  timeout=httpx.Timeout(timeout_ms / 1000, connect=CONNECT_TIMEOUT_S))
+                                  timeout=httpx.Timeout(timeout_ms / 1000, connect=CONNECT_TIMEOUT_S),
+                                  **client_options(self.url, label=label, var=url_var))
 
     def close(self) -> None:
         self._http.close()

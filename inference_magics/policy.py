@@ -1,0 +1,73 @@
+"""The one privacy policy: may this text go to this destination (backend + model + base URL)?
+
+Every path that sends text calls `check` right before it sends: a cell's prompt with its system
+prompt and chat history, a `--map` row, an experiment column, a workflow chunk, an embedding
+input, a Message Batch row — and, with empty text, a request that carries no prompt at all (a
+model listing, a batch poll), which only INFERENCE_PRIVACY=local-only stops. Routing uses it too,
+so what `--explain` promises and what the send does are the same decision.
+
+A destination on this machine (the embedded model; Ollama or an OpenAI-compatible server at a
+loopback address, reached without a proxy, and not an Ollama `*-cloud` model) may get anything.
+Anywhere else gets nothing under local-only, and never text the detector finds private.
+"""
+from __future__ import annotations
+
+from .backends import keeps_data_local
+from .errors import PrivacyError
+from .privacy import classify
+
+ON_THIS_MACHINE = "run it on this machine (--backend ollama or --backend local)"
+
+
+def outgoing_text(prompt: str | None, system: str | None = None, messages=()) -> str:
+    """Everything a request would carry, for the detector: system, every earlier turn, the prompt.
+    A turn's content may be a list of blocks (text, tool results, images): every text in it counts."""
+    parts = [system or ""]
+    for message in messages or ():
+        parts += _strings(message.get("content", "") if isinstance(message, dict) else message)
+    parts.append(prompt or "")
+    return "\n".join(p for p in parts if p)
+
+
+# block fields that name or encode rather than say something (an image's base64 `data` is not prose)
+_NOT_TEXT = frozenset({"type", "role", "id", "tool_use_id", "media_type", "data", "cache_control", "name"})
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() if key not in _NOT_TEXT for s in _strings(item)]
+    if isinstance(value, (list, tuple)):
+        return [s for item in value for s in _strings(item)]
+    return [] if value is None else [str(value)]
+
+
+def check(text: str, backend: str, model: str | None, settings, *, what: str = "this prompt",
+          how: str | None = None) -> None:
+    """Raise PrivacyError (one line naming what was found, never its value) when `text` may not
+    go to `backend` with `model` under these settings; return quietly when it may.
+
+    `what` names the text in the message ("row 3", "text 0"); `how` says how the destination was
+    chosen ("model claude-haiku-4-5"), when the user chose it."""
+    if keeps_data_local(backend, settings, model):
+        return
+    where = f"{backend} ({how or _destination(backend, model)})"
+    if settings.privacy == "local-only":
+        raise PrivacyError(f"INFERENCE_PRIVACY=local-only: nothing is sent to {where} — use a backend on this "
+                           "machine (ollama, local), or unset INFERENCE_PRIVACY.")
+    finding = classify(text, keywords=settings.enable_routing) if text else None
+    if finding is None:
+        return
+    if finding.kind == "secret":
+        why = f"it contains {finding.detail}"
+        fix = f"remove the secret, or {ON_THIS_MACHINE}"
+    else:
+        why = f"it is marked private ({finding.detail})"
+        fix = (f"{ON_THIS_MACHINE}, or reword it; INFERENCE_ENABLE_ROUTING=false turns privacy-word routing off "
+               "(secrets are always kept local)")
+    raise PrivacyError(f"refused to send {what} to {where}: {why}, so it stays on this machine — {fix}.")
+
+
+def _destination(backend: str, model: str | None) -> str:
+    return f"model {model}" if model else f"--backend {backend}"
