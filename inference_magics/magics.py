@@ -99,6 +99,12 @@ class InferenceMagics(BaseMagics):
     data_dir = _config_trait("data_dir")
     history = _config_trait("history")
     embed_batch_size = _config_trait("embed_batch_size")
+    cache = _config_trait("cache")
+    cache_file = _config_trait("cache_file")
+    prices = _config_trait("prices")
+    confirm_usd = _config_trait("confirm_usd")
+    budget_usd = _config_trait("budget_usd")
+    daily_budget_usd = _config_trait("daily_budget_usd")
 
     @validate(*CONFIGURABLE)
     def _store_override(self, proposal):
@@ -115,6 +121,10 @@ class InferenceMagics(BaseMagics):
     @argument("--format", choices=["json", "bullets", "paragraph"],
               help="json: ask for JSON and parse it (--out gets the object); bullets|paragraph: a summary's shape")
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming it")
+    @argument("--cache", dest="cache", action="store_const", const=True, default=None,
+              help="answer from the response cache when this exact request was answered before (INFERENCE_CACHE)")
+    @argument("--no-cache", dest="cache", action="store_const", const=False,
+              help="ask the model even if the response cache holds an answer")
     @argument("-o", "--out", help="store the Result (or the parsed JSON) in this variable")
     @argument("--explain", action="store_true", help="show where the prompt would go and why; call no model")
     @argument("-w", "--workflow", choices=["review", "summarize"],
@@ -175,7 +185,7 @@ class InferenceMagics(BaseMagics):
             return None
 
         running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,
-                             format=args.format, stream=not args.no_stream)
+                             format=args.format, stream=not args.no_stream, cache=args.cache)
         return self._show(running, args.out)
 
     def _workflow(self, args, cell):

@@ -138,3 +138,24 @@ class DataMagics(BaseMagics):
         self._store(args.out, mapped.frame())
         self._publish(tables.map_bundle(mapped))
         return None
+
+    # --- response cache ----------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--clear", action="store_true", help="delete every cached answer in the cache file")
+    @line_magic
+    def infer_cache(self, line):
+        """The response cache (INFERENCE_CACHE=off|on|replay): its file, size, and the hits and
+        misses of this kernel; --clear empties it."""
+        from . import response_cache, tables
+
+        args = parse(self.infer_cache, line)
+        current = settings.load()
+        if args.clear and (notice := response_cache.clear(current)):
+            raise UsageError(notice)
+        info = response_cache.stats(current)
+        caption = ("cleared — " if args.clear else "") + f"response cache ({info['mode']})" + (
+            f" · ⚠ {info['notice']}" if info["notice"] else "")
+        self._publish(tables.bundle(["file", "answers", "size", "hits", "misses"],
+                                    [[info["file"], info["entries"], tables.human_size(info["bytes"]) or "0 B",
+                                      info["hits"], info["misses"]]], caption))
+        return None
