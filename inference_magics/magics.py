@@ -49,10 +49,10 @@ def _config_trait(field: str):
 class BaseMagics(Magics):
     """What every magics class here shares: showing a bundle and storing results."""
 
-    def _publish(self, bundle: dict) -> None:
+    def _publish(self, bundle: dict, metadata: dict | None = None) -> None:
         from IPython.display import display
 
-        display(bundle, raw=True)
+        display(bundle, raw=True, metadata=metadata)
 
     @staticmethod
     def _check_out(out: str | None) -> None:
@@ -67,6 +67,12 @@ class BaseMagics(Magics):
     def _keep_map(self, mapped, out) -> None:
         self.shell.user_ns["_map"] = mapped
         self._store(out, mapped.value())
+
+    @staticmethod
+    def _map_provenance(mapped) -> dict:
+        from .answer_provenance import KEY, of_rows
+
+        return {KEY: of_rows([row.result for row in mapped.rows], "map")}
 
 
 @magics_class
@@ -230,10 +236,10 @@ class InferenceMagics(BaseMagics):
                                     format=args.format, concurrency=args.concurrency)
         except InferenceInterrupted as exc:  # every finished row is kept, in _map and --out
             self._keep_map(exc.mapped, args.out)
-            self._publish(tables.map_bundle(exc.mapped))
+            self._publish(tables.map_bundle(exc.mapped), self._map_provenance(exc.mapped))
             raise
         self._keep_map(mapped, args.out)
-        self._publish(tables.map_bundle(mapped))
+        self._publish(tables.map_bundle(mapped), self._map_provenance(mapped))
         return None
 
     def _workflow_input(self, args, cell) -> str:

@@ -158,7 +158,7 @@ class CellView:
     def finish(self, result) -> None:
         """The final update: full Markdown, footer, and the route in the output metadata."""
         self._throttle.close()
-        from .provenance import of  # backend, model, options, route, hashes, usage, cost, times, cache
+        from .answer_provenance import of  # backend, model, options, route, hashes, usage, cost, times, cache
 
         meta = {"inference_magics": {"backend": result.backend, "model": result.model,
                                      "stop_reason": result.stop_reason, **of(result)}}
@@ -204,8 +204,11 @@ class ExperimentView:
         def cell(value):
             return f"{value:.3f}" if isinstance(value, float) else value
 
+        from .answer_provenance import KEY, of_rows
+
         display(bundle(columns, [[cell(row[c]) for c in columns] for row in rows],
-                       f"{len(rows)} runs in {experiment.wall_s:.2f} s wall time"), raw=True)
+                       f"{len(rows)} runs in {experiment.wall_s:.2f} s wall time"), raw=True,
+                metadata={KEY: of_rows([run.result for run in experiment.runs], "experiment")})
         chart = latency_chart(rows)
         if chart is not None:
             display({"image/png": chart, "text/plain": "latency and throughput per model"}, raw=True)
