@@ -17,5 +17,6 @@ BENCHMARKS = {
     "load": "bench.load",
     "concurrency": "bench.concurrency",
     "embeddings": "bench.embeddings",
+    "prompt_caching": "bench.prompt_caching",
     "local": "bench.local",
 }
