@@ -127,6 +127,7 @@ class Stream:
         self._settings = settings_module.load()
         self._prompt = prompt or ""
         history = tuple(messages or ())
+        self._history = history
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
         self._text_for_routing = _routing_text(prompt, system, history)
         self._choice = dict(model=model, backend=backend, task=task, keep_local=keep_local)
@@ -209,6 +210,11 @@ class Stream:
         if entry is not None:
             yield from self._replay(entry)
             return
+        from . import budget  # a cap is checked before anything is sent (a cached answer costs nothing)
+
+        budget.check(self._settings, self.route.backend, self.route.model, self._prompt,
+                     system=self._options["system"], messages=self._history,
+                     max_tokens=self._options["max_tokens"])
         try:
             while True:
                 backend = get_backend(self.route.backend, self._settings)
@@ -302,6 +308,10 @@ class Stream:
             result.backend, result.model, usage.input_tokens, usage.output_tokens,
             cache_write_tokens=usage.cache_creation_input_tokens, cache_read_tokens=usage.cache_read_input_tokens,
             overrides=self._settings.prices)
+        if not result.cached:
+            from .budget import add_spend
+
+            add_spend(result.cost_usd)
         self._record()
 
     def _record(self) -> None:

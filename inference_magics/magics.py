@@ -59,6 +59,29 @@ class BaseMagics(Magics):
         if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
             raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
 
+    def _ask_before_spending(self, found, *, batch: bool = False) -> None:
+        """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (input(): it works in
+        every front end that gives the kernel a stdin) and stop unless the answer is yes."""
+        from . import budget
+
+        if found.cost_usd is None:
+            return
+        shown = f"estimate: {found.line()}" + (
+            f" — as a Message Batch (half price) ≈ ${found.batch_cost_usd:.4f}" if batch else "")
+        print(shown + " (prompt-cache savings not counted)", flush=True)
+        question = budget.confirmation_needed(settings.load(), found, batch=batch)
+        if question is None:
+            return
+        from IPython.core.error import StdinNotImplementedError
+
+        try:
+            answer = input(question)
+        except (StdinNotImplementedError, EOFError):
+            raise UsageError(f"not started: {question.split('. Start it?')[0]}, and this front end cannot ask — "
+                             "raise INFERENCE_CONFIRM_USD to run it.") from None
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UsageError("not started: declined at the cost confirmation — nothing was sent.")
+
     def _store(self, out: str | None, value):
         if out:
             self.shell.user_ns[out] = value
@@ -184,10 +207,17 @@ class InferenceMagics(BaseMagics):
         choice = dict(model=model, backend=args.backend, system=args.system)
 
         if args.explain:
+            import html
+
             from IPython.display import Markdown, display
 
+            from . import budget
+
             chosen = api.route(prompt, **choice)
-            display(Markdown(f"**{chosen.backend}** · `{chosen.model}` — {chosen.reason}"))
+            found = budget.estimate(chosen.backend, chosen.model, [prompt], system=args.system,
+                                    max_tokens=args.max_tokens, count=True)
+            display(Markdown(f"**{chosen.backend}** · `{chosen.model}` — {chosen.reason}\n\n"
+                             f"<sub>estimate: {html.escape(found.line())}</sub>"))
             return None
 
         running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,
@@ -221,6 +251,8 @@ class InferenceMagics(BaseMagics):
             raise UsageError(f"no variable named {args.map!r} in the notebook — define it first.")
         if args.format not in (None, "json"):
             raise UsageError(f"--format {args.format} shapes a summary — with --map use --format json or nothing.")
+        model = args.model or (args.words[0] if cell is not None and args.words else None)
+        self._estimate_map(template, args, model)
         if args.batch_api:
             job = batch.submit(template, self.shell.user_ns[args.map], column=args.column,
                                model=args.model or (args.words[0] if cell is not None and args.words else None),
@@ -241,6 +273,18 @@ class InferenceMagics(BaseMagics):
         self._keep_map(mapped, args.out)
         self._publish(tables.map_bundle(mapped), self._map_provenance(mapped))
         return None
+
+    def _estimate_map(self, template: str, args, model) -> None:
+        from . import batch, budget
+
+        prompts = batch.render_prompts(template, self.shell.user_ns[args.map], args.column, self.shell.user_ns)
+        try:
+            chosen = api.route(prompts[0], model=model or ("sonnet" if args.batch_api else None),
+                               backend=args.backend, system=args.system)
+        except InferenceError:
+            return  # the first row is refused for its destination; each row is judged on its own later
+        found = budget.estimate(chosen.backend, chosen.model, prompts, system=args.system, max_tokens=args.max_tokens)
+        self._ask_before_spending(found, batch=args.batch_api)
 
     def _workflow_input(self, args, cell) -> str:
         sources = [name for name, given in (("the cell body", cell and cell.strip()), ("--file", args.file),
@@ -313,6 +357,7 @@ class InferenceMagics(BaseMagics):
         models = workflows.parse_models(interpolate(args.models, self.shell.user_ns))
         prompt = interpolate(cell, self.shell.user_ns)
         options = dict(system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)
+        self._estimate_experiment(prompt, models, args)
         view = ExperimentView([workflows.Run(m, s) for s in range(1, max(args.repeat, 1) + 1) for m in models])
         try:
             done = workflows.experiment(prompt, models, repeat=args.repeat, on_progress=view.update, **options)
@@ -323,6 +368,27 @@ class InferenceMagics(BaseMagics):
         self.shell.user_ns["_experiment"] = done
         if args.out:
             self._store(args.out, done.frame())
+
+    def _estimate_experiment(self, prompt: str, models: list[str], args) -> None:
+        from . import budget
+        from .backends import REGISTRY
+
+        parts = []
+        for model in models:
+            choice = {"backend": model} if model in REGISTRY else {"model": model}
+            try:
+                chosen = api.route(prompt, **choice, system=args.system)
+            except InferenceError:
+                continue  # refused for this model: its column will say why, and it costs nothing
+            parts.append(budget.estimate(chosen.backend, chosen.model, [prompt] * args.repeat, system=args.system,
+                                         max_tokens=args.max_tokens))
+        priced = [p for p in parts if p.cost_usd is not None]
+        if priced:
+            total = budget.Estimate("", ", ".join(p.model for p in priced),  # no backend: no --batch-api hint
+                                    sum(p.calls for p in priced), sum(p.input_tokens for p in priced),
+                                    sum(p.output_tokens for p in priced), priced[0].method,
+                                    sum(p.cost_usd for p in priced))
+            self._ask_before_spending(total)
 
     # --- chat --------------------------------------------------------------------------------------
     @magic_arguments()

@@ -120,3 +120,32 @@ def test_a_map_resumes_through_the_same_cache(cached):
     assert im.infer("Classify: a", cache=True).cached  # one mechanism: a map row answers a cell
     again = im.map("Classify: {row}", ["a", "b", "c"], progress=False)
     assert [r.cached for r in again.rows] == [True, True, False] and len(messages_sent(ollama)) == 3
+
+
+def test_a_call_that_would_pass_the_kernel_budget_is_refused_with_the_spend_so_far(cached, monkeypatch):
+    from inference_magics import budget
+
+    ollama, claude = cached
+    monkeypatch.setenv("INFERENCE_BUDGET_USD", f"{budget.kernel_spend() + 0.0008:.6f}")
+    im.infer("hello", model="claude-haiku-4.5", max_tokens=100)  # estimated ≈ $0.0005: within the cap
+    with pytest.raises(budget.BudgetExceeded) as refused:  # up to 1,000 output tokens: ≈ $0.005, past the cap
+        im.infer("hello again", model="claude-haiku-4.5", max_tokens=1000)
+    message = refused.value.message
+    assert "\n" not in message and "would pass INFERENCE_BUDGET_USD" in message
+    assert f"has spent ${budget.kernel_spend():.4f} so far" in message
+    assert len(messages_sent(claude)) == 1  # the refused call sent nothing
+    monkeypatch.setenv("INFERENCE_CACHE", "on")
+    im.infer("local costs nothing")  # a local model is never refused
+    assert len(messages_sent(ollama)) == 1
+
+
+def test_the_daily_budget_counts_from_the_history(cached, monkeypatch):
+    from inference_magics import budget
+
+    _, claude = cached
+    first = im.infer("hello", model="claude-haiku-4.5", max_tokens=100)
+    assert budget.today_spend(settings.load()) == pytest.approx(first.cost_usd)
+    monkeypatch.setenv("INFERENCE_DAILY_BUDGET_USD", f"{first.cost_usd + 0.0001:.6f}")
+    with pytest.raises(budget.BudgetExceeded, match="spent today \\(UTC\\) so far"):
+        im.infer("hello again", model="claude-haiku-4.5", max_tokens=100)
+    assert len(messages_sent(claude)) == 1

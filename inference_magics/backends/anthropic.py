@@ -153,6 +153,17 @@ class AnthropicBackend:
         except Exception as exc:  # SDK and transport errors, classified by data, not class
             raise self._translate(exc, request.model) from None
 
+    def count_tokens(self, request: Request) -> int:
+        """Input tokens of this request, from the API's token counter (POST /v1/messages/count_tokens; no generation)."""
+        client = self._sdk()
+        call = dict(model=request.model, messages=list(request.messages))
+        if request.system:
+            call["system"] = request.system
+        try:
+            return client.messages.count_tokens(**call).input_tokens
+        except Exception as exc:
+            raise self._translate(exc, request.model) from None
+
     # --- Message Batches: half the price, results within 24 h ----------------------------------
     def _params(self, request: Request) -> dict:
         params = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
