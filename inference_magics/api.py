@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from . import response_cache, routing, settings as settings_module
+from . import routing, settings as settings_module
 from .backends import get_backend, local_backend_installed
 from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage
 from .errors import BackendError, BackendUnavailable, ConfigError, InferenceError, InferenceInterrupted
@@ -133,6 +133,8 @@ class Stream:
         self._choice = dict(model=model, backend=backend, task=task, keep_local=keep_local)
         self._options = dict(system=system, temperature=temperature, max_tokens=max_tokens, format=format,
                              stream=stream)
+        from . import response_cache  # imported on first use: %load_ext stays light (no sqlite3)
+
         self._cache_mode = response_cache.mode(self._settings, cache)
         self._stable_prefix_chars = stable_prefix_chars  # a --map template's fixed part, for prompt caching
         self._unavailable = _not_installed(self._settings)
@@ -186,6 +188,8 @@ class Stream:
         return self.result
 
     def _request_key(self) -> str:
+        from . import response_cache
+
         return response_cache.request_key(self.route.backend, self.route.model, self._turns,
                                           self._options["system"], self._options)
 
@@ -195,6 +199,8 @@ class Stream:
         result.request_sha256 = self._request_key()
         if self._cache_mode == "off":
             return None
+        from . import response_cache
+
         entry, notice = response_cache.lookup(self._settings, result.request_sha256)
         if notice:
             result.notices.append(notice)
@@ -260,6 +266,8 @@ class Stream:
         if self._options["format"] == "json":
             self._parse_json()
         if self._cache_mode == "on":
+            from . import response_cache
+
             result.request_sha256 = self._request_key()  # a fallback may have changed the route
             if notice := response_cache.store(self._settings, result.request_sha256, result, self._prompt):
                 result.notices.append(notice)
@@ -274,7 +282,7 @@ class Stream:
         yield entry["text"]
         result.messages_sha256 = _messages_digest(Request(model=self.route.model, messages=self._turns,
                                                           system=self._options["system"]))
-        self._finish(self._chunks, [entry.get("thinking") or ""], None)
+        self._finish(self._chunks, [entry.get("thinking") or ""], time.perf_counter())
         if self._options["format"] == "json":
             self._parse_json()
 
@@ -301,7 +309,7 @@ class Stream:
         if first_token_at is not None:
             metrics.ttft_s = first_token_at - self._started
             generating = now - first_token_at
-            if result.usage.output_tokens and generating > 0:
+            if result.usage.output_tokens and generating > 0 and not result.cached:
                 metrics.tokens_per_s = result.usage.output_tokens / generating
         usage = result.usage
         result.cost_usd = 0.0 if result.cached else estimate_cost(

@@ -60,3 +60,39 @@ def test_a_file_that_is_not_a_notebook_is_one_line(tmp_path):
         im.provenance(tmp_path / "x.ipynb")
     with pytest.raises(im.ConfigError, match="cannot read the notebook"):
         im.provenance(tmp_path / "missing.ipynb")
+
+
+def test_an_example_notebook_replays_offline_from_its_recorded_cache(peers, tmp_path, monkeypatch):
+    """What CI needs to re-run a notebook for nothing: record once (INFERENCE_CACHE=on), then
+    replay with both backends unreachable — any model call would fail the run."""
+    from tests.conftest import REPO, closed_port
+
+    cache._caches.clear()
+    history._stores.clear()
+    recorded = tmp_path / "quickstart-responses.sqlite3"
+    monkeypatch.setenv("INFERENCE_CACHE_FILE", str(recorded))
+    source = nbformat.read(REPO / "notebooks" / "01-quickstart.ipynb", as_version=4)
+
+    def execute():
+        notebook = nbformat.from_dict(json.loads(json.dumps(source)))
+        NotebookClient(notebook, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+        return notebook
+
+    monkeypatch.setenv("INFERENCE_CACHE", "on")
+    first = execute()
+    assert recorded.exists()
+    nowhere = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("INFERENCE_CACHE", "replay")
+    monkeypatch.setenv("OLLAMA_BASE_URL", nowhere)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", nowhere)
+    again = execute()  # raises CellExecutionError if any cell missed the cache and tried a model
+
+    def answers(notebook):
+        return [o["data"]["text/plain"].split("\n\n— ")[0] for c in notebook.cells for o in c.get("outputs", [])
+                if o.get("metadata", {}).get("inference_magics", {}).get("kind") == "answer"]
+
+    assert answers(again) == answers(first) and len(answers(first)) == 3
+    path = tmp_path / "replayed.ipynb"
+    nbformat.write(again, path)
+    assert im.provenance(path)["cached"].tolist() == [True, True, True]
