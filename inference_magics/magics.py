@@ -265,7 +265,8 @@ class InferenceMagics(BaseMagics):
                                     namespace=self.shell.user_ns, backend=args.backend,
                                     model=args.model or (args.words[0] if cell is not None and args.words else None),
                                     system=args.system, temperature=args.temperature, max_tokens=args.max_tokens,
-                                    format=args.format, concurrency=args.concurrency)
+                                    format=args.format, concurrency=args.concurrency,
+                                    cache=args.cache is not False)  # rows resume from the cache unless --no-cache
         except InferenceInterrupted as exc:  # every finished row is kept, in _map and --out
             self._keep_map(exc.mapped, args.out)
             self._publish(tables.map_bundle(exc.mapped), self._map_provenance(exc.mapped))

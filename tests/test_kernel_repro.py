@@ -100,3 +100,17 @@ def test_infer_cost_shows_spend_by_model_and_by_day(kernel, peers_reset):
     assert "spent: this kernel $" in run.stdout
     check = kernel.run("print(spend['usd'].sum() > 0, list(spend.columns)[:3])")
     assert "True ['day', 'backend', 'model']" in check.stdout
+
+
+def test_an_experiments_table_and_a_maps_table_carry_one_record_per_answer(kernel, peers_reset):
+    run = kernel.run("%%experiment --models llama3.2,claude-haiku-4.5 --repeat 2 --max-tokens 20\nName a colour.")
+    records = [d["content"]["metadata"].get("inference_magics") for d in run.displays]
+    (table,) = [r for r in records if r]
+    assert table["kind"] == "experiment" and len(table["answers"]) == 4
+    assert sorted(a["backend"] for a in table["answers"]) == ["anthropic", "anthropic", "ollama", "ollama"]
+    assert all(a["options"] == {"max_tokens": 20} and a["messages_sha256"] for a in table["answers"])
+    kernel.run("items = ['x', 'y']")
+    mapped = kernel.run("%%infer --map items --no-cache\nSay {row}")
+    (record,) = [d["content"]["metadata"]["inference_magics"] for d in mapped.displays
+                 if "inference_magics" in d["content"].get("metadata", {})]
+    assert record["kind"] == "map" and [a["backend"] for a in record["answers"]] == ["ollama", "ollama"]
