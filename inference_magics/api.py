@@ -118,7 +118,7 @@ class Stream:
 
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
                  format=None, stream=True, messages=None, task=None, keep_local=None, cache=None,
-                 stable_prefix_chars=0):
+                 stable_prefix_chars=0, sample=1):
         self._started = time.perf_counter()
         requested_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         _check_options(temperature, max_tokens, format)
@@ -137,6 +137,7 @@ class Stream:
 
         self._cache_mode = response_cache.mode(self._settings, cache)
         self._stable_prefix_chars = stable_prefix_chars  # a --map template's fixed part, for prompt caching
+        self._sample = sample  # %%experiment --repeat: each sample is cached apart (sample 1 as a plain request)
         self._unavailable = _not_installed(self._settings)
         self.route = _resolve(routing.decide(self._text_for_routing, self._settings, **self._choice,
                                              unavailable=self._unavailable), self._settings)
@@ -191,7 +192,7 @@ class Stream:
         from . import response_cache
 
         return response_cache.request_key(self.route.backend, self.route.model, self._turns,
-                                          self._options["system"], self._options)
+                                          self._options["system"], self._options, sample=self._sample)
 
     def _cached(self) -> dict | None:
         """The response cache's answer to this request, if the mode allows one; replay never asks a model."""

@@ -245,7 +245,13 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
         raise ConfigError("every row was refused for the cloud (each carries something private) — run them locally "
                           "without --batch-api.")
     settings = settings_module.load()
+    from . import budget  # a batch's estimate counts against the caps when it is sent
+
+    found = budget.estimate("anthropic", route.model, [prompts[int(i)] for i in requests], system=system,
+                            max_tokens=max_tokens, settings=settings)
+    budget.refuse_over_budget(settings, found.batch_cost_usd, route.model, f"this Message Batch of {len(requests)} rows")
     batch_id = get_backend("anthropic", settings).submit_batch(requests)
+    budget.add_spend(found.batch_cost_usd)
     job = {"id": batch_id, "rows": len(prompts), "refused": refused, "model": route.model,
            "created_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     cache_for(settings).put_many("batch-job", "", [(digest(batch_id), json.dumps(job).encode())])

@@ -113,13 +113,18 @@ def check(settings, backend: str, model: str, prompt: str, *, system=None, messa
         return
     cost = estimate(backend, model, [prompt], system=system, messages=messages, max_tokens=max_tokens,
                     settings=settings).cost_usd
+    refuse_over_budget(settings, cost, model, "this call")
+
+
+def refuse_over_budget(settings, cost: float | None, model: str, what: str) -> None:
+    """Raise BudgetExceeded if spending `cost` now would pass a cap."""
     if not cost:
         return  # a local model: nothing to spend
     if settings.budget_usd is not None:
         spent = kernel_spend()
         if spent + cost > settings.budget_usd:
             raise BudgetExceeded(
-                f"refused: this call (≈ ${cost:.4f} on {model}) would pass INFERENCE_BUDGET_USD=${settings.budget_usd:.2f} "
+                f"refused: {what} (≈ ${cost:.4f} on {model}) would pass INFERENCE_BUDGET_USD=${settings.budget_usd:.2f} "
                 f"— this kernel has spent ${spent:.4f} so far; raise the budget or use a local model.")
     if settings.daily_budget_usd is not None:
         spent = today_spend(settings)
@@ -127,7 +132,7 @@ def check(settings, backend: str, model: str, prompt: str, *, system=None, messa
             spent = kernel_spend()
         if spent + cost > settings.daily_budget_usd:
             raise BudgetExceeded(
-                f"refused: this call (≈ ${cost:.4f} on {model}) would pass INFERENCE_DAILY_BUDGET_USD="
+                f"refused: {what} (≈ ${cost:.4f} on {model}) would pass INFERENCE_DAILY_BUDGET_USD="
                 f"${settings.daily_budget_usd:.2f} — ${spent:.4f} spent today (UTC) so far; raise it or wait until "
                 "tomorrow, or use a local model.")
 

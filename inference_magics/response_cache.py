@@ -49,11 +49,14 @@ def mode(settings, cache: bool | str | None = None) -> str:
 
 
 def request_key(backend: str, model: str, messages, system: str | None, options: dict, *, schema=None,
-                tools=None) -> str:
-    """The hex SHA-256 naming one request. schema and tools are part of it (None until the API has them)."""
+                tools=None, sample: int = 1) -> str:
+    """The hex SHA-256 naming one request. schema and tools are part of it (None until the API has
+    them); a repeated sample (2, 3, ...) of the same request has its own key."""
     described = {"backend": backend, "model": model, "messages": [dict(m) for m in messages], "system": system,
                  "options": {k: options.get(k) for k in ("temperature", "max_tokens", "format")},
                  "schema": schema, "tools": tools}
+    if sample != 1:
+        described["sample"] = sample
     text = json.dumps(described, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

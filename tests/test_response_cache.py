@@ -149,3 +149,23 @@ def test_the_daily_budget_counts_from_the_history(cached, monkeypatch):
     with pytest.raises(budget.BudgetExceeded, match="spent today \\(UTC\\) so far"):
         im.infer("hello again", model="claude-haiku-4.5", max_tokens=100)
     assert len(messages_sent(claude)) == 1
+
+
+def test_repeated_samples_of_an_experiment_are_cached_apart(cached, monkeypatch):
+    ollama, _ = cached
+    monkeypatch.setenv("INFERENCE_CACHE", "on")
+    first = im.experiment("Name a colour.", ["llama3.2"], repeat=2)
+    assert len({run.result.request_sha256 for run in first.runs}) == 2 and len(messages_sent(ollama)) == 2
+    again = im.experiment("Name a colour.", ["llama3.2"], repeat=2)
+    assert all(run.result.cached for run in again.runs) and len(messages_sent(ollama)) == 2
+    assert im.infer("Name a colour.", model="llama3.2").cached  # sample 1 is the plain request
+
+
+def test_a_message_batch_past_the_budget_is_not_submitted(cached, monkeypatch):
+    from inference_magics import batch, budget
+
+    _, claude = cached
+    monkeypatch.setenv("INFERENCE_BUDGET_USD", f"{budget.kernel_spend() + 0.001:.6f}")
+    with pytest.raises(budget.BudgetExceeded, match="this Message Batch of 3 rows"):
+        batch.submit("Summarize: {row}", ["a", "b", "c"], model="claude-haiku-4.5", max_tokens=1000)
+    assert not claude.requests_to("/v1/messages/batches")
