@@ -17,6 +17,7 @@ import traitlets
 from . import api, routing
 from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
 from .errors import InferenceError
+from .answer_provenance import of
 from .render import Throttle, footer
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -185,6 +186,7 @@ class ChatWidget(anywidget.AnyWidget):
                 answer.text += delta
                 self._draw()
             answer.meta = footer(running.result)
+            answer.provenance = of(running.result)
             for notice in running.result.notices:
                 self._note_for(answer, "notice", notice)
         except InferenceError as exc:
