@@ -255,16 +255,15 @@ class InferenceMagics(BaseMagics):
         self._estimate_map(template, args, model)
         if args.batch_api:
             job = batch.submit(template, self.shell.user_ns[args.map], column=args.column,
-                               model=args.model or (args.words[0] if cell is not None and args.words else None),
-                               system=args.system, temperature=args.temperature, max_tokens=args.max_tokens,
-                               namespace=self.shell.user_ns)
+                               model=model, system=args.system, temperature=args.temperature,
+                               max_tokens=args.max_tokens, namespace=self.shell.user_ns)
             self._publish(tables.batch_job_bundle(job))
             return None
         try:
             mapped = batch.map_rows(template, self.shell.user_ns[args.map], column=args.column,
                                     namespace=self.shell.user_ns, backend=args.backend,
-                                    model=args.model or (args.words[0] if cell is not None and args.words else None),
-                                    system=args.system, temperature=args.temperature, max_tokens=args.max_tokens,
+                                    model=model, system=args.system, temperature=args.temperature,
+                                    max_tokens=args.max_tokens,
                                     format=args.format, concurrency=args.concurrency,
                                     cache=args.cache is not False)  # rows resume from the cache unless --no-cache
         except InferenceInterrupted as exc:  # every finished row is kept, in _map and --out
