@@ -18,5 +18,6 @@ BENCHMARKS = {
     "concurrency": "bench.concurrency",
     "embeddings": "bench.embeddings",
     "observability": "bench.observability",
+    "prompt_caching": "bench.prompt_caching",
     "local": "bench.local",
 }

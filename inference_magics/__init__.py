@@ -11,7 +11,7 @@ _API = {
     "route": "api", "infer": "api", "stream": "api", "Result": "api", "Stream": "api",
     "Route": "routing",
     "embed": "embeddings", "cosine_similarity": "embeddings", "most_similar": "embeddings",
-    "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "widget",
+    "provenance": "answer_provenance:read", "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "widget",
     "review": "workflows", "summarize": "workflows", "experiment": "workflows", "map": "batch:map_rows", "ModelInfo": "backends.base", "Health": "backends.base",
     "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
     "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",

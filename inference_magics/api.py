@@ -6,10 +6,12 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from . import policy, routing, settings as settings_module, telemetry
@@ -44,6 +46,13 @@ class Result:
     parsed: Any = None        # the parsed value when format="json"
     error: str | None = None  # set when the stream failed after producing output
     interrupted: bool = False
+    # provenance: what was asked, when, and whether the answer came from the response cache
+    options: dict = field(default_factory=dict)      # temperature, max_tokens, format as asked
+    requested_at: str | None = None                  # UTC, ISO 8601
+    request_sha256: str | None = None                # the response cache's key for this request
+    messages_sha256: str | None = None               # SHA-256 of the exact system + messages sent
+    cached: bool = False
+    cached_at: str | None = None                     # when the cached answer was first made (UTC)
 
     def __str__(self) -> str:
         return self.text
@@ -110,24 +119,36 @@ class Stream:
     """
 
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
-                 format=None, stream=True, messages=None, task=None, keep_local=None):
+                 format=None, stream=True, messages=None, task=None, keep_local=None, cache=None,
+                 stable_prefix_chars=0, sample=1):
         self._started = time.perf_counter()
         self._trace_parent = telemetry.parent()  # a map row's or an experiment run's span, if tracing
+
+        requested_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         _check_options(temperature, max_tokens, format)
         if not (prompt and prompt.strip()) and not messages:
             raise ConfigError("the prompt is empty — write a question or instruction.")
         self._settings = settings_module.load()
         self._prompt = prompt or ""
         history = tuple(messages or ())
+        self._history = history
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
         self._text_for_routing = _routing_text(prompt, system, history)
         self._choice = dict(model=model, backend=backend, task=task, keep_local=keep_local)
         self._options = dict(system=system, temperature=temperature, max_tokens=max_tokens, format=format,
                              stream=stream)
+        from . import response_cache  # imported on first use: %load_ext stays light (no sqlite3)
+
+        self._cache_mode = response_cache.mode(self._settings, cache)
+        self._stable_prefix_chars = stable_prefix_chars  # a --map template's fixed part, for prompt caching
+        self._sample = sample  # %%experiment --repeat: each sample is cached apart (sample 1 as a plain request)
         self._unavailable = _not_installed(self._settings)
         self.route = _resolve(routing.decide(self._text_for_routing, self._settings, **self._choice,
                                              unavailable=self._unavailable), self._settings)
-        self._result = Result(backend=self.route.backend, model=self.route.model, route=self.route)
+        self._result = Result(backend=self.route.backend, model=self.route.model, route=self.route,
+                              requested_at=requested_at,
+                              options={k: v for k, v in dict(temperature=temperature, max_tokens=max_tokens,
+                                                             format=format).items() if v is not None})
         self._chunks: list[str] = []
         self._finished = False
         self._iterator: Iterator[str] | None = None
@@ -171,16 +192,48 @@ class Stream:
             raise InferenceInterrupted(self.result) from None
         return self.result
 
+    def _request_key(self) -> str:
+        from . import response_cache
+
+        return response_cache.request_key(self.route.backend, self.route.model, self._turns,
+                                          self._options["system"], self._options, sample=self._sample)
+
+    def _cached(self) -> dict | None:
+        """The response cache's answer to this request, if the mode allows one; replay never asks a model."""
+        result = self._result
+        result.request_sha256 = self._request_key()
+        if self._cache_mode == "off":
+            return None
+        from . import response_cache
+
+        entry, notice = response_cache.lookup(self._settings, result.request_sha256)
+        if notice:
+            result.notices.append(notice)
+        if entry is None and self._cache_mode == "replay":
+            raise response_cache.replay_miss(result.request_sha256)
+        return entry
+
     def _run(self) -> Iterator[str]:
         result, chunks, thinking = self._result, self._chunks, []
         first_token_at = None
         unavailable = set(self._unavailable)
+        entry = self._cached()
+        if entry is not None:
+            yield from self._replay(entry)
+            return
+        from . import budget  # a cap is checked before anything is sent (a cached answer costs nothing)
+
+        budget.check(self._settings, self.route.backend, self.route.model, self._prompt,
+                     system=self._options["system"], messages=self._history,
+                     max_tokens=self._options["max_tokens"])
         try:
             while True:
                 # the one policy, at the moment of sending: system, history and prompt, to this backend and model
                 policy.check(self._text_for_routing, self.route.backend, self.route.model, self._settings)
                 backend = get_backend(self.route.backend, self._settings)
-                request = Request(model=self.route.model, messages=self._turns, **self._options)
+                request = Request(model=self.route.model, messages=self._turns, **self._options,
+                                  stable_prefix_chars=self._stable_prefix_chars)
+                result.messages_sha256 = _messages_digest(request)
                 try:
                     for event in backend.stream(request):
                         if isinstance(event, TextDelta):
@@ -219,6 +272,26 @@ class Stream:
         self._finish(chunks, thinking, first_token_at)
         if self._options["format"] == "json":
             self._parse_json()
+        if self._cache_mode == "on":
+            from . import response_cache
+
+            result.request_sha256 = self._request_key()  # a fallback may have changed the route
+            if notice := response_cache.store(self._settings, result.request_sha256, result, self._prompt):
+                result.notices.append(notice)
+
+    def _replay(self, entry: dict) -> Iterator[str]:
+        """Answer from the response cache: the stored text at once, marked cached with its date."""
+        result = self._result
+        result.cached, result.cached_at = True, entry["created_at"]
+        result.model, result.stop_reason = entry["model"] or result.model, entry["stop_reason"]
+        result.usage = Usage(**entry["usage"])
+        self._chunks.append(entry["text"])
+        yield entry["text"]
+        result.messages_sha256 = _messages_digest(Request(model=self.route.model, messages=self._turns,
+                                                          system=self._options["system"]))
+        self._finish(self._chunks, [entry.get("thinking") or ""], time.perf_counter())
+        if self._options["format"] == "json":
+            self._parse_json()
 
     def _finish_ok(self, done: Done, backend) -> None:
         result = self._result
@@ -243,10 +316,17 @@ class Stream:
         if first_token_at is not None:
             metrics.ttft_s = first_token_at - self._started
             generating = now - first_token_at
-            if result.usage.output_tokens and generating > 0:
+            if result.usage.output_tokens and generating > 0 and not result.cached:
                 metrics.tokens_per_s = result.usage.output_tokens / generating
-        result.cost_usd = estimate_cost(result.backend, result.model, result.usage.input_tokens,
-                                        result.usage.output_tokens)
+        usage = result.usage
+        result.cost_usd = 0.0 if result.cached else estimate_cost(
+            result.backend, result.model, usage.input_tokens, usage.output_tokens,
+            cache_write_tokens=usage.cache_creation_input_tokens, cache_read_tokens=usage.cache_read_input_tokens,
+            overrides=self._settings.prices)
+        if not result.cached:
+            from .budget import add_spend
+
+            add_spend(result.cost_usd)
         self._record()
         if notice := telemetry.completion(result, parent=self._trace_parent, started=self._started, ended=now,
                                           turns=self._turns, **self._options):
@@ -277,16 +357,24 @@ class Stream:
             raise error from None
 
 
+def _messages_digest(request: Request) -> str:
+    """SHA-256 of the exact system prompt and messages a backend was given (provenance)."""
+    sent = {"system": request.system, "messages": [dict(m) for m in request.messages]}
+    return hashlib.sha256(json.dumps(sent, sort_keys=True, ensure_ascii=False, default=str)
+                          .encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def stream(prompt: str, **options) -> Stream:
     """Stream an answer: `for text in im.stream("...")`; `.result` afterwards."""
     return Stream(prompt, **options)
 
 
 def infer(prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None, format=None,
-          stream=True, messages=None, task=None, keep_local=None) -> Result:
-    """Ask a model and return the whole Result (str(result) is the text)."""
+          stream=True, messages=None, task=None, keep_local=None, cache=None, stable_prefix_chars=0) -> Result:
+    """Ask a model and return the whole Result (str(result) is the text). `cache`: None follows
+    INFERENCE_CACHE; True uses the response cache (replay stays replay), False skips it."""
     running = Stream(prompt, model=model, backend=backend, system=system, temperature=temperature,
                      max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task,
-                     keep_local=keep_local)
+                     keep_local=keep_local, cache=cache, stable_prefix_chars=stable_prefix_chars)
     return running.each(lambda text: None)
 

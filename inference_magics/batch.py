@@ -3,8 +3,9 @@
 
 Rows run concurrently (bounded), each with its own routing, so privacy is judged per row: a row
 that carries a secret stays on this machine, or is refused in its own row. A failed row keeps its
-error and the batch goes on. Finished rows are cached by (model, rendered prompt, options), so an
-interrupted or failed batch resumes where it stopped when run again.
+error and the batch goes on. Finished rows go to the response cache (response_cache.py, the same
+one INFERENCE_CACHE governs for single prompts), so an interrupted or failed batch resumes where it
+stopped when run again.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import re
 import time
 from collections import ChainMap
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from . import api, policy, settings as settings_module, telemetry
 from .cache import cache_for, digest
@@ -36,6 +37,7 @@ class Row:
     error: str | None = None
     parsed: object = None
     cached: bool = False
+    result: object = field(default=None, repr=False)  # the api Result (provenance), None if not asked
 
 
 @dataclass
@@ -140,8 +142,12 @@ def render_prompts(template: str, items, column: str | None, namespace) -> list[
     return [interpolate(template, scope) for scope in scopes]
 
 
-def _key(prompt: str, options: dict) -> bytes:
-    return digest(json.dumps({"prompt": prompt, **options}, sort_keys=True, default=str))
+def stable_prefix(template: str) -> int:
+    """Characters of the template before its first `{row...}`/`{index}` field: the same in every
+    row's prompt, so worth a prompt-cache breakpoint (Claude)."""
+    match = re.search(r"(?<!\{)\{(?:row|index)\b", template)
+    prefix = template[:match.start()] if match else template
+    return len(prefix) if "{" not in prefix else 0  # other {names} may change its length
 
 
 def map_rows(template: str, items, *, column: str | None = None, model=None, backend=None, system=None,
@@ -157,8 +163,8 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     options = dict(model=model, backend=backend, system=system, temperature=temperature, max_tokens=max_tokens,
                    format=format)
     mapped = Mapped(rows, items)
-    store = cache_for(settings_module.load()) if cache else None
-    pending = _from_cache(rows, options, store, mapped)
+    pending = rows
+    fixed = stable_prefix(template)
     if concurrency is None:
         concurrency = CONCURRENCY.get(_backend_of(rows[0].prompt, model, backend, system), DEFAULT_CONCURRENCY)
     if concurrency < 1:
@@ -167,7 +173,8 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
 
     def one(row: Row) -> None:
         try:
-            result = api.infer(row.prompt, **options)
+            # cache=True: rows a previous run finished come from the response cache (resuming a map)
+            result = api.infer(row.prompt, **options, cache=cache, stable_prefix_chars=fixed)
         except InferenceError as exc:
             row.error = exc.message
             return
@@ -175,17 +182,16 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
             row.error = f"unexpected {type(exc).__name__}: {exc}"
             return
         row.output, row.backend, row.model = result.text, result.backend, result.model
-        row.tokens, row.parsed = result.usage.output_tokens, result.parsed
-        if store is not None and (notice := store.put_many("map", "", [(_key(row.prompt, options), _encode(row))])):
-            mapped.notices.append(notice)
+        row.tokens, row.parsed, row.cached = result.usage.output_tokens, result.parsed, result.cached
+        row.result = result
+        for notice in result.notices:
+            if notice.startswith("the cache is off") and notice not in mapped.notices:
+                mapped.notices.append(notice)
 
     from .progress import progress_bar
 
     bar = progress_bar(len(pending), progress if progress is not None else len(pending) > 1, label="map", unit="row")
     trace = telemetry.begin("map", rows=len(rows), concurrency=concurrency)  # each row's span is its child
-    for row in rows:
-        if row.cached:
-            trace.cached(row.backend, row.model)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="map")
     futures = [pool.submit(trace.run, one, row) for row in pending]
     try:
@@ -223,32 +229,6 @@ def _backend_of(prompt: str, model, backend, system) -> str | None:
         return None
 
 
-def _from_cache(rows: list[Row], options: dict, store, mapped: Mapped) -> list[Row]:
-    """Fill the rows a previous run finished; return the ones still to run."""
-    if store is None:
-        return rows
-    found, notice = store.get_many("map", "", [_key(row.prompt, options) for row in rows])
-    if notice:
-        mapped.notices.append(notice)
-    pending = []
-    for row in rows:
-        blob = found.get(_key(row.prompt, options))
-        if blob is None:
-            pending.append(row)
-        else:
-            saved = json.loads(blob)
-            row.output, row.backend, row.model = saved["output"], saved["backend"], saved["model"]
-            row.tokens, row.parsed, row.cached = saved["tokens"], saved["parsed"], True
-    return pending
-
-
-def _encode(row: Row) -> bytes:
-    """What the row cache keeps: the answer with every secret redacted by the one detector (the
-    cache is at rest, like the history); a resumed row shows the redacted text."""
-    kept = {k: v for k, v in asdict(row).items() if k in ("output", "backend", "model", "tokens", "parsed")}
-    kept["output"], kept["parsed"] = redacted(kept["output"]), redacted(kept["parsed"])
-    return json.dumps(kept, default=str).encode()
-
 
 # --- Claude's Message Batches API: about half the price, results within 24 hours ----------------
 def submit(template: str, items, *, column: str | None = None, model: str = "sonnet", system=None, temperature=None,
@@ -278,7 +258,14 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
     if not requests:
         raise ConfigError("every row was refused for the cloud (each carries something private) — run them locally "
                           "without --batch-api.")
+    settings = settings_module.load()
+    from . import budget  # a batch's estimate counts against the caps when it is sent
+
+    found = budget.estimate("anthropic", route.model, [prompts[int(i)] for i in requests], system=system,
+                            max_tokens=max_tokens, settings=settings)
+    budget.refuse_over_budget(settings, found.batch_cost_usd, route.model, f"this Message Batch of {len(requests)} rows")
     batch_id = get_backend("anthropic", settings).submit_batch(requests)
+    budget.add_spend(found.batch_cost_usd)
     job = {"id": batch_id, "rows": len(prompts), "refused": refused, "model": route.model,
            "created_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     cache_for(settings).put_many("batch-job", "", [(digest(batch_id), json.dumps(job).encode())])

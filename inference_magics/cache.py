@@ -80,6 +80,19 @@ class BlobCache:
             "SELECT value FROM blobs WHERE kind=? AND scope=?", (kind, scope))])
         return values or [], notice
 
+    def count(self, kind: str) -> tuple[tuple[int, int], str | None]:
+        """(entries, bytes) of one kind."""
+        found, notice = self._guard(lambda db: db.execute(
+            "SELECT count(*), coalesce(sum(length(value)), 0) FROM blobs WHERE kind=?", (kind,)).fetchone())
+        return tuple(found or (0, 0)), notice
+
+    def clear(self, kind: str) -> str | None:
+        def drop(db):
+            with db:
+                db.execute("DELETE FROM blobs WHERE kind=?", (kind,))
+
+        return self._guard(drop)[1]
+
 
 _caches: dict[Path, BlobCache] = {}
 _caches_lock = threading.Lock()
@@ -88,6 +101,15 @@ _caches_lock = threading.Lock()
 def cache_for(settings) -> BlobCache:
     """The cache file in the data folder (one object per file, shared by the kernel's threads)."""
     path = data_dir(settings) / FILENAME
+    with _caches_lock:
+        if path not in _caches:
+            _caches[path] = BlobCache(path)
+        return _caches[path]
+
+
+def cache_at(path: Path) -> BlobCache:
+    """The cache in a given file (one object per file, shared by the kernel's threads)."""
+    path = Path(path).expanduser()
     with _caches_lock:
         if path not in _caches:
             _caches[path] = BlobCache(path)

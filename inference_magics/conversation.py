@@ -31,6 +31,7 @@ class Turn:
     text: str = ""
     meta: str = ""     # the answer's footer: backend · model · reason · timing · tokens
     done: bool = True
+    provenance: dict | None = None  # an answer's record (answer_provenance.of), saved by /save as JSON
 
     @property
     def message(self) -> dict | None:
@@ -85,5 +86,6 @@ class Conversation:
         return "\n\n---\n\n".join(parts) + "\n"
 
     def as_json(self) -> str:
-        return json.dumps([{"role": t.role, "content": t.text, "meta": t.meta} for t in self.turns], indent=2,
-                          ensure_ascii=False)
+        return json.dumps([{"role": t.role, "content": t.text, "meta": t.meta,
+                            **({"inference_magics": t.provenance} if t.provenance else {})} for t in self.turns],
+                          indent=2, ensure_ascii=False)

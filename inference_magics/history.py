@@ -207,6 +207,18 @@ class HistoryStore:
     def entries(self, limit: int | None = None) -> list[Entry]:
         return self._select(limit=limit)
 
+    def cost_since(self, created_at: str) -> float:
+        """USD recorded since this UTC time (ISO 8601)."""
+        return self._read("SELECT coalesce(sum(cost_usd), 0) FROM completions WHERE created_at >= ?",
+                          (created_at,), [(0.0,)])[0][0]
+
+    def spend(self) -> list[tuple[str, str, str, int, int, int, float]]:
+        """(day, backend, model, calls, input tokens, output tokens, USD) per UTC day and model, newest day first."""
+        return self._read("SELECT substr(created_at, 1, 10) AS day, backend, model, count(*), "
+                          "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
+                          "coalesce(sum(cost_usd), 0) FROM completions GROUP BY day, backend, model "
+                          "ORDER BY day DESC, backend, model", (), [])
+
     def count(self) -> int:
         return self._read("SELECT count(*) FROM completions", (), [(0,)])[0][0]
 

@@ -49,15 +49,38 @@ def _config_trait(field: str):
 class BaseMagics(Magics):
     """What every magics class here shares: showing a bundle and storing results."""
 
-    def _publish(self, bundle: dict) -> None:
+    def _publish(self, bundle: dict, metadata: dict | None = None) -> None:
         from IPython.display import display
 
-        display(bundle, raw=True)
+        display(bundle, raw=True, metadata=metadata)
 
     @staticmethod
     def _check_out(out: str | None) -> None:
         if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
             raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
+
+    def _ask_before_spending(self, found, *, batch: bool = False) -> None:
+        """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (input(): it works in
+        every front end that gives the kernel a stdin) and stop unless the answer is yes."""
+        from . import budget
+
+        if found.cost_usd is None:
+            return
+        shown = f"estimate: {found.line()}" + (
+            f" — as a Message Batch (half price) ≈ ${found.batch_cost_usd:.4f}" if batch else "")
+        print(shown + " (prompt-cache savings not counted)", flush=True)
+        question = budget.confirmation_needed(settings.load(), found, batch=batch)
+        if question is None:
+            return
+        from IPython.core.error import StdinNotImplementedError
+
+        try:
+            answer = input(question)
+        except (StdinNotImplementedError, EOFError):
+            raise UsageError(f"not started: {question.split('. Start it?')[0]}, and this front end cannot ask — "
+                             "raise INFERENCE_CONFIRM_USD to run it.") from None
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UsageError("not started: declined at the cost confirmation — nothing was sent.")
 
     def _store(self, out: str | None, value):
         if out:
@@ -67,6 +90,12 @@ class BaseMagics(Magics):
     def _keep_map(self, mapped, out) -> None:
         self.shell.user_ns["_map"] = mapped
         self._store(out, mapped.value())
+
+    @staticmethod
+    def _map_provenance(mapped) -> dict:
+        from .answer_provenance import KEY, of_rows
+
+        return {KEY: of_rows([row.result for row in mapped.rows], "map")}
 
 
 @magics_class
@@ -99,6 +128,12 @@ class InferenceMagics(BaseMagics):
     data_dir = _config_trait("data_dir")
     history = _config_trait("history")
     embed_batch_size = _config_trait("embed_batch_size")
+    cache = _config_trait("cache")
+    cache_file = _config_trait("cache_file")
+    prices = _config_trait("prices")
+    confirm_usd = _config_trait("confirm_usd")
+    budget_usd = _config_trait("budget_usd")
+    daily_budget_usd = _config_trait("daily_budget_usd")
 
     @validate(*CONFIGURABLE)
     def _store_override(self, proposal):
@@ -115,6 +150,10 @@ class InferenceMagics(BaseMagics):
     @argument("--format", choices=["json", "bullets", "paragraph"],
               help="json: ask for JSON and parse it (--out gets the object); bullets|paragraph: a summary's shape")
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming it")
+    @argument("--cache", dest="cache", action="store_const", const=True, default=None,
+              help="answer from the response cache when this exact request was answered before (INFERENCE_CACHE)")
+    @argument("--no-cache", dest="cache", action="store_const", const=False,
+              help="ask the model even if the response cache holds an answer")
     @argument("-o", "--out", help="store the Result (or the parsed JSON) in this variable")
     @argument("--explain", action="store_true", help="show where the prompt would go and why; call no model")
     @argument("-w", "--workflow", choices=["review", "summarize"],
@@ -168,14 +207,21 @@ class InferenceMagics(BaseMagics):
         choice = dict(model=model, backend=args.backend, system=args.system)
 
         if args.explain:
+            import html
+
             from IPython.display import Markdown, display
 
+            from . import budget
+
             chosen = api.route(prompt, **choice)
-            display(Markdown(f"**{chosen.backend}** · `{chosen.model}` — {chosen.reason}"))
+            found = budget.estimate(chosen.backend, chosen.model, [prompt], system=args.system,
+                                    max_tokens=args.max_tokens, count=True)
+            display(Markdown(f"**{chosen.backend}** · `{chosen.model}` — {chosen.reason}\n\n"
+                             f"<sub>estimate: {html.escape(found.line())}</sub>"))
             return None
 
         running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,
-                             format=args.format, stream=not args.no_stream)
+                             format=args.format, stream=not args.no_stream, cache=args.cache)
         return self._show(running, args.out)
 
     def _workflow(self, args, cell):
@@ -205,26 +251,40 @@ class InferenceMagics(BaseMagics):
             raise UsageError(f"no variable named {args.map!r} in the notebook — define it first.")
         if args.format not in (None, "json"):
             raise UsageError(f"--format {args.format} shapes a summary — with --map use --format json or nothing.")
+        model = args.model or (args.words[0] if cell is not None and args.words else None)
+        self._estimate_map(template, args, model)
         if args.batch_api:
             job = batch.submit(template, self.shell.user_ns[args.map], column=args.column,
-                               model=args.model or (args.words[0] if cell is not None and args.words else None),
-                               system=args.system, temperature=args.temperature, max_tokens=args.max_tokens,
-                               namespace=self.shell.user_ns)
+                               model=model, system=args.system, temperature=args.temperature,
+                               max_tokens=args.max_tokens, namespace=self.shell.user_ns)
             self._publish(tables.batch_job_bundle(job))
             return None
         try:
             mapped = batch.map_rows(template, self.shell.user_ns[args.map], column=args.column,
                                     namespace=self.shell.user_ns, backend=args.backend,
-                                    model=args.model or (args.words[0] if cell is not None and args.words else None),
-                                    system=args.system, temperature=args.temperature, max_tokens=args.max_tokens,
-                                    format=args.format, concurrency=args.concurrency)
+                                    model=model, system=args.system, temperature=args.temperature,
+                                    max_tokens=args.max_tokens,
+                                    format=args.format, concurrency=args.concurrency,
+                                    cache=args.cache is not False)  # rows resume from the cache unless --no-cache
         except InferenceInterrupted as exc:  # every finished row is kept, in _map and --out
             self._keep_map(exc.mapped, args.out)
-            self._publish(tables.map_bundle(exc.mapped))
+            self._publish(tables.map_bundle(exc.mapped), self._map_provenance(exc.mapped))
             raise
         self._keep_map(mapped, args.out)
-        self._publish(tables.map_bundle(mapped))
+        self._publish(tables.map_bundle(mapped), self._map_provenance(mapped))
         return None
+
+    def _estimate_map(self, template: str, args, model) -> None:
+        from . import batch, budget
+
+        prompts = batch.render_prompts(template, self.shell.user_ns[args.map], args.column, self.shell.user_ns)
+        try:
+            chosen = api.route(prompts[0], model=model or ("sonnet" if args.batch_api else None),
+                               backend=args.backend, system=args.system)
+        except InferenceError:
+            return  # the first row is refused for its destination; each row is judged on its own later
+        found = budget.estimate(chosen.backend, chosen.model, prompts, system=args.system, max_tokens=args.max_tokens)
+        self._ask_before_spending(found, batch=args.batch_api)
 
     def _workflow_input(self, args, cell) -> str:
         sources = [name for name, given in (("the cell body", cell and cell.strip()), ("--file", args.file),
@@ -297,6 +357,7 @@ class InferenceMagics(BaseMagics):
         models = workflows.parse_models(interpolate(args.models, self.shell.user_ns))
         prompt = interpolate(cell, self.shell.user_ns)
         options = dict(system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)
+        self._estimate_experiment(prompt, models, args)
         view = ExperimentView([workflows.Run(m, s) for s in range(1, max(args.repeat, 1) + 1) for m in models])
         try:
             done = workflows.experiment(prompt, models, repeat=args.repeat, on_progress=view.update, **options)
@@ -307,6 +368,27 @@ class InferenceMagics(BaseMagics):
         self.shell.user_ns["_experiment"] = done
         if args.out:
             self._store(args.out, done.frame())
+
+    def _estimate_experiment(self, prompt: str, models: list[str], args) -> None:
+        from . import budget
+        from .backends import REGISTRY
+
+        parts = []
+        for model in models:
+            choice = {"backend": model} if model in REGISTRY else {"model": model}
+            try:
+                chosen = api.route(prompt, **choice, system=args.system)
+            except InferenceError:
+                continue  # refused for this model: its column will say why, and it costs nothing
+            parts.append(budget.estimate(chosen.backend, chosen.model, [prompt] * args.repeat, system=args.system,
+                                         max_tokens=args.max_tokens))
+        priced = [p for p in parts if p.cost_usd is not None]
+        if priced:
+            total = budget.Estimate("", ", ".join(p.model for p in priced),  # no backend: no --batch-api hint
+                                    sum(p.calls for p in priced), sum(p.input_tokens for p in priced),
+                                    sum(p.output_tokens for p in priced), priced[0].method,
+                                    sum(p.cost_usd for p in priced))
+            self._ask_before_spending(total)
 
     # --- chat --------------------------------------------------------------------------------------
     @magic_arguments()

@@ -148,3 +148,59 @@ class DataMagics(BaseMagics):
 
         shown = telemetry.status()
         self._publish(tables.bundle(["item", "value"], [[k, v] for k, v in shown.items()], "OpenTelemetry tracing"))
+
+    # --- response cache ----------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--clear", action="store_true", help="delete every cached answer in the cache file")
+    @line_magic
+    def infer_cache(self, line):
+        """The response cache (INFERENCE_CACHE=off|on|replay): its file, size, and the hits and
+        misses of this kernel; --clear empties it."""
+        from . import response_cache, tables
+
+        args = parse(self.infer_cache, line)
+        current = settings.load()
+        if args.clear and (notice := response_cache.clear(current)):
+            raise UsageError(notice)
+        info = response_cache.stats(current)
+        caption = ("cleared — " if args.clear else "") + f"response cache ({info['mode']})" + (
+            f" · ⚠ {info['notice']}" if info["notice"] else "")
+        self._publish(tables.bundle(["file", "answers", "size", "hits", "misses"],
+                                    [[info["file"], info["entries"], tables.human_size(info["bytes"]) or "0 B",
+                                      info["hits"], info["misses"]]], caption))
+        return None
+
+    @magic_arguments()
+    @argument("-o", "--out", help="store the rows (day, backend, model, calls, input, output tokens, USD) as a DataFrame")
+    @line_magic
+    def infer_cost(self, line):
+        """Spend by model and by day (UTC), from the history, with a chart; and this kernel's spend
+        against INFERENCE_BUDGET_USD / INFERENCE_DAILY_BUDGET_USD when they are set."""
+        from . import budget, tables
+        from .history import HistoryError, store_for
+
+        args = parse(self.infer_cost, line)
+        self._check_out(args.out)
+        current = settings.load()
+        store = store_for(current)
+        if store is None:
+            raise HistoryError("spend is read from the history, which is off (INFERENCE_HISTORY=off) — set "
+                               "INFERENCE_HISTORY=on to keep one.")
+        rows = store.spend()
+        by_model, by_day = tables.spend_bundles(rows)
+        self._publish(by_model)
+        self._publish(by_day)
+        chart = tables.spend_chart(rows)
+        if chart is not None:
+            self._publish({"image/png": chart, "text/plain": "USD per day, by model"})
+        caps = [f"this kernel ${budget.kernel_spend():.4f}" + (
+            f" of INFERENCE_BUDGET_USD=${current.budget_usd:.2f}" if current.budget_usd is not None else "")]
+        if current.daily_budget_usd is not None:
+            caps.append(f"today ${budget.today_spend(current) or 0:.4f} of INFERENCE_DAILY_BUDGET_USD="
+                        f"${current.daily_budget_usd:.2f}")
+        print("spent: " + "; ".join(caps))
+        if args.out:
+            import pandas
+
+            self._store(args.out, pandas.DataFrame(rows, columns=["day", "backend", "model", "calls", "input_tokens",
+                                                                  "output_tokens", "usd"]))

@@ -25,6 +25,11 @@ def footer(result) -> str:
         parts.append(f"{m.tokens_per_s:.1f} tok/s")
     if result.usage.input_tokens or result.usage.output_tokens:
         parts.append(f"{result.usage.input_tokens} in / {result.usage.output_tokens} out tokens")
+    if result.usage.cache_creation_input_tokens or result.usage.cache_read_input_tokens:
+        parts.append(f"prompt cache: {result.usage.cache_creation_input_tokens} written / "
+                     f"{result.usage.cache_read_input_tokens} read")
+    if getattr(result, "cached", False):
+        parts.append(f"cached (answered {result.cached_at.replace('T', ' ')[:16]} UTC)")
     if result.cost_usd is not None:
         parts.append(f"≈ ${result.cost_usd:.4f}")
     if result.interrupted:
@@ -153,8 +158,10 @@ class CellView:
     def finish(self, result) -> None:
         """The final update: full Markdown, footer, and the route in the output metadata."""
         self._throttle.close()
+        from .answer_provenance import of  # backend, model, options, route, hashes, usage, cost, times, cache
+
         meta = {"inference_magics": {"backend": result.backend, "model": result.model,
-                                     "stop_reason": result.stop_reason}}
+                                     "stop_reason": result.stop_reason, **of(result)}}
         self._handle.update(_bundle(result_markdown(result), result_plain(result)), raw=True, metadata=meta)
 
 
@@ -197,8 +204,11 @@ class ExperimentView:
         def cell(value):
             return f"{value:.3f}" if isinstance(value, float) else value
 
+        from .answer_provenance import KEY, of_rows
+
         display(bundle(columns, [[cell(row[c]) for c in columns] for row in rows],
-                       f"{len(rows)} runs in {experiment.wall_s:.2f} s wall time"), raw=True)
+                       f"{len(rows)} runs in {experiment.wall_s:.2f} s wall time"), raw=True,
+                metadata={KEY: of_rows([run.result for run in experiment.runs], "experiment")})
         chart = latency_chart(rows)
         if chart is not None:
             display({"image/png": chart, "text/plain": "latency and throughput per model"}, raw=True)

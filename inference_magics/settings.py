@@ -83,6 +83,29 @@ def _count(var: str, raw: str) -> int:
     return value
 
 
+def _usd(var: str, raw: str) -> float:
+    try:
+        value = float(str(raw).strip().lstrip("$"))
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"{var}={raw!r} is not valid — use an amount in US dollars, e.g. 1.00.")
+    return value
+
+
+def _optional_usd(var: str, raw: str) -> float | None:
+    return _usd(var, raw) if str(raw).strip() else None
+
+
+def _prices(var: str, raw: str) -> tuple | None:
+    """JSON {"model or family": [input, output] or {"input": .., "output": .., "cache_write": .., "cache_read": ..}}."""
+    if not str(raw).strip():
+        return None
+    from .pricing import parse_overrides  # small; only when the variable is set
+
+    return parse_overrides(var, raw)
+
+
 def _text(var: str, raw: str) -> str:
     value = str(raw).strip()
     if not value:
@@ -195,6 +218,21 @@ VARS: tuple[Var, ...] = (
         "on (a SQLite log of every completion in the data folder), off, or the path of the database file."),
     Var("embed_batch_size", ("INFERENCE_EMBED_BATCH_SIZE",), 256, _positive_int,
         "Texts per embedding request (a list of 10,000 texts makes ceil(10,000 / this) requests)."),
+    Var("cache", ("INFERENCE_CACHE",), "off", _choice("off", "on", "replay"),
+        "Response cache: on answers an identical request from the cache file at once; replay never calls a model "
+        "(a miss is an error naming the request's hash); off always asks."),
+    Var("cache_file", ("INFERENCE_CACHE_FILE",), None, _optional_text,
+        "The response cache, a portable SQLite file that can travel with a notebook; unset: responses.sqlite3 in "
+        "the data folder."),
+    Var("prices", ("INFERENCE_PRICES",), None, _prices,
+        'Price overrides as JSON, USD per million tokens: {"sonnet": [3, 15]} or {"claude-x": {"input": 3, '
+        '"output": 15, "cache_write": 3.75, "cache_read": 0.3}}.'),
+    Var("confirm_usd", ("INFERENCE_CONFIRM_USD",), 1.0, _usd,
+        "--map, --batch-api and %%experiment --repeat ask before starting when their estimate is above this (USD)."),
+    Var("budget_usd", ("INFERENCE_BUDGET_USD",), None, _optional_usd,
+        "Most estimated spend per kernel (USD); a call that would pass it is refused. Unset: no cap."),
+    Var("daily_budget_usd", ("INFERENCE_DAILY_BUDGET_USD",), None, _optional_usd,
+        "Most spend per day (UTC), counted from the history (USD); a call that would pass it is refused. Unset: no cap."),
 )
 _BY_FIELD = {var.field: var for var in VARS}
 
@@ -226,6 +264,12 @@ class Settings:
     data_dir: str | None = None
     history: str = "on"
     embed_batch_size: int = 256
+    cache: str = "off"
+    cache_file: str | None = None
+    prices: tuple | None = None  # ((model or family, Price), ...)
+    confirm_usd: float = 1.0
+    budget_usd: float | None = None
+    daily_budget_usd: float | None = None
 
     @property
     def has_anthropic_key(self) -> bool:

@@ -160,3 +160,51 @@ def batch_jobs_bundle(jobs: list[dict]) -> dict:
             for j in jobs]
     return bundle(["batch", "submitted", "model", "rows", "status", "progress"], rows,
                   f"{len(jobs)} Message Batch{'es' * (len(jobs) != 1)}")
+
+
+# --- spend ----------------------------------------------------------------------------------------
+def spend_bundles(rows: list[tuple]) -> tuple[dict, dict]:
+    """Two tables from the history's (day, backend, model, calls, in, out, usd) rows: by model, by day."""
+    by_model: dict[tuple, list] = {}
+    by_day: dict[str, list] = {}
+    for day, backend, model, calls, tokens_in, tokens_out, usd in rows:
+        for key, table in (((backend, model), by_model), (day, by_day)):
+            total = table.setdefault(key, [0, 0, 0, 0.0])
+            for i, value in enumerate((calls, tokens_in, tokens_out, usd)):
+                total[i] += value or 0
+    spent = sum(v[3] for v in by_day.values())
+    models = bundle(["backend · model", "calls", "input tokens", "output tokens", "USD"],
+                    [[f"{b} · {m}", c, i, o, f"{u:.4f}"] for (b, m), (c, i, o, u) in
+                     sorted(by_model.items(), key=lambda kv: -kv[1][3])],
+                    f"spend by model, from the history: ${spent:.4f} in all")
+    days = bundle(["day (UTC)", "calls", "input tokens", "output tokens", "USD"],
+                  [[d, c, i, o, f"{u:.4f}"] for d, (c, i, o, u) in sorted(by_day.items(), reverse=True)],
+                  "spend by day")
+    return models, days
+
+
+def spend_chart(rows: list[tuple]) -> bytes | None:
+    """A PNG: USD per day, stacked by model (None when nothing was spent)."""
+    spent = [r for r in rows if r[6]]
+    if not spent:
+        return None
+    import io
+
+    from matplotlib.figure import Figure  # no pyplot: no global state
+
+    days = sorted({r[0] for r in spent})
+    models = sorted({r[2] for r in spent})
+    figure = Figure(figsize=(max(5, 0.8 * len(days) + 2), 3))
+    axis = figure.subplots()
+    bottom = [0.0] * len(days)
+    for model in models:
+        heights = [sum(r[6] for r in spent if r[0] == day and r[2] == model) for day in days]
+        axis.bar(days, heights, bottom=bottom, label=model)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    axis.set_ylabel("USD")
+    axis.legend(fontsize=7)
+    axis.tick_params(axis="x", labelrotation=20, labelsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()

@@ -382,7 +382,7 @@ def _completion(cfg: Config, result, *, parent, started: float, ended: float, tu
         "inference_magics.backend": backend,
         "inference_magics.route.reason": route.reason if route else "",
         "inference_magics.private": bool(route and route.private),
-        "inference_magics.cached": False,
+        "inference_magics.cached": bool(result.cached),  # answered from the response cache: no request
         "inference_magics.interrupted": result.interrupted,
     }
     if result.stop_reason:
@@ -425,9 +425,6 @@ class _Off:
     def run(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
-    def cached(self, backend: str, model: str) -> None:
-        pass
-
     def end(self, error: str | None = None) -> None:
         pass
 
@@ -460,15 +457,6 @@ class _Span(_Off):
             return fn(*args, **kwargs)
         finally:
             context.detach(token)
-
-    def cached(self, backend: str, model: str) -> None:
-        """A child for work served from the cache (a map row run before): no request was made."""
-        from opentelemetry.trace import SpanKind
-
-        self._tracer.start_span(f"chat {model}", context=self._context, kind=SpanKind.CLIENT, attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": PROVIDERS.get(backend, backend),
-            "gen_ai.system": PROVIDERS.get(backend, backend), "gen_ai.request.model": model,
-            "inference_magics.backend": backend, "inference_magics.cached": True}).end()
 
     def end(self, error: str | None = None) -> None:
         if error:

@@ -19,6 +19,8 @@ from . import api, routing, telemetry
 from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
 from .errors import InferenceError
 from .paths import redacted, write_private
+
+from .answer_provenance import of
 from .render import Throttle, footer
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -250,6 +252,7 @@ class ChatWidget(anywidget.AnyWidget):
                 answer.text += delta
                 self._draw()
             answer.meta = footer(running.result)
+            answer.provenance = of(running.result)
             for notice in running.result.notices:
                 if notice == api.CUT_AT_LIMIT:  # the chat has no --max-tokens to raise
                     notice = "the answer was cut at the token limit — ask the model to continue."

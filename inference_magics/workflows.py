@@ -201,7 +201,7 @@ def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=N
         try:
             # an entry is a model name, or a backend name meaning that backend's default model
             choice = {"backend": run.model} if run.model in REGISTRY else {"model": run.model}
-            running = api.stream(prompt, **choice, **options)
+            running = api.stream(prompt, **choice, **options, sample=run.sample)  # samples are cached apart
             run.backend = running.route.backend
             for piece in running:
                 if stop.is_set():

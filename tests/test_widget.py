@@ -90,6 +90,9 @@ def test_commands(chat, tmp_path):
     widget.ask(f"/save {tmp_path / 'chat.json'}")
     saved = json.loads((tmp_path / "chat.json").read_text())
     assert [t["role"] for t in saved if t["role"] in ("user", "assistant")] == ["user", "assistant"] * 2
+    answers = [t for t in saved if t["role"] == "assistant"]
+    assert all(t["inference_magics"]["backend"] == "ollama" and t["inference_magics"]["messages_sha256"]
+               for t in answers)  # each answer's provenance travels with the saved chat
     widget.ask(f"/save {tmp_path / 'chat.md'}")
     assert "**You**\n\nhello" in (tmp_path / "chat.md").read_text()
     widget.ask("/help")

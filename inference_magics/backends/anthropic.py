@@ -18,6 +18,10 @@ OFFICIAL_URL = "https://api.anthropic.com"
 # used when the model list cannot be read (no network, a proxy without /v1/models)
 FAMILY_FALLBACK = {"sonnet": "claude-sonnet-4-6", "opus": "claude-opus-4-6", "haiku": "claude-haiku-4-5"}
 JSON_INSTRUCTION = ("Respond with one valid JSON value only: no prose before or after it, no Markdown code fences.")
+# prompt caching: below the model's minimum (1,024 tokens at the least) the API ignores a mark, so
+# only prefixes about that long are marked (estimated at 4 characters a token); at most 4 marks
+CACHE_MIN_CHARS = 4 * 1024
+EPHEMERAL = {"type": "ephemeral"}
 NO_KEY = ("no ANTHROPIC_API_KEY is set — add a line ANTHROPIC_API_KEY=... to ./.env (loaded automatically), "
           "or set it in the environment before starting Jupyter.")
 
@@ -127,6 +131,7 @@ class AnthropicBackend:
             system = f"{system}\n\n{JSON_INSTRUCTION}" if system else JSON_INSTRUCTION
         if system:
             call["system"] = system
+        _mark_cacheable(call, request.stable_prefix_chars)
         if request.temperature is not None:  # SDK 1.0 removed the keyword; the API still takes the field
             call["extra_body"] = {"temperature": request.temperature}
         try:
@@ -148,12 +153,24 @@ class AnthropicBackend:
         except Exception as exc:  # SDK and transport errors, classified by data, not class
             raise self._translate(exc, request.model) from None
 
+    def count_tokens(self, request: Request) -> int:
+        """Input tokens of this request, from the API's token counter (POST /v1/messages/count_tokens; no generation)."""
+        client = self._sdk()
+        call = dict(model=request.model, messages=list(request.messages))
+        if request.system:
+            call["system"] = request.system
+        try:
+            return client.messages.count_tokens(**call).input_tokens
+        except Exception as exc:
+            raise self._translate(exc, request.model) from None
+
     # --- Message Batches: half the price, results within 24 h ----------------------------------
     def _params(self, request: Request) -> dict:
         params = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
                       messages=list(request.messages))
         if request.system:
             params["system"] = request.system
+        _mark_cacheable(params, request.stable_prefix_chars)
         if request.temperature is not None:
             params["temperature"] = request.temperature
         return params
@@ -248,10 +265,33 @@ class AnthropicBackend:
                             "check the model name and options.")
 
 
+def _mark_cacheable(call: dict, stable_prefix_chars: int) -> None:
+    """Mark the long stable prefixes for Claude's prompt cache (cache_control ephemeral): the
+    system prompt, the chat history before the new turn, and a --map template's fixed part."""
+    def marked(text: str) -> dict:
+        return {"type": "text", "text": text, "cache_control": EPHEMERAL}
+
+    size = len(call.get("system") or "")
+    if size >= CACHE_MIN_CHARS:
+        call["system"] = [marked(call["system"])]
+    messages = call["messages"]
+    history = [m for m in messages[:-1] if isinstance(m.get("content"), str)]
+    size += sum(len(m["content"]) for m in history)
+    if len(messages) > 1 and isinstance(messages[-2].get("content"), str) and size >= CACHE_MIN_CHARS:
+        messages[-2] = {**messages[-2], "content": [marked(messages[-2]["content"])]}
+    last = messages[-1]
+    if 0 < stable_prefix_chars < len(last.get("content") or "") and size + stable_prefix_chars >= CACHE_MIN_CHARS:
+        text = last["content"]
+        messages[-1] = {**last, "content": [marked(text[:stable_prefix_chars]),
+                                            {"type": "text", "text": text[stable_prefix_chars:]}]}
+
+
 def _done(message) -> Done:
     usage = message.usage
     return Done(stop_reason=message.stop_reason, model=message.model,
-                usage=Usage(usage.input_tokens or 0, usage.output_tokens or 0))
+                usage=Usage(usage.input_tokens or 0, usage.output_tokens or 0,
+                            getattr(usage, "cache_creation_input_tokens", 0) or 0,
+                            getattr(usage, "cache_read_input_tokens", 0) or 0))
 
 
 def _error_type(exc) -> str | None:

@@ -14,6 +14,9 @@ class Request:
     max_tokens: int | None = None
     format: str | None = None  # None or "json"
     stream: bool = True
+    # the first N characters of the last user message repeat across requests (a --map template's
+    # fixed part): a backend with prompt caching may mark that prefix as cacheable
+    stable_prefix_chars: int = 0
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,10 @@ class ThinkingDelta:
 
 @dataclass(frozen=True)
 class Usage:
-    input_tokens: int = 0
+    input_tokens: int = 0   # for Claude: the input not read from or written to its prompt cache
     output_tokens: int = 0
+    cache_creation_input_tokens: int = 0  # Claude's prompt cache: input written to it (billed 1.25x)
+    cache_read_input_tokens: int = 0      # ... and input read from it (billed 0.1x)
 
 
 @dataclass(frozen=True)

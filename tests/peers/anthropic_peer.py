@@ -105,12 +105,53 @@ def reply_plan(body, knobs):
     return tokens, "end_turn"
 
 
-def message_object(msg_id, model, n_in, content, stop, out):
-    """A Message object, as /v1/messages answers and message_start / batch results carry it."""
+def message_object(msg_id, model, n_in, content, stop, out, written=0, read=0):
+    """A Message object, as /v1/messages answers and message_start / batch results carry it.
+    n_in is the input neither written to nor read from the prompt cache, as the API reports it."""
     return {"id": msg_id, "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": n_in, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": 0, "output_tokens": out}}
+            "usage": {"input_tokens": n_in, "cache_creation_input_tokens": written,
+                      "cache_read_input_tokens": read, "output_tokens": out}}
+
+
+# -- prompt caching -----------------------------------------------------------------
+# The shortest prefix each model caches (tokens, here whitespace words); a shorter marked
+# prefix is processed normally, silently, as the API does. Per Anthropic's prompt-caching page.
+MIN_CACHEABLE = {"claude-opus-4-6": 4096, "claude-opus-4-5-20251101": 4096, "claude-haiku-4-5-20251001": 4096,
+                 "claude-sonnet-4-6": 2048, "claude-sonnet-4-5-20250929": 1024}
+CACHE_TTL_S = 300      # "ephemeral": five minutes, refreshed by every read
+MAX_BREAKPOINTS = 4
+
+
+def prompt_blocks(body):
+    """The prompt in the order the cache sees it (system, then messages), as (block, words)."""
+    system = body.get("system")
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        blocks += ([{"type": "text", "text": content, "role": m.get("role")}] if isinstance(content, str)
+                   else [dict(b, role=m.get("role")) for b in content or [] if isinstance(b, dict)])
+    return [(b, count_words(b.get("text", ""))) for b in blocks]
+
+
+def cache_breakpoints(body):
+    """[(prefix key, prefix words)] for every block marked cache_control, shortest first, or an
+    error message the API would give."""
+    marks, seen, words = [], [], 0
+    for block, n in prompt_blocks(body):
+        words += n
+        seen.append({k: v for k, v in block.items() if k != "cache_control"})
+        control = block.get("cache_control")
+        if control is None:
+            continue
+        if not isinstance(control, dict) or control.get("type") != "ephemeral":
+            return None, "cache_control.type: Input should be 'ephemeral'"
+        key = hashlib.sha256(repr((body.get("model"), seen)).encode()).hexdigest()
+        marks.append((key, words))
+    if len(marks) > MAX_BREAKPOINTS:
+        return None, (f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+                      f"Found {len(marks)}.")
+    return marks, None
 
 
 def paginate(items, query):
@@ -341,13 +382,18 @@ class AnthropicHandler(BaseHandler):
         body, model = self.checked_body(need_max_tokens=True)
         if body is None:
             return
+        marks, problem = cache_breakpoints(body)
+        if problem is not None:
+            return self.error(400, "invalid_request_error", problem)
         k, n_in = self.knobs, input_tokens(body)
+        written, read = self.peer.use_prompt_cache(model, marks)
+        n_in -= written + read
         tokens, reason = reply_plan(body, k)
         slow = self.fault == "slow_headers"   # its delay was spent before the status line
         msg_id = self.peer._new_id("msg_01", 22)
 
         def message(content, stop, out):
-            return message_object(msg_id, model, n_in, content, stop, out)
+            return message_object(msg_id, model, n_in, content, stop, out, written, read)
 
         if not body.get("stream"):
             if self.fault == "error_mid_stream":   # a one-shot reply can only fail whole
@@ -515,6 +561,27 @@ class AnthropicPeer(Peer):
         super()._clear()
         self._ids = itertools.count()
         self._batches = {}   # id -> Batch, in creation order
+        self._prompt_cache = {}   # prefix key -> expiry (epoch seconds)
+
+    def use_prompt_cache(self, model, marks):
+        """(tokens written, tokens read) for a request with these cache breakpoints: the longest
+        cached prefix is read (and its life renewed); longer marked prefixes long enough for the
+        model are written."""
+        minimum = MIN_CACHEABLE.get(model, 1024)
+        now = time.time()
+        with self._lock:
+            read = 0
+            for key, words in reversed(marks):
+                if self._prompt_cache.get(key, 0) > now:
+                    read = words
+                    break
+            written = 0
+            for key, words in marks:
+                if words >= minimum:
+                    self._prompt_cache[key] = now + CACHE_TTL_S
+                    if words > read:
+                        written = words - read
+        return written, read
 
     @property
     def batches(self):
