@@ -56,7 +56,7 @@ def test_the_map_cache_stores_answers_redacted_and_owner_only(peers, tmp_path):
     first = im.map("Find the token in: {row}", ["ticket 1", "ticket 2"], progress=False)
     assert all(SECRET in r.output for r in first.rows)  # this run's answers are untouched
     files = on_disk(tmp_path / "data")
-    store = tmp_path / "data" / "cache.sqlite3"
+    store = tmp_path / "data" / "responses.sqlite3"  # the --map row cache is the response cache
     assert store in files and mode(store) == 0o600
     for path, raw in files.items():
         assert SECRET.encode() not in raw, path
