@@ -50,12 +50,15 @@ def read_input_file(path: str) -> str:
         fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ConfigError(f"cannot read --file {path!r}: {exc.strerror} — check the path.") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
             raise ConfigError(f"--file {path!r} is {kind}, not a regular file — give the path of a text file.")
-        data = handle.read(MAX_FILE_BYTES + 1)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(f"--file {path!r} is larger than {MAX_FILE_BYTES / 1e6:g} MB, the limit for one cell — "
                           "split it, or pass the part you need with --var.")
