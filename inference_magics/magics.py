@@ -229,9 +229,13 @@ class InferenceMagics(BaseMagics):
         if len(sources) > 1:
             raise UsageError(f"give the input once, not from {' and '.join(sources)}.")
         if args.file:
+            from .errors import ConfigError
             from .workflows import read_input_file
 
-            return read_input_file(args.file)
+            try:
+                return read_input_file(args.file)
+            except ConfigError as exc:  # like every other bad flag value: a usage line, no traceback
+                raise UsageError(exc.message) from None
         if args.var:
             if args.var not in self.shell.user_ns:
                 raise UsageError(f"no variable named {args.var!r} in the notebook — define it first.")
