@@ -139,6 +139,14 @@ def test_claude_rate_limit_then_success_says_why_it_waited(claude):
     assert waits == ["rate limited by Claude (429); retrying in 0 s"]
 
 
+def test_a_day_long_retry_after_on_the_model_list_never_holds_up_routing(claude):
+    """Every Anthropic call (the model list behind `sonnet`, the batch endpoints) uses the same
+    capped retries: the SDK's own would honour a day-long retry-after."""
+    claude.set(fault="rate_limit", retry_after="86400", fault_paths=("/v1/models",))
+    assert im.route("hi", model="sonnet").model == "claude-sonnet-4-6"  # the fallback id, at once
+    assert len(posts(claude, "/v1/models")) == 1
+
+
 def test_no_waiting_at_all_when_the_budget_is_zero(monkeypatch, claude):
     monkeypatch.setenv("INFERENCE_MAX_RETRY_WAIT_S", "0")
     claude.set(fault="overloaded")

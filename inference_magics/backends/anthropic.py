@@ -54,8 +54,9 @@ class AnthropicBackend:
                 import anthropic
                 import httpx2
 
+                # no SDK retries: it would honour any retry-after (a day, even); ours are capped in total
                 self._client = anthropic.Anthropic(
-                    api_key=self._key.get(), base_url=self._base_url, max_retries=self._retries,
+                    api_key=self._key.get(), base_url=self._base_url, max_retries=0,
                     timeout=httpx2.Timeout(self._timeout_ms / 1000, connect=CONNECT_TIMEOUT_S))
             return self._client
 
@@ -66,7 +67,7 @@ class AnthropicBackend:
             if time.monotonic() - self._models_failed_at < 60:
                 raise BackendUnavailable("the Anthropic model list could not be read a moment ago.")
             try:
-                self._models = list(client.models.list(limit=100))
+                self._models = self._retrying(lambda: list(client.models.list(limit=100)))
             except Exception as exc:  # any SDK or transport failure: classified below
                 self._models_failed_at = time.monotonic()
                 raise self._translate(exc, "") from None
@@ -131,8 +132,7 @@ class AnthropicBackend:
             call["system"] = system
         if request.temperature is not None:  # SDK 1.0 removed the keyword; the API still takes the field
             call["extra_body"] = {"temperature": request.temperature}
-        # generation retries are ours, not the SDK's: the wait is capped in total and the cell says why
-        client = client.with_options(max_retries=0)
+        # retries are ours, not the SDK's: the wait is capped in total and the cell says why
         budget = RetryBudget(self._retries, self._max_wait_s)
         while True:
             started = False
@@ -170,6 +170,21 @@ class AnthropicBackend:
                 yield Waiting(f"{why}; retrying in {wait:.0f} s")
                 time.sleep(wait)
 
+    def _retrying(self, call, model: str = ""):
+        """call(), retried as the SDK would retry it, within the same capped budget (for the calls
+        that stream nothing: the model list and the Message Batches endpoints)."""
+        budget = RetryBudget(self._retries, self._max_wait_s)
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if self._retryable(exc) is None:
+                    raise
+                wait, asked = budget.next_wait(getattr(getattr(exc, "response", None), "headers", None))
+                if wait is None:
+                    raise self._translate(exc, model, budget.gave_up(asked)) from None
+                time.sleep(wait)
+
     def _retryable(self, exc: Exception) -> str | None:
         """Why this failure is worth a retry (as the SDK would retry it), or None."""
         import anthropic
@@ -202,8 +217,8 @@ class AnthropicBackend:
         """Send {custom_id: Request} as one Message Batch; returns the batch id."""
         client = self._sdk()
         try:
-            batch = client.messages.batches.create(
-                requests=[{"custom_id": key, "params": self._params(r)} for key, r in requests.items()])
+            batch = self._retrying(lambda: client.messages.batches.create(
+                requests=[{"custom_id": key, "params": self._params(r)} for key, r in requests.items()]))
         except Exception as exc:
             raise self._translate(exc, next(iter(requests.values())).model) from None
         return batch.id
@@ -211,7 +226,7 @@ class AnthropicBackend:
     def batch_status(self, batch_id: str) -> dict:
         client = self._sdk()
         try:
-            batch = client.messages.batches.retrieve(batch_id)
+            batch = self._retrying(lambda: client.messages.batches.retrieve(batch_id))
         except Exception as exc:
             raise self._translate(exc, "") from None
         counts = batch.request_counts
@@ -223,7 +238,7 @@ class AnthropicBackend:
         client = self._sdk()
         try:
             found = {}
-            for entry in client.messages.batches.results(batch_id):
+            for entry in self._retrying(lambda: client.messages.batches.results(batch_id)):
                 result = entry.result
                 if result.type == "succeeded":
                     text = "".join(b.text for b in result.message.content if b.type == "text")
@@ -241,6 +256,8 @@ class AnthropicBackend:
         import anthropic
         import httpx2
 
+        if isinstance(exc, InferenceError):  # already one line (e.g. the retry budget ran out)
+            return exc
         retries = f"after {self._retries} retries" if self._retries else "(retries are off)"
         if isinstance(exc, anthropic.APITimeoutError):
             return BackendError(f"Claude sent nothing for {self._timeout_ms} ms (ANTHROPIC_TIMEOUT) — run the cell "
