@@ -231,3 +231,50 @@ def test_in_a_cell_file_dev_zero_is_refused_at_once(kernel, peers_reset):
     run = kernel.run("%infer --workflow review --file /dev/zero")
     assert run.reply["status"] == "error" and "Traceback" not in run.everything()
     assert "'/dev/zero' is a device, pipe or socket, not a regular file" in run.stderr
+
+
+# --- whole (non-streamed) replies of the wrong shape --------------------------------------------------
+@pytest.fixture(params=[b"[1,2,3]", b"null", b'{"error": 5}', b'{"data": "x", "choices": 5, "models": 7}'])
+def json_server(request):
+    """A server answering every path with 200 and one JSON value that is not what the API sends."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = request.param
+
+    class Reply(BaseHTTPRequestHandler):
+        def _reply(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _reply
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Reply)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_whole_replies_of_the_wrong_shape_are_one_line(monkeypatch, json_server):
+    from inference_magics.backends import get_backend
+
+    monkeypatch.setenv("OLLAMA_BASE_URL", json_server)
+    monkeypatch.setenv("OPENAI_BASE_URL", json_server + "/v1")
+    calls = [lambda: im.infer("hi", backend="ollama", model="llama3.2", stream=False),
+             lambda: im.infer("hi", backend="openai", model="m", stream=False),
+             lambda: im.embed(["a", "b"], backend="ollama", model="nomic-embed-text"),
+             lambda: im.embed(["a", "b"], backend="openai", model="m"),
+             lambda: get_backend("ollama", settings.load()).list_models(),
+             lambda: get_backend("openai", settings.load()).list_models()]
+    for call in calls:
+        try:
+            call()
+        except im.InferenceError as error:
+            assert "\n" not in error.message and not error.message.startswith("unexpected "), error.message

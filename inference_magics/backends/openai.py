@@ -153,7 +153,10 @@ class OpenAIWire:
                 listing = self._json(response.read())
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
-        return [m.get("id", "") for m in listing.get("data") or ()]
+        models = listing.get("data") or []
+        if not isinstance(models, list):
+            raise self._not_openai(f"its model list is {_kind(models)}")
+        return [m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
     def embed(self, texts: list[str], model: str) -> list[list[float]]:
         try:
@@ -161,7 +164,12 @@ class OpenAIWire:
                 reply = self._json(response.read())
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
-        return [item["embedding"] for item in sorted(reply.get("data") or (), key=lambda d: d.get("index", 0))]
+        items = reply.get("data") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("embedding"), list)
+                                                  for i in items):
+            raise self._not_openai("its embeddings are not a list of {\"embedding\": [...]} objects")
+        items = sorted(items, key=lambda i: i["index"] if isinstance(i.get("index"), int) else 0)
+        return [item["embedding"] for item in items]
 
     def ping(self) -> float:
         """Seconds for a model listing; raises InferenceError when the server is not usable."""
