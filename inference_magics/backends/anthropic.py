@@ -305,6 +305,8 @@ class AnthropicBackend:
                 return RateLimited(f"Claude is overloaded (529 overloaded_error) and {gave_up}")
             return RateLimited(f"Claude is overloaded {retries} (529 overloaded_error) — try again shortly or use "
                                "haiku.")
+        if status >= 500 and gave_up:
+            return BackendError(f"the Anthropic API failed (HTTP {status} {kind or ''}) and {gave_up}")
         if status >= 500:
             return BackendError(f"the Anthropic API failed (HTTP {status} {kind or ''}) {retries} — try again shortly.")
         return BackendError(f"the Anthropic API refused the request (HTTP {status} {kind or ''}: {text[:300]}) — "
