@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from . import api, settings as settings_module
 from .cache import cache_for, digest
 from .errors import ConfigError, InferenceError, InferenceInterrupted
-from .interpolate import interpolate
+from .interpolate import interpolate, wire_safe
 
 CONCURRENCY = {"anthropic": 8, "openai": 8}  # a local server gets 4: more only queues there
 DEFAULT_CONCURRENCY = 4
@@ -201,8 +201,10 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
     from .errors import PrivacyError
 
     names = namespace or {}
-    prompts = [interpolate(template, ChainMap({"row": item, "index": i}, names))
+    # as im.stream does: lone surrogates become a visible ? before anything is sent
+    prompts = [wire_safe(interpolate(template, ChainMap({"row": item, "index": i}, names)))
                for i, item in enumerate(rows_of(items, column))]
+    system = wire_safe(system) if system else system
     requests, refused = {}, {}
     for index, prompt in enumerate(prompts):
         try:

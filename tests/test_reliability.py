@@ -52,6 +52,14 @@ def test_a_lone_surrogate_in_a_chat_history_message_is_replaced_too(ollama):
     assert posts(ollama, "/api/chat")[-1].body["messages"][0]["content"] == "a?b"
 
 
+def test_rows_and_system_sent_to_the_batch_api_are_cleaned_too(claude):
+    from inference_magics import batch
+
+    batch.submit("Classify {row}\udcff", ["a"], model="haiku", system="sys \ud800", namespace={})
+    params = posts(claude, "/v1/messages/batches")[-1].body["requests"][0]["params"]
+    assert params["system"] == "sys ?" and params["messages"][0]["content"] == "Classify a?"
+
+
 class Record:
     @property
     def title(self):
