@@ -29,8 +29,9 @@ json_values = st.recursive(
     | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8)
-# answer text that survives every layer unchanged (no line breaks, nothing that looks like a secret)
-words = st.text(alphabet=string.ascii_letters + " .,", min_size=1, max_size=8)
+# answer text that survives every layer unchanged (no line breaks, nothing that looks like a secret),
+# with multi-byte characters, so that the arbitrary HTTP chunk splits below fall inside them too
+words = st.text(alphabet=string.ascii_letters + " .,éß中😀", min_size=1, max_size=8)
 junk = st.binary(min_size=1, max_size=40)
 
 
