@@ -16,12 +16,17 @@ from typing import Any, Iterator
 
 from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, local_backend_installed
-from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage
-from .errors import BackendError, BackendUnavailable, ConfigError, InferenceError, InferenceInterrupted
+from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage, Waiting
+from .errors import (BackendError, BackendUnavailable, ConfigError, Incomplete, InferenceError,
+                     InferenceInterrupted)
+from .interpolate import wire_safe
 from .pricing import estimate_cost
 from .routing import Route
 
 MAX_TOKENS_LIMIT = 1_000_000
+MAX_TOKEN_COUNT = 10**12  # a token count past this is not a count (and would overflow SQLite and the cost)
+EMPTY_ANSWER = ("the model returned an empty answer — ask again, rephrase, or pick a larger model "
+                "(%models lists them).")
 
 
 @dataclass
@@ -129,8 +134,13 @@ class Stream:
         if not (prompt and prompt.strip()) and not messages:
             raise ConfigError("the prompt is empty — write a question or instruction.")
         self._settings = settings_module.load()
-        self._prompt = prompt or ""
-        history = tuple(messages or ())
+        # lone surrogates (pasted or decoded bytes) cannot travel as UTF-8: replaced visibly, here,
+        # so that every backend, the privacy guard and the history see the same text
+        prompt, system = wire_safe(prompt or ""), wire_safe(system) if system else system
+        messages = [{**m, "content": wire_safe(m["content"])}
+                    if isinstance(m, dict) and isinstance(m.get("content"), str) else m for m in messages or ()]
+        self._prompt = prompt
+        history = tuple(messages)
         self._history = history
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
         self._text_for_routing = _routing_text(prompt, system, history)
@@ -153,6 +163,7 @@ class Stream:
         self._finished = False
         self._iterator: Iterator[str] | None = None
         self._on_thinking = None  # set by each(): thinking models reason before they answer
+        self._on_waiting = None   # set by each(): a retry's wait, said while it lasts
 
     def __iter__(self) -> Iterator[str]:
         if self._iterator is None:
@@ -177,11 +188,11 @@ class Stream:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def each(self, on_text, on_thinking=None) -> "Result":
-        """Feed every delta to `on_text` (and reasoning deltas to `on_thinking`); an interrupt
-        anywhere (in the network wait or in a callback) closes the response and raises
-        InferenceInterrupted with the partial result."""
-        self._on_thinking = on_thinking
+    def each(self, on_text, on_thinking=None, on_waiting=None) -> "Result":
+        """Feed every delta to `on_text` (reasoning deltas to `on_thinking`, and why nothing arrives
+        yet — a retry's wait — to `on_waiting`); an interrupt anywhere (in the network wait or in
+        a callback) closes the response and raises InferenceInterrupted with the partial result."""
+        self._on_thinking, self._on_waiting = on_thinking, on_waiting
         try:
             for text in self:
                 on_text(text)
@@ -235,7 +246,7 @@ class Stream:
                                   stable_prefix_chars=self._stable_prefix_chars)
                 result.messages_sha256 = _messages_digest(request)
                 try:
-                    for event in backend.stream(request):
+                    for event in _checked(backend.stream(request), self.route.backend):
                         if isinstance(event, TextDelta):
                             if first_token_at is None:
                                 first_token_at = time.perf_counter()
@@ -247,6 +258,9 @@ class Stream:
                                 self._on_thinking(event.text)
                         elif isinstance(event, Notice):
                             result.notices.append(event.text)
+                        elif isinstance(event, Waiting):
+                            if self._on_waiting is not None:
+                                self._on_waiting(event.text)
                         elif isinstance(event, Done):
                             self._finish_ok(event, backend)
                     break
@@ -261,6 +275,8 @@ class Stream:
                     self.route = _resolve(rerouted, self._settings)
                     result.route, result.backend, result.model = self.route, self.route.backend, self.route.model
         except InferenceError as exc:
+            if isinstance(exc, Incomplete):
+                result.stop_reason = "incomplete"
             self._finish(chunks, thinking, first_token_at, error=exc.message)
             exc.result = result
             raise
@@ -269,6 +285,8 @@ class Stream:
             if isinstance(exc, GeneratorExit):
                 raise
             raise InferenceInterrupted(result) from None
+        if not "".join(chunks).strip():  # said plainly, never passed along as if it were an answer
+            result.notices.append(EMPTY_ANSWER)
         self._finish(chunks, thinking, first_token_at)
         if self._options["format"] == "json":
             self._parse_json()
@@ -295,8 +313,10 @@ class Stream:
 
     def _finish_ok(self, done: Done, backend) -> None:
         result = self._result
-        result.stop_reason, result.usage = done.stop_reason, done.usage
-        if done.model:
+        result.stop_reason = done.stop_reason if isinstance(done.stop_reason, str) else None
+        result.usage = Usage(*(n if isinstance(n, int) and 0 <= n < MAX_TOKEN_COUNT else 0
+                               for n in (done.usage.input_tokens, done.usage.output_tokens)))
+        if isinstance(done.model, str) and done.model:
             result.model = done.model
         note = getattr(backend, "deprecation", None)
         if note and (line := note(result.model)):
@@ -362,6 +382,25 @@ def _messages_digest(request: Request) -> str:
     sent = {"system": request.system, "messages": [dict(m) for m in request.messages]}
     return hashlib.sha256(json.dumps(sent, sort_keys=True, ensure_ascii=False, default=str)
                           .encode("utf-8", "surrogatepass")).hexdigest()
+
+def _checked(events, backend: str):
+    """A backend's events, with anything it raises that is not one of our errors (a parser fault
+    we did not foresee) turned into one line, so the Stream keeps the partial answer and records
+    the failure like any other. A backend never yields text that is not a str."""
+    try:
+        for event in events:
+            if isinstance(event, (TextDelta, ThinkingDelta)) and not isinstance(event.text, str):
+                raise BackendError(f"{backend} sent text that is not text ({type(event.text).__name__}) — the "
+                                   "partial answer is kept; run the cell again.")
+            yield event
+    except (InferenceError, GeneratorExit):
+        raise
+    except Exception as exc:
+        raise BackendError(f"unexpected {type(exc).__name__} while reading the answer from {backend}: "
+                           f"{str(exc)[:200]} — the partial answer is kept; run the cell again, and please report "
+                           "this.") from None
+    finally:
+        events.close()
 
 
 def stream(prompt: str, **options) -> Stream:

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from . import api, policy, settings as settings_module, telemetry
 from .cache import cache_for, digest
 from .errors import ConfigError, InferenceError, InferenceInterrupted, PrivacyError
-from .interpolate import interpolate, unresolved
-from .paths import redacted
+from .interpolate import interpolate, unresolved, wire_safe
 
 CONCURRENCY = {"anthropic": 8, "openai": 8}  # a local server gets 4: more only queues there
 DEFAULT_CONCURRENCY = 4
@@ -241,7 +240,9 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
 
     settings = settings_module.load()
     policy.check("", "anthropic", model, settings, how="--batch-api")  # local-only: not one request to Claude
-    prompts = render_prompts(template, items, column, namespace)
+    # as im.stream does: lone surrogates become a visible ? before anything is sent
+    prompts = [wire_safe(prompt) for prompt in render_prompts(template, items, column, namespace)]
+    system = wire_safe(system) if system else system
     requests, refused = {}, {}
     for index, prompt in enumerate(prompts):
         try:

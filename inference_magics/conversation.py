@@ -75,8 +75,9 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
 
     def messages(self) -> list[dict]:
-        """The finished user/assistant turns, as a model's message list."""
-        return [t.message for t in self.turns if t.message is not None and t.done and t.text]
+        """The finished user/assistant turns, as a model's message list (an empty answer is left
+        out: the transcript shows it with a notice, and some APIs refuse a blank turn)."""
+        return [t.message for t in self.turns if t.message is not None and t.done and t.text.strip()]
 
     def as_markdown(self) -> str:
         parts = []

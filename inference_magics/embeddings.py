@@ -14,7 +14,7 @@ import numpy as np
 from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, local_backend_installed
 from .cache import cache_for, digest
-from .errors import BackendUnavailable, ConfigError
+from .errors import BackendError, BackendUnavailable, ConfigError
 from .progress import progress_bar
 
 PROGRESS_FROM = 2_000  # texts; below this a bar would only flicker
@@ -84,6 +84,20 @@ def run(texts, *, model=None, backend=None, cache=True, progress=None) -> Embedd
         return _embed(items, fallback, settings, cache, progress)
 
 
+def _vectors(vectors, expected: int, backend: str) -> list[np.ndarray]:
+    """The server's vectors, checked: one per text, all numbers, all the same length — else one
+    line (a server that answers with fewer, or with text, must not surface as a KeyError)."""
+    try:
+        arrays = [np.asarray(v, np.float32) for v in vectors]
+    except (TypeError, ValueError):
+        arrays = None
+    if arrays is None or len(arrays) != expected or any(a.ndim != 1 or a.size == 0 for a in arrays) or \
+            len({a.size for a in arrays}) > 1:
+        raise BackendError(f"{backend} did not answer with one vector of numbers per text (asked for {expected}) — "
+                           "check that the model is an embedding model and the server speaks its API.")
+    return arrays
+
+
 def _embed(items, route, settings, use_cache, progress) -> Embedded:
     result = Embedded(np.empty((0, 0), np.float32), route.backend, route.model)
     keys = [digest(t) for t in items]
@@ -107,7 +121,7 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
                 with telemetry.begin("embeddings", route.model, route=route, texts=len(batch)):
                     vectors = backend.embed(batch, route.model)
                 result.requests += 1
-                fresh = [(digest(t), np.asarray(v, np.float32)) for t, v in zip(batch, vectors)]
+                fresh = [(digest(t), vector) for t, vector in zip(batch, _vectors(vectors, len(batch), route.backend))]
                 found.update(fresh)
                 if store is not None and (notice := store.put_many(
                         f"embed:{route.backend}", route.model, [(key, vec.tobytes()) for key, vec in fresh])):

@@ -4,6 +4,9 @@ from __future__ import annotations
 import re
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
 class InferenceError(Exception):
     """Base of every error we raise to callers.
 
@@ -15,7 +18,8 @@ class InferenceError(Exception):
     result = None
 
     def __init__(self, message: str):
-        super().__init__(redact(message))
+        # one line, whatever a server put in the text it sent us (line breaks, terminal escapes)
+        super().__init__(redact(_CONTROL.sub(" ", message)))
 
     @property
     def message(self) -> str:
@@ -51,6 +55,11 @@ class RateLimited(InferenceError):
 
 class BackendError(InferenceError):
     """Any other failure reported by a backend (bad request, server error, broken stream)."""
+
+
+class Incomplete(BackendError):
+    """The stream ended cleanly but the model never said it had finished: the answer may be cut
+    short. The Result keeps the text, with stop_reason "incomplete"."""
 
 
 class InferenceInterrupted(KeyboardInterrupt):

@@ -7,7 +7,6 @@ is skipped and the problem is reported once, as one line with the fix.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass, fields

@@ -34,7 +34,17 @@ def _lookup(path: str, namespace: dict):
                 value = getattr(value, attr) if attr else value[int(index)]
         except (AttributeError, LookupError, TypeError):
             value = _MISSING
+        except Exception as exc:  # a user property or __getitem__ may raise anything
+            raise ConfigError(f"could not put {{{path}}} into the prompt: reading {step.group(0)} raised "
+                              f"{type(exc).__name__}: {_one_line(exc)} — fix it, or pass a plain value.") from None
     return value
+
+
+def _one_line(exc: Exception) -> str:
+    try:
+        return " ".join(str(exc).split())[:200]
+    except Exception:  # even its message may be broken
+        return "(no message)"
 
 
 def _as_text(path: str, value) -> str:
@@ -42,12 +52,21 @@ def _as_text(path: str, value) -> str:
         text = value if isinstance(value, str) else str(value)
     except Exception as exc:  # a user object's __str__ may raise anything
         raise ConfigError(f"could not put {{{path}}} into the prompt: str() of it raised "
-                          f"{type(exc).__name__}: {exc} — pass a string instead.") from None
+                          f"{type(exc).__name__}: {_one_line(exc)} — pass a string instead.") from None
     if len(text) > MAX_VALUE_CHARS:
         raise ConfigError(f"{{{path}}} is {len(text):,} characters — too long for a prompt (limit "
                           f"{MAX_VALUE_CHARS:,}); pass a slice or a summary of it.")
-    # lone surrogates (from undecodable bytes) cannot be sent as UTF-8 JSON: replace them visibly
-    return text.encode("utf-8", "replace").decode("utf-8")
+    return wire_safe(text)
+
+
+def wire_safe(text: str) -> str:
+    """Lone surrogates (from undecodable bytes, or pasted) cannot be sent as UTF-8 JSON: each
+    becomes a visible `?`. Any other text comes back unchanged (and fast: no copy)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def unresolved(template: str, namespace: dict) -> list[str]:

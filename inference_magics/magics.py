@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import keyword
-from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class, no_var_expand
@@ -118,6 +117,7 @@ class InferenceMagics(BaseMagics):
     anthropic_timeout = _config_trait("anthropic_timeout")
     anthropic_base_url = _config_trait("anthropic_base_url")
     anthropic_max_retries = _config_trait("anthropic_max_retries")
+    max_retry_wait_s = _config_trait("max_retry_wait_s")
     openai_base_url = _config_trait("openai_base_url")
     openai_default_model = _config_trait("openai_default_model")
     openai_timeout = _config_trait("openai_timeout")
@@ -292,10 +292,13 @@ class InferenceMagics(BaseMagics):
         if len(sources) > 1:
             raise UsageError(f"give the input once, not from {' and '.join(sources)}.")
         if args.file:
+            from .errors import ConfigError
+            from .workflows import read_input_file
+
             try:
-                return Path(args.file).expanduser().read_text(encoding="utf-8", errors="replace")
-            except OSError as exc:
-                raise UsageError(f"cannot read --file {args.file!r}: {exc.strerror} — check the path.") from None
+                return read_input_file(args.file)
+            except ConfigError as exc:  # like every other bad flag value: a usage line, no traceback
+                raise UsageError(exc.message) from None
         if args.var:
             if args.var not in self.shell.user_ns:
                 raise UsageError(f"no variable named {args.var!r} in the notebook — define it first.")
@@ -311,7 +314,7 @@ class InferenceMagics(BaseMagics):
 
         view = CellView(running.route)
         try:
-            result = running.each(view.add, view.add_thinking)
+            result = running.each(view.add, view.add_thinking, view.waiting)
         except (InferenceError, InferenceInterrupted) as exc:
             if exc.result is not None:  # whatever arrived stays on screen and in _infer
                 view.finish(exc.result)

@@ -34,6 +34,8 @@ def footer(result) -> str:
         parts.append(f"≈ ${result.cost_usd:.4f}")
     if result.interrupted:
         parts.append("interrupted")
+    elif result.stop_reason == "incomplete" and result.error:
+        parts.append(result.error.split(" — ")[0])  # "incomplete: the stream ended before … finished"
     elif result.error:
         parts.append("stopped by an error")
     return " · ".join(p for p in parts if p)
@@ -131,8 +133,8 @@ class CellView:
         self._size = 0
         self._parts: list[str] = []
         self._thinking: list[str] = []
-        waiting = f"{route.backend} · {route.model} — {route.reason} — waiting for the first token…"
-        self._handle = display(_bundle(f"<sub>{html.escape(waiting)}</sub>", waiting), raw=True, display_id=True)
+        self._route = route
+        self._handle = display(self._waiting_bundle("waiting for the first token…"), raw=True, display_id=True)
         self._throttle = Throttle(self._draw, lambda: max(interval, 2 * self._size / DISPLAY_BYTES_PER_S))
 
     def add(self, text: str) -> None:
@@ -140,6 +142,15 @@ class CellView:
         self._parts.append(text)
         self._size += len(text)
         self._throttle.poke()
+
+    def _waiting_bundle(self, why: str) -> dict:
+        line = f"{self._route.backend} · {self._route.model} — {self._route.reason} — {why}"
+        return _bundle(f"<sub>{html.escape(line)}</sub>", line)
+
+    def waiting(self, why: str) -> None:
+        """Why nothing has arrived yet (e.g. "rate limited by Claude; retrying in 12 s")."""
+        if not self._parts and not self._thinking:
+            self._handle.update(self._waiting_bundle(why), raw=True)
 
     def add_thinking(self, text: str) -> None:
         """A thinking model's reasoning, shown dimmed until the answer starts."""

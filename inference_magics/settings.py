@@ -119,6 +119,13 @@ def _optional_text(var: str, raw: str) -> str | None:
 
 def _secret(var: str, raw: str) -> Secret | None:
     value = str(raw).strip()
+    # a key travels in an HTTP header: ASCII without spaces. A pasted curly quote or an invisible
+    # character would otherwise fail deep in the client; the message never shows the key
+    bad = next((i for i, c in enumerate(value) if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise ConfigError(f"{var} has a character an HTTP header cannot carry at position {bad + 1} of "
+                          f"{len(value)} (non-ASCII, a space or a control character) — paste the key again "
+                          "from its console as plain text.")
     return Secret(value) if value else None
 
 
@@ -194,6 +201,9 @@ VARS: tuple[Var, ...] = (
         "Anthropic API endpoint; unset means the official one."),
     Var("anthropic_max_retries", ("ANTHROPIC_MAX_RETRIES",), 2, _count,
         "Retries (with backoff, honouring retry-after) for 429/529 and connection errors before a stream starts."),
+    Var("max_retry_wait_s", ("INFERENCE_MAX_RETRY_WAIT_S",), 60, _count,
+        "Seconds a cell may spend waiting to retry a rate-limited or busy server, in total; a server asking "
+        "for a longer wait gets one line saying when to try again (0: never wait)."),
     Var("openai_base_url", ("OPENAI_BASE_URL",), "http://localhost:8080/v1", _url,
         "An OpenAI-compatible server (llama-server, vLLM, LM Studio, Ollama's /v1). Private prompts go there "
         "only when it is on this machine (a loopback address)."),
@@ -253,6 +263,7 @@ class Settings:
     anthropic_timeout: int = 60000
     anthropic_base_url: str | None = None
     anthropic_max_retries: int = 2
+    max_retry_wait_s: int = 60
     openai_base_url: str = "http://localhost:8080/v1"
     openai_api_key: Secret | None = None
     openai_default_model: str | None = None

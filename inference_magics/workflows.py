@@ -6,10 +6,13 @@
 """
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import api, routing, telemetry
 from .backends import REGISTRY
@@ -33,6 +36,33 @@ One fenced diff or code block fixing the most important problems."""
 LENGTHS = {"short": "in two or three sentences", "medium": "in about one paragraph of 5-8 sentences",
            "long": "thoroughly, in several paragraphs"}
 SHAPES = {"bullets": "as a bulleted list of the key points", "paragraph": "as flowing prose"}
+
+
+MAX_FILE_BYTES = 5_000_000  # --file: about 1.2 M tokens, far more than any model reads in one go
+
+
+def read_input_file(path: str) -> str:
+    """The text of a --file: a regular file of at most MAX_FILE_BYTES (read with that bound, so a
+    device, a FIFO or a file still growing can never exhaust memory or hang the cell)."""
+    where = Path(path).expanduser()
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer would block; the check below refuses it anyway
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"cannot read --file {path!r}: {exc.strerror} — check the path.") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
+            raise ConfigError(f"--file {path!r} is {kind}, not a regular file — give the path of a text file.")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"--file {path!r} is larger than {MAX_FILE_BYTES / 1e6:g} MB, the limit for one cell — "
+                          "split it, or pass the part you need with --var.")
+    return data.decode("utf-8", errors="replace")
 
 
 def numbered(code: str) -> str:
@@ -90,12 +120,19 @@ def summarize_stream(text: str, *, length="medium", shape="bullets", model=None,
     budget = int(context_tokens(route.backend, settings_module.load()) * 0.6) * CHARS_PER_TOKEN
     parts = _chunk(text, budget)
     chunks = len(parts)
+    notices = []
     trace = telemetry.begin("summarize", chunks=chunks)  # every step (chunk, merge, final) is its child
     try:
         for _ in range(4):  # each round shrinks the text; four rounds cover any document we can hold
             if len(parts) == 1:
                 break
             partials = _map(parts, choice=choice, progress=progress, trace=trace, **options)
+            empty = [i for i, partial in enumerate(partials) if not partial.strip()]
+            if empty:  # said plainly; the part's opening lines stand in, so the merge still covers it
+                notices.append(f"the model returned an empty summary for {len(empty)} of {len(parts)} parts "
+                               f"(part {', '.join(str(i + 1) for i in empty)}); their opening lines stand in for "
+                               "them.")
+                partials = [_opening(parts[i]) if i in empty else partial for i, partial in enumerate(partials)]
             parts = _chunk("\n\n".join(f"Part {i}:\n{p}" for i, p in enumerate(partials, 1)), budget)
             instruction = (_instruction(length, shape) + f" The text is {len(partials)} partial summaries of one "
                            "long document, in order; merge them.")
@@ -103,7 +140,16 @@ def summarize_stream(text: str, *, length="medium", shape="bullets", model=None,
     finally:
         trace.end()  # the final step's span (it streams later) still names this one as its parent
     running.chunks = chunks
+    running.result.notices.extend(notices)
     return running
+
+
+def _opening(text: str, limit: int = 600) -> str:
+    """The first sentences of a text, up to `limit` characters: what stands in for a part the
+    model gave no summary of."""
+    head = " ".join(text.split())[:limit]
+    cut = head.rfind(". ")
+    return head[:cut + 1] if cut > limit // 3 else head
 
 
 def _map(chunks: list[str], *, choice: dict, progress, trace=telemetry.OFF, **options) -> list[str]:

@@ -8,10 +8,11 @@ import time
 import warnings
 from typing import Iterator
 
-from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, ConfigError, InferenceError,
-                      ModelNotFound, RateLimited)
+from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, ConfigError, Incomplete,
+                      InferenceError, ModelNotFound, RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage
+from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage, Waiting
+from .retry import RetryBudget
 
 DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens; this suits an answer in a cell
 OFFICIAL_URL = "https://api.anthropic.com"
@@ -35,7 +36,7 @@ class AnthropicBackend:
     @classmethod
     def config_key(cls, settings) -> tuple:
         return (settings.anthropic_api_key, settings.anthropic_base_url, settings.anthropic_timeout,
-                settings.anthropic_max_retries)
+                settings.anthropic_max_retries, settings.max_retry_wait_s)
 
     def __init__(self, settings):
         self._key = settings.anthropic_api_key
@@ -43,6 +44,7 @@ class AnthropicBackend:
         self._base_url = settings.anthropic_base_url
         self._timeout_ms = settings.anthropic_timeout
         self._retries = settings.anthropic_max_retries
+        self._max_wait_s = settings.max_retry_wait_s
         self._client = None
         self._models: list | None = None  # the API's model list, read once per kernel
         self._models_failed_at = float("-inf")  # don't re-dial an unreachable API on every cell
@@ -56,8 +58,9 @@ class AnthropicBackend:
                 import anthropic
                 import httpx2
 
+                # no SDK retries: it would honour any retry-after (a day, even); ours are capped in total
                 self._client = anthropic.Anthropic(
-                    api_key=self._key.get(), base_url=self._base_url, max_retries=self._retries,
+                    api_key=self._key.get(), base_url=self._base_url, max_retries=0,
                     timeout=httpx2.Timeout(self._timeout_ms / 1000, connect=CONNECT_TIMEOUT_S))
             return self._client
 
@@ -68,7 +71,7 @@ class AnthropicBackend:
             if time.monotonic() - self._models_failed_at < 60:
                 raise BackendUnavailable("the Anthropic model list could not be read a moment ago.")
             try:
-                self._models = list(client.models.list(limit=100))
+                self._models = self._retrying(lambda: list(client.models.list(limit=100)))
             except Exception as exc:  # any SDK or transport failure: classified below
                 self._models_failed_at = time.monotonic()
                 raise self._translate(exc, "") from None
@@ -134,24 +137,76 @@ class AnthropicBackend:
         _mark_cacheable(call, request.stable_prefix_chars)
         if request.temperature is not None:  # SDK 1.0 removed the keyword; the API still takes the field
             call["extra_body"] = {"temperature": request.temperature}
-        try:
-            if not request.stream:
-                message = client.messages.create(**call)
-                yield TextDelta("".join(b.text for b in message.content if b.type == "text"))
+        # retries are ours, not the SDK's: the wait is capped in total and the cell says why
+        budget = RetryBudget(self._retries, self._max_wait_s)
+        while True:
+            started = False
+            try:
+                if not request.stream:
+                    message = client.messages.create(**call)
+                    yield TextDelta("".join(b.text for b in message.content if b.type == "text"))
+                    yield _done(message)
+                    return
+                finished = False
+                with client.messages.stream(**call) as events:
+                    for event in events:
+                        started = True
+                        if event.type == "text":
+                            yield TextDelta(_checked_text(event.text))
+                        elif event.type == "thinking":
+                            yield ThinkingDelta(_checked_text(event.thinking))
+                        elif event.type == "message_stop":
+                            finished = True
+                    message = events.get_final_message()
+                if not finished:
+                    raise Incomplete("incomplete: the stream ended before Claude finished (no message_stop) — the "
+                                     "partial answer is kept; run the cell again.")
                 yield _done(message)
                 return
-            with client.messages.stream(**call) as events:
-                for event in events:
-                    if event.type == "text":
-                        yield TextDelta(event.text)
-                    elif event.type == "thinking":
-                        yield ThinkingDelta(event.thinking)
-                message = events.get_final_message()
-            yield _done(message)
-        except InferenceError:
-            raise
-        except Exception as exc:  # SDK and transport errors, classified by data, not class
-            raise self._translate(exc, request.model) from None
+            except InferenceError:
+                raise
+            except Exception as exc:  # SDK and transport errors, classified by data, not class
+                why = None if started else self._retryable(exc)
+                if why is None:
+                    raise self._translate(exc, request.model) from None
+                wait, asked = budget.next_wait(getattr(getattr(exc, "response", None), "headers", None))
+                if wait is None:
+                    raise self._translate(exc, request.model, budget.gave_up(asked)) from None
+                yield Waiting(f"{why}; retrying in {wait:.0f} s")
+                time.sleep(wait)
+
+    def _retrying(self, call, model: str = ""):
+        """call(), retried as the SDK would retry it, within the same capped budget (for the calls
+        that stream nothing: the model list and the Message Batches endpoints)."""
+        budget = RetryBudget(self._retries, self._max_wait_s)
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if self._retryable(exc) is None:
+                    raise
+                wait, asked = budget.next_wait(getattr(getattr(exc, "response", None), "headers", None))
+                if wait is None:
+                    raise self._translate(exc, model, budget.gave_up(asked)) from None
+                time.sleep(wait)
+
+    def _retryable(self, exc: Exception) -> str | None:
+        """Why this failure is worth a retry (as the SDK would retry it), or None."""
+        import anthropic
+
+        if isinstance(exc, anthropic.APIConnectionError):  # a timeout is one too
+            return "cannot reach Claude"
+        if not isinstance(exc, anthropic.APIStatusError) or exc.status_code == 200:
+            return None  # an `event: error` mid-stream is not retried (the SDK does not either)
+        should = exc.response.headers.get("x-should-retry")
+        status, kind = exc.status_code, _error_type(exc)
+        if should == "false" or (should != "true" and status not in (408, 409, 429) and status < 500):
+            return None
+        if status == 429 or kind == "rate_limit_error":
+            return "rate limited by Claude (429)"
+        if status == 529 or kind == "overloaded_error":
+            return "Claude is overloaded (529)"
+        return f"Claude answered HTTP {status}"
 
     def count_tokens(self, request: Request) -> int:
         """Input tokens of this request, from the API's token counter (POST /v1/messages/count_tokens; no generation)."""
@@ -179,8 +234,8 @@ class AnthropicBackend:
         """Send {custom_id: Request} as one Message Batch; returns the batch id."""
         client = self._sdk()
         try:
-            batch = client.messages.batches.create(
-                requests=[{"custom_id": key, "params": self._params(r)} for key, r in requests.items()])
+            batch = self._retrying(lambda: client.messages.batches.create(
+                requests=[{"custom_id": key, "params": self._params(r)} for key, r in requests.items()]))
         except Exception as exc:
             raise self._translate(exc, next(iter(requests.values())).model) from None
         return batch.id
@@ -188,7 +243,7 @@ class AnthropicBackend:
     def batch_status(self, batch_id: str) -> dict:
         client = self._sdk()
         try:
-            batch = client.messages.batches.retrieve(batch_id)
+            batch = self._retrying(lambda: client.messages.batches.retrieve(batch_id))
         except Exception as exc:
             raise self._translate(exc, "") from None
         counts = batch.request_counts
@@ -200,7 +255,7 @@ class AnthropicBackend:
         client = self._sdk()
         try:
             found = {}
-            for entry in client.messages.batches.results(batch_id):
+            for entry in self._retrying(lambda: client.messages.batches.results(batch_id)):
                 result = entry.result
                 if result.type == "succeeded":
                     text = "".join(b.text for b in result.message.content if b.type == "text")
@@ -214,9 +269,12 @@ class AnthropicBackend:
             raise self._translate(exc, "") from None
         return found
 
-    def _translate(self, exc: Exception, model: str) -> InferenceError:
+    def _translate(self, exc: Exception, model: str, gave_up: str | None = None) -> InferenceError:
         import anthropic
+        import httpx2
 
+        if isinstance(exc, InferenceError):  # already one line (e.g. the retry budget ran out)
+            return exc
         retries = f"after {self._retries} retries" if self._retries else "(retries are off)"
         if isinstance(exc, anthropic.APITimeoutError):
             return BackendError(f"Claude sent nothing for {self._timeout_ms} ms (ANTHROPIC_TIMEOUT) — run the cell "
@@ -227,12 +285,13 @@ class AnthropicBackend:
         if not isinstance(exc, anthropic.APIStatusError):
             # a 200 that is not an event stream (a web page, a proxy) surfaces from the SDK as a bare
             # AssertionError when it finds no message events
-            if isinstance(exc, (anthropic.APIResponseValidationError, AssertionError)):
-                return BackendError(f"the server at {self.url} sent a reply that is not the Anthropic API — "
-                                    "check ANTHROPIC_BASE_URL.")
             # e.g. the connection dying mid-body can escape the SDK as a raw transport error
-            return BackendError(f"the connection to the Anthropic API broke mid-answer ({type(exc).__name__}) — "
-                                "the partial answer is kept; run the cell again.")
+            if isinstance(exc, (httpx2.HTTPError, OSError)):
+                return BackendError(f"the connection to the Anthropic API broke mid-answer ({type(exc).__name__}) "
+                                    "— the partial answer is kept; run the cell again.")
+            # anything else is the SDK failing to read what it got: not the Messages API's events
+            return BackendError(f"the server at {self.url} sent a reply that is not the Anthropic API "
+                                f"({type(exc).__name__}) — check ANTHROPIC_BASE_URL; any partial answer is kept.")
         status, kind, text = exc.status_code, _error_type(exc), _error_message(exc)
         if isinstance(exc.body, str) and re.search(r"<html|<!doctype", exc.body, re.IGNORECASE) or (
                 status == 200 and kind is None and "<" in text):
@@ -254,11 +313,17 @@ class AnthropicBackend:
         if status == 413:
             return BackendError("the request is too large for the Anthropic API (413) — shorten the prompt.")
         if status == 429 or kind == "rate_limit_error":
+            if gave_up:
+                return RateLimited(f"Claude is rate limiting requests (429 rate_limit_error) and {gave_up}")
             return RateLimited(f"Anthropic's rate limit still applies {retries} (429 rate_limit_error) — wait a "
                                "minute and run the cell again.")
         if status == 529 or kind == "overloaded_error":
+            if gave_up:
+                return RateLimited(f"Claude is overloaded (529 overloaded_error) and {gave_up}")
             return RateLimited(f"Claude is overloaded {retries} (529 overloaded_error) — try again shortly or use "
                                "haiku.")
+        if status >= 500 and gave_up:
+            return BackendError(f"the Anthropic API failed (HTTP {status} {kind or ''}) and {gave_up}")
         if status >= 500:
             return BackendError(f"the Anthropic API failed (HTTP {status} {kind or ''}) {retries} — try again shortly.")
         return BackendError(f"the Anthropic API refused the request (HTTP {status} {kind or ''}: {text[:300]}) — "
@@ -284,6 +349,12 @@ def _mark_cacheable(call: dict, stable_prefix_chars: int) -> None:
         text = last["content"]
         messages[-1] = {**last, "content": [marked(text[:stable_prefix_chars]),
                                             {"type": "text", "text": text[stable_prefix_chars:]}]}
+
+def _checked_text(text) -> str:
+    if not isinstance(text, str):
+        raise BackendError(f"Claude's stream carried {type(text).__name__} where text belongs — not the Anthropic "
+                           "API; check ANTHROPIC_BASE_URL. Any partial answer is kept.")
+    return text
 
 
 def _done(message) -> Done:

@@ -51,7 +51,13 @@ class Notice:
     text: str
 
 
-Event = TextDelta | ThinkingDelta | Notice | Done
+@dataclass(frozen=True)
+class Waiting:
+    """Why nothing is arriving yet (a retry backoff): shown live in the cell, not kept."""
+    text: str
+
+
+Event = TextDelta | ThinkingDelta | Notice | Waiting | Done
 
 
 @dataclass(frozen=True)

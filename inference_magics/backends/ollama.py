@@ -60,12 +60,18 @@ class OllamaBackend:
                 return
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
             raise self._translate(exc, request.model) from None
+        except InferenceError:
+            raise
+        except Exception as exc:  # the client parses each line itself: a valid JSON line of the wrong shape
+            # ([1,2,3], null, {"error": 5}) fails inside it with whatever its code tripped on
+            raise self._not_ollama(type(exc).__name__) from None
         # a stream must end with done:true; anything else means the server went away
         raise BackendError(f"the Ollama stream from {self.url} ended without its final chunk — the partial answer "
                            "is kept; check the server log and run the cell again.")
 
-    @staticmethod
-    def _deltas(message) -> Iterator[Event]:
+    def _deltas(self, message) -> Iterator[Event]:
+        if message is None:
+            raise self._not_ollama("a chunk without its message")
         if message.thinking:
             yield ThinkingDelta(message.thinking)
         if message.content:
@@ -87,6 +93,8 @@ class OllamaBackend:
             return list(self._client.embed(model=model, input=texts).embeddings)
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
             raise self._translate(exc, model) from None
+        except Exception as exc:  # a reply of the wrong shape fails inside the client (e.g. a list, not an object)
+            raise self._not_ollama(type(exc).__name__) from None
 
     # --- errors -----------------------------------------------------------------------------
     def _translate(self, exc: Exception, model: str) -> InferenceError:
@@ -101,8 +109,7 @@ class OllamaBackend:
             return BackendError(f"the connection to Ollama at {url} broke mid-answer ({type(exc).__name__}) — the "
                                 "partial answer is kept; check the server and run the cell again.")
         if isinstance(exc, (json.JSONDecodeError, ValidationError)):
-            return BackendError(f"the server at {url} sent a reply that is not Ollama's protocol — check that "
-                                "OLLAMA_BASE_URL points at an Ollama server; any partial answer is kept.")
+            return self._not_ollama()
         error, status = str(exc.error), exc.status_code
         if status == -1:  # an {"error": ...} line after the stream had started
             return BackendError(f"Ollama failed mid-answer: {error} — the partial answer is kept; run the cell again "
@@ -124,6 +131,11 @@ class OllamaBackend:
             return ModelNotFound(f"Ollama says {error} — pick another model (see %models).")
         return BackendError(f"Ollama answered HTTP {status}: {error[:300]} — check the model name and options.")
 
+    def _not_ollama(self, what: str = "") -> BackendError:
+        return BackendError(f"the server at {self.url} sent a reply that is not Ollama's protocol"
+                            f"{f' ({what})' if what else ''} — check that OLLAMA_BASE_URL points at an Ollama server; "
+                            "any partial answer is kept.")
+
     def _installed_hint(self) -> str:
         try:
             names = [m.name for m in self.list_models()]
@@ -137,6 +149,8 @@ class OllamaBackend:
             listing = self._client.list()
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
             raise self._translate(exc, "") from None
+        except Exception as exc:  # a reply of the wrong shape fails inside the client
+            raise self._not_ollama(type(exc).__name__) from None
         models = []
         for m in listing.models:
             details = m.details

@@ -18,7 +18,8 @@ from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, In
                       RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
 from ..transport import client_options
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage
+from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage, Waiting
+from .retry import RetryBudget
 
 RETRIES = 2  # for 429 and 503 ("Loading model") before any output, with backoff
 
@@ -27,9 +28,10 @@ class OpenAIWire:
     """The OpenAI chat-completions / embeddings / models protocol against one base URL."""
 
     def __init__(self, base_url: str, *, api_key=None, timeout_ms: int, label: str, fix: str, key_var: str = "",
-                 url_var: str = "OPENAI_BASE_URL"):
+                 url_var: str = "OPENAI_BASE_URL", max_wait_s: float = 60):
         self.url = base_url.rstrip("/")
         self.label, self._fix, self._key_var, self._timeout_ms = label, fix, key_var, timeout_ms
+        self._max_wait_s = max_wait_s  # the total a request may wait to retry (INFERENCE_MAX_RETRY_WAIT_S)
         headers = {"Authorization": f"Bearer {api_key.get()}"} if api_key is not None else {}
         # on this machine: straight to the address (no proxy), and never redirected (transport.py)
         self._http = httpx.Client(base_url=self.url, headers=headers,
@@ -55,7 +57,13 @@ class OpenAIWire:
             body["response_format"] = {"type": "json_object"}
         body.update(extra_body or {})
         try:
-            with closing(self._send("POST", "/chat/completions", body, model)) as response:
+            response = None
+            for item in self._open("POST", "/chat/completions", body, model):
+                if isinstance(item, Waiting):
+                    yield item
+                else:
+                    response = item
+            with closing(response):
                 if request.stream:
                     yield from self._sse(response, model)
                 else:
@@ -65,17 +73,27 @@ class OpenAIWire:
 
     def _send(self, method: str, path: str, body: dict | None, model: str = ""):
         """Open a streamed response, retrying 429/503 before any output; raise on other errors."""
-        for attempt in range(RETRIES + 1):
+        return next(item for item in self._open(method, path, body, model) if not isinstance(item, Waiting))
+
+    def _open(self, method: str, path: str, body: dict | None, model: str = "") -> Iterator:
+        """Yields a Waiting line before each retry of a 429/503 (then sleeps), and last the open
+        response. The retries and their total wait are bounded (INFERENCE_MAX_RETRY_WAIT_S)."""
+        budget = RetryBudget(RETRIES, self._max_wait_s)
+        while True:
             response = self._http.send(self._http.build_request(method, path, json=body), stream=True)
             if response.status_code < 400:
-                return response
+                yield response
+                return
             text = response.read().decode("utf-8", "replace")
             response.close()
-            if response.status_code in (429, 503) and attempt < RETRIES:
-                time.sleep(_backoff(response, attempt))
-                continue
-            raise self._status_error(response.status_code, text, model)
-        raise AssertionError("unreachable")
+            if response.status_code not in (429, 503):
+                raise self._status_error(response.status_code, text, model)
+            wait, asked = budget.next_wait(response.headers)
+            if wait is None:
+                raise self._status_error(response.status_code, text, model, budget.gave_up(asked))
+            why = "rate limited by" if response.status_code == 429 else "busy (503):"
+            yield Waiting(f"{why} {self.label}; retrying in {wait:.0f} s")
+            time.sleep(wait)
 
     def _sse(self, response: httpx.Response, model: str) -> Iterator[Event]:
         stop, usage, speed, reported = None, Usage(), None, model
@@ -90,31 +108,46 @@ class OpenAIWire:
             if "error" in chunk:
                 raise BackendError(f"{self.label} failed mid-answer: {_error_text(chunk)} — the partial answer is "
                                    "kept; run the cell again.")
-            reported = chunk.get("model") or reported
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                if delta.get("reasoning_content"):
-                    yield ThinkingDelta(delta["reasoning_content"])
-                if delta.get("content"):
-                    yield TextDelta(delta["content"])
-                stop = choice.get("finish_reason") or stop
-            if chunk.get("usage"):
-                usage = Usage(chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
-            speed = (chunk.get("timings") or {}).get("predicted_per_second") or speed
+            for choice in self._choices(chunk):
+                yield from self._deltas(choice, "delta")
+                stop = _text(choice.get("finish_reason")) or stop
+            reported, usage, speed = _text(chunk.get("model")) or reported, _usage(chunk) or usage, _speed(chunk) or speed
         raise BackendError(f"the stream from {self.label} at {self.url} ended before [DONE] — the partial answer is "
                            "kept; check the server and run the cell again.")
 
     def _whole(self, raw: bytes, model: str) -> Iterator[Event]:
         reply = self._json(raw)
-        choice = (reply.get("choices") or [{}])[0]
-        message = choice.get("message") or {}
-        if message.get("reasoning_content"):
-            yield ThinkingDelta(message["reasoning_content"])
-        yield TextDelta(message.get("content") or "")
-        usage = reply.get("usage") or {}
-        yield Done(stop_reason=choice.get("finish_reason"), model=reply.get("model") or model,
-                   usage=Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0),
-                   server_tokens_per_s=(reply.get("timings") or {}).get("predicted_per_second"))
+        choice = next(iter(self._choices(reply)), {})
+        yield from self._deltas(choice, "message")
+        yield Done(stop_reason=_text(choice.get("finish_reason")), model=_text(reply.get("model")) or model,
+                   usage=_usage(reply) or Usage(), server_tokens_per_s=_speed(reply))
+
+    # what carries the answer must have the protocol's shape (else one line, partial kept);
+    # metadata of the wrong type (model, finish_reason, usage, timings) is ignored
+    def _choices(self, chunk: dict) -> list[dict]:
+        choices = chunk.get("choices")
+        if choices is None:
+            return []
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            raise self._not_openai(f"its choices are {_kind(choices)}, not a list of objects")
+        return choices
+
+    def _deltas(self, choice: dict, key: str) -> Iterator[Event]:
+        delta = choice.get(key)
+        if delta is None:
+            return
+        if not isinstance(delta, dict):
+            raise self._not_openai(f"a choice's {key} is {_kind(delta)}")
+        for field, event in (("reasoning_content", ThinkingDelta), ("content", TextDelta)):
+            value = delta.get(field)
+            if value is not None and not isinstance(value, str):
+                raise self._not_openai(f"{field} is {_kind(value)}, not text")
+            if value:
+                yield event(value)
+
+    def _not_openai(self, what: str) -> BackendError:
+        return BackendError(f"{self.label} at {self.url} sent a reply that is not the OpenAI API ({what}) — check "
+                            "the URL; any partial answer is kept.")
 
     # --- models and embeddings ---------------------------------------------------------------
     def model_ids(self) -> list[str]:
@@ -123,7 +156,10 @@ class OpenAIWire:
                 listing = self._json(response.read())
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
-        return [m.get("id", "") for m in listing.get("data") or ()]
+        models = listing.get("data") or []
+        if not isinstance(models, list):
+            raise self._not_openai(f"its model list is {_kind(models)}")
+        return [m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
     def embed(self, texts: list[str], model: str) -> list[list[float]]:
         try:
@@ -131,7 +167,12 @@ class OpenAIWire:
                 reply = self._json(response.read())
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
-        return [item["embedding"] for item in sorted(reply.get("data") or (), key=lambda d: d.get("index", 0))]
+        items = reply.get("data") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("embedding"), list)
+                                                  for i in items):
+            raise self._not_openai("its embeddings are not a list of {\"embedding\": [...]} objects")
+        items = sorted(items, key=lambda i: i["index"] if isinstance(i.get("index"), int) else 0)
+        return [item["embedding"] for item in items]
 
     def ping(self) -> float:
         """Seconds for a model listing; raises InferenceError when the server is not usable."""
@@ -159,7 +200,7 @@ class OpenAIWire:
         return BackendError(f"the connection to {self.label} at {self.url} broke mid-answer ({type(exc).__name__}) — "
                             "the partial answer is kept; run the cell again.")
 
-    def _status_error(self, status: int, text: str, model: str) -> InferenceError:
+    def _status_error(self, status: int, text: str, model: str, gave_up: str = "") -> InferenceError:
         detail = _error_text(text)
         if "<html" in text.lower() or "<!doctype" in text.lower():
             return BackendError(f"the server at {self.url} answered HTTP {status} with a web page, not an "
@@ -169,11 +210,10 @@ class OpenAIWire:
         if status == 404 and "model" in detail.lower():
             return ModelNotFound(f"{self.label} has no model {model!r} ({detail}) — see %models for what it serves.")
         if status == 429:
-            return RateLimited(f"{self.label} is rate limiting requests (429) after {RETRIES} retries — wait and "
-                               "run the cell again.")
+            return RateLimited(f"{self.label} is rate limiting requests (429) and {gave_up}")
         if status == 503:
-            return RateLimited(f"{self.label} is not ready ({detail}, 503) after {RETRIES} retries — it may still "
-                               "be loading its model; run the cell again in a moment.")
+            return RateLimited(f"{self.label} is not ready ({detail}, 503; it may still be loading its model) and "
+                               f"{gave_up}")
         if status == 501:
             return BackendError(f"{self.label} does not support this ({detail}) — for embeddings, start it with "
                                 "--embeddings or use another backend.")
@@ -192,11 +232,30 @@ def _error_text(payload) -> str:
     return str(error)
 
 
-def _backoff(response: httpx.Response, attempt: int) -> float:
-    try:
-        return min(float(response.headers.get("retry-after", "")), 8.0)
-    except ValueError:
-        return min(0.5 * 2 ** attempt, 8.0)
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _count_of(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _usage(reply: dict) -> Usage | None:
+    usage = reply.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return Usage(_count_of(usage.get("prompt_tokens")), _count_of(usage.get("completion_tokens")))
+
+
+def _speed(reply: dict) -> float | None:
+    timings = reply.get("timings")
+    speed = timings.get("predicted_per_second") if isinstance(timings, dict) else None
+    return float(speed) if isinstance(speed, (int, float)) and not isinstance(speed, bool) and speed > 0 else None
 
 
 class OpenAIBackend:
@@ -206,12 +265,13 @@ class OpenAIBackend:
 
     @classmethod
     def config_key(cls, settings) -> tuple:
-        return (settings.openai_base_url, settings.openai_api_key, settings.openai_timeout)
+        return (settings.openai_base_url, settings.openai_api_key, settings.openai_timeout, settings.max_retry_wait_s)
 
     def __init__(self, settings):
         self.wire = OpenAIWire(settings.openai_base_url, api_key=settings.openai_api_key,
                                timeout_ms=settings.openai_timeout, label="the OpenAI-compatible server",
-                               fix="start it, or set OPENAI_BASE_URL to where it runs.", key_var="OPENAI_API_KEY")
+                               fix="start it, or set OPENAI_BASE_URL to where it runs.", key_var="OPENAI_API_KEY",
+                               max_wait_s=settings.max_retry_wait_s)
         self._default: str | None = None
 
     def _model(self, model: str) -> str:

@@ -406,6 +406,9 @@ class AnthropicHandler(BaseHandler):
             return self.send_json(200, message([{"type": "text", "text": "".join(tokens)}],
                                                reason, len(tokens)))
 
+        if self.raw_stream("text/event-stream; charset=utf-8"):
+            return
+
         def write_stream():
             self.start_stream("text/event-stream; charset=utf-8", [("Cache-Control", "no-cache")])
 
@@ -431,7 +434,8 @@ class AnthropicHandler(BaseHandler):
             event("message_delta", {"type": "message_delta",
                                     "delta": {"stop_reason": reason, "stop_sequence": None},
                                     "usage": {"output_tokens": n}})   # cumulative
-            event("message_stop", {"type": "message_stop"})
+            if k["message_stop"]:   # off: the body ends cleanly but Claude never said it finished
+                event("message_stop", {"type": "message_stop"})
             self.finish_stream()
 
         self.run_stream(write_stream)
@@ -545,12 +549,13 @@ class AnthropicHandler(BaseHandler):
 
 
 class AnthropicPeer(Peer):
-    """Anthropic API on 127.0.0.1. Extra knobs: api_key, retry_after, models (entries or ids),
+    """Anthropic API on 127.0.0.1. Extra knobs: api_key, retry_after, message_stop (False: a stream
+    ends cleanly without it), models (entries or ids),
     aliases (alias -> id), fault_paths, batch_seconds (a Message Batch ends this long after
     creation), cancel_seconds (a canceled batch stays "canceling" this long).
     peer.batches: {id: Batch} of the Message Batches created (reset() clears them)."""
 
-    KNOBS = {**COMMON_KNOBS, "api_key": "sk-ant-peer-test-key", "retry_after": "0",
+    KNOBS = {**COMMON_KNOBS, "api_key": "sk-ant-peer-test-key", "retry_after": "0", "message_stop": True,
              "models": DEFAULT_MODELS, "aliases": DEFAULT_ALIASES, "fault_paths": ("/v1/messages",),
              "batch_seconds": 0.0, "cancel_seconds": 0.0}
     FAULTS = ("rate_limit", "overloaded", "server_error", "forbidden", "too_large",

@@ -24,6 +24,7 @@ COMMON_KNOBS = {
     "fault": None,            # fault name, see the peer's FAULTS
     "fault_after": 3,         # tokens written before a mid-stream fault
     "fail_times": None,       # the fault hits this many requests, then the peer heals
+    "raw_stream": None,       # bytes (or a list of byte chunks) served verbatim as a streaming reply's body
 }
 MID_STREAM_FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line")
 
@@ -385,6 +386,23 @@ class BaseHandler(BaseHTTPRequestHandler):
                 self.pause(self.knobs["token_delay"])
             write(tokens[i])
         return len(tokens), None
+
+    def raw_stream(self, ctype):
+        """Serve the raw_stream knob as the body of a 200 stream, exactly as given (each list item
+        is one HTTP chunk), then end the body cleanly. True when the knob was set."""
+        raw = self.knobs["raw_stream"]
+        if raw is None:
+            return False
+
+        def body():
+            self.start_stream(ctype)
+            for piece in [raw] if isinstance(raw, (bytes, str)) else raw:
+                if piece:   # an empty chunk would end the body early
+                    self.write_chunk(piece)
+            self.finish_stream()
+
+        self.run_stream(body)
+        return True
 
     def finish_stream(self):
         """Count the stream as completed, then write the terminating chunk: the count is

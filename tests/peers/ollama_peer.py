@@ -328,6 +328,9 @@ class OllamaHandler(BaseHandler):
                 whole["message"]["thinking"] = k["thinking"]
             return self.send_json(200, whole)
 
+        if self.raw_stream("application/x-ndjson"):
+            return
+
         def write_stream():   # stream: absent/null means true on the server
             self.start_stream("application/x-ndjson")
             line = lambda o: self.write_chunk(self.dumps(o) + "\n")

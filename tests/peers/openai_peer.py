@@ -182,6 +182,9 @@ class OpenAIHandler(BaseHandler):
                     "model": model, "system_fingerprint": FINGERPRINT,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
+        if self.raw_stream("text/event-stream"):
+            return
+
         def write_stream():
             self.start_stream("text/event-stream", [("Cache-Control", "no-cache")])
             send = lambda obj: self.write_chunk(f"data: {self.dumps(obj)}\n\n")
