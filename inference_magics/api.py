@@ -315,7 +315,8 @@ class Stream:
         result = self._result
         result.stop_reason = done.stop_reason if isinstance(done.stop_reason, str) else None
         result.usage = Usage(*(n if isinstance(n, int) and 0 <= n < MAX_TOKEN_COUNT else 0
-                               for n in (done.usage.input_tokens, done.usage.output_tokens)))
+                               for n in (done.usage.input_tokens, done.usage.output_tokens,
+                                         done.usage.cache_creation_input_tokens, done.usage.cache_read_input_tokens)))
         if isinstance(done.model, str) and done.model:
             result.model = done.model
         note = getattr(backend, "deprecation", None)

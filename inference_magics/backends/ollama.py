@@ -93,6 +93,8 @@ class OllamaBackend:
             return list(self._client.embed(model=model, input=texts).embeddings)
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
             raise self._translate(exc, model) from None
+        except InferenceError:  # ours already (a refused redirect): one line as it is
+            raise
         except Exception as exc:  # a reply of the wrong shape fails inside the client (e.g. a list, not an object)
             raise self._not_ollama(type(exc).__name__) from None
 
@@ -149,6 +151,8 @@ class OllamaBackend:
             listing = self._client.list()
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
             raise self._translate(exc, "") from None
+        except InferenceError:  # ours already (a refused redirect): one line as it is
+            raise
         except Exception as exc:  # a reply of the wrong shape fails inside the client
             raise self._not_ollama(type(exc).__name__) from None
         models = []
