@@ -32,9 +32,11 @@ class Normalised:
     def __init__(self, original: str):
         self.original = original
         if original.isascii():  # the common case: nothing moves
-            self.text, self._norm_starts, self._orig_starts = original.lower(), [0], [0]
+            self.text = self.latin = original.lower()
+            self._norm_starts, self._orig_starts = [0], [0]
             return
         pieces: list[str] = []
+        latin: list[str] = []  # the same, with Cyrillic and Greek look-alikes as Latin letters
         norm_starts: list[int] = [0]
         orig_starts: list[int] = [0]
         length = 0
@@ -42,10 +44,12 @@ class Normalised:
         for run in _NON_ASCII.finditer(original):
             if run.start() > last:
                 pieces.append(original[last:run.start()].lower())
+                latin.append(pieces[-1])
                 length += run.start() - last
             chunk = _fold_run(run.group(0))
             if chunk is not None:  # same length: nothing moves
                 pieces.append(chunk)
+                latin.append(chunk.translate(_CONFUSABLES))
                 length += len(chunk)
             else:
                 for offset, ch in enumerate(run.group(0)):
@@ -53,12 +57,14 @@ class Normalised:
                     orig_starts.append(run.start() + offset)
                     folded = _fold_char(ch)
                     pieces.append(folded)
+                    latin.append(folded.translate(_CONFUSABLES))
                     length += len(folded)
             norm_starts.append(length)
             orig_starts.append(run.end())
             last = run.end()
         pieces.append(original[last:].lower())
-        self.text = "".join(pieces)
+        latin.append(pieces[-1])
+        self.text, self.latin = "".join(pieces), "".join(latin)
         self._norm_starts, self._orig_starts = norm_starts, orig_starts
 
     def position(self, index: int) -> int:
@@ -82,134 +88,205 @@ def _fold_run(run: str) -> str | None:
 
 
 # --- the phrases -----------------------------------------------------------------------------------
-# Latin-script phrases, written plainly; `_latin` turns each into a pattern that accepts digits for
-# letters (c0nfidential, pr1vate) and any run of spaces, hyphens or underscores between words.
-_LEET = {"a": "[a4@]", "e": "[e3€]", "i": "[i1!|l]", "l": "[l1|i]", "o": "[o0]", "s": "[s5$]", "t": "[t7]", "g": "[g9]",
-         "b": "[b8]"}
-
-LATIN = [
+# Latin-script phrases as (trigger, pattern). The scan folds the text (lower case, digits and look-alike
+# symbols to letters: c0nfidential -> confidentiai, l -> i) and runs a pattern only around its trigger
+# word, so a megabyte costs one pass to list the words plus a little per trigger found. A trigger ending
+# in "*" is a prefix. Patterns are written plainly; `_compile` folds them the same way, lets `[ ]` be any
+# run of spaces, hyphens or underscores, and lets any non-ASCII letter stand for itself.
+_NEGATED = (r"(?:do[ ]?n'?t|do[ ]not|never|please[ ]don'?t|must[ ]not|should[ ]not|shouldn'?t|can'?t|cannot|may[ ]not|"
+            r"not[ ]to)[ ](?:be[ ])?(?:send|sent|share|shared|upload\w*|distribut\w*|forward\w*|disclos\w*|publish\w*|post|"
+            r"posted|leak\w*|circulat\w*|copy|copied|repost|reveal\w*|pass[ ](?:this|it)[ ]on|tell[ ]anyone)")
+LATIN: list[tuple[str, str]] = [
     # English
-    r"confidential\w*", r"proprietary", r"internal[ ]only", r"internal[ ]use[ ]only", r"for[ ]internal[ ]use",
-    r"ndas?", r"under[ ]nda", r"non[ ]?disclosure", r"personal[ ]data", r"personally[ ]identifiable",
-    r"(?:contains?|containing|with|includes?|including|has|have)[ ](?:some[ ])?(?:pii|phi|patient[ ]data|customer[ ]data|"
-    r"health[ ]data|medical[ ]records?|employee[ ]data|salary[ ]data)",
-    r"sensitive[ ](?:data|information|info|code|document\w*|material\w*|details|content|file\w*|customer\w*)",
-    r"trade[ ]secrets?", r"top[ ]secret", r"classified[ ](?:information|document\w*|material)", r"restricted[ ]distribution",
-    r"(?:do[ ]?n'?t|do[ ]not|never|please[ ]don'?t|must[ ]not|should[ ]not|shouldn'?t|can'?t|cannot|may[ ]not)[ ]"
-    r"(?:be[ ])?(?:send|sent|share|shared|upload\w*|distribut\w*|forward\w*|disclos\w*|publish\w*|post|posted|leak\w*|"
-    r"circulat\w*|copy|copied|repost|reveal\w*|pass[ ](?:this|it)[ ]on|tell[ ]anyone)",
-    r"not[ ]for[ ](?:distribution|publication|public[ ]\w+|external[ ]\w+|sharing|circulation|release)",
-    r"keep[ ](?:this|it|that|these|them|everything)[ ](?:secret|private|confidential|local|offline|between[ ]us|"
-    r"to[ ]yourself|on[ ](?:this|my|the)[ ]machine|internal|under[ ]wraps|quiet)",
-    r"(?:stay|stays|remain|remains|must[ ]stay|kept|be[ ]kept)[ ](?:local|on[ ](?:this|my|the)[ ]machine|on[ ]?prem\w*|"
-    r"offline|confidential|secret)",
-    r"(?:process|run|handle|answer|analy[sz]e|do|treat)[ ](?:this|it|that|these|them)?[ ]?(?:only[ ])?locally",
-    r"local[ ]only", r"on[ ]?prem(?:ise)?s?[ ]only", r"offline[ ]only", r"not[ ]leave[ ](?:this|my|the|our)[ ]"
-    r"(?:machine|computer|laptop|network|device|building|company|premises)",
-    r"privately", r"private[ ](?:and|&)[ ]confidential",
-    r"private[ ](?:data|information|info|notes?|documents?|conversation|matters?|messages?|details|records?|diary|"
-    r"journal|thoughts|emails?|correspondence|memo|files?|photos?|letters?|medical|health|financial|family|life)",
-    r"(?:this|it|that|these|which)[ ](?:is|are|was|stays|remains)[ ](?:strictly[ ]|very[ ]|highly[ ])?(?:private|secret|"
-    r"confidential|sensitive)", r"(?:it'?s|that'?s|this'?s)[ ](?:strictly[ ]|very[ ])?(?:private|secret)",
-    r"(?:strictly|highly)[ ](?:private|confidential|secret)", r"(?:for[ ]your|for[ ]my)[ ]eyes[ ]only", r"eyes[ ]only",
-    r"between[ ](?:you[ ]and[ ]me|us)", r"off[ ]the[ ]record", r"(?:under|subject[ ]to)[ ](?:an[ ])?(?:nda|embargo)",
-    r"embargoed", r"need[ ]to[ ]know[ ]basis",
+    ("confidential*", r"confidential\w*"), ("proprietary", r"proprietary"),
+    ("internal", r"internal[ ](?:use[ ])?only|for[ ]internal[ ]use"),
+    ("nda", r"nda"), ("ndas", r"ndas"), ("disclosure", r"non[ ]?disclosure"), ("nondisclosure", r"nondisclosure"),
+    ("personal", r"personal[ ]data"), ("personally", r"personally[ ]identifiable"),
+    ("pii", r"(?:contains?|containing|with|includes?|including|has|have)[ ](?:some[ ])?pii"),
+    ("phi", r"(?:contains?|containing|with|includes?|including|has|have)[ ](?:some[ ])?phi"),
+    ("data", r"(?:contains?|containing|includes?|including)[ ](?:our[ ]|some[ ])?(?:patient|customer|health|employee|"
+             r"salary|medical|client)[ ]data"),
+    ("records", r"medical[ ]records"),
+    ("sensitive", r"sensitive[ ](?:data|information|info|code|document\w*|material\w*|details|content|file\w*|customer\w*)"),
+    ("secret", r"trade[ ]secret|top[ ]secret|keep[ ](?:this|it|that|these|them|everything)[ ]secret|"
+               r"(?:this|it|that|these|which)[ ](?:is|are|was|stays|remains)[ ](?:strictly[ ]|very[ ]|highly[ ])?secret|"
+               r"(?:it'?s|that'?s|this'?s)[ ](?:strictly[ ]|very[ ])?secret|(?:strictly|highly)[ ]secret|"
+               r"(?:stay|stays|remain|remains|must[ ]stay|kept|be[ ]kept)[ ]secret"),
+    ("secrets", r"trade[ ]secrets"),
+    ("classified", r"classified[ ](?:information|document\w*|material)"),
+    ("distribution", r"restricted[ ]distribution|not[ ]for[ ](?:public[ ])?distribution"),
+    *((verb, _NEGATED) for verb in ("send", "sent", "share", "shared", "upload*", "distribut*", "forward*", "disclos*",
+                                     "publish*", "post", "posted", "leak*", "circulat*", "copy", "copied", "repost",
+                                     "reveal*", "pass", "tell")),
+    ("not", r"not[ ]for[ ](?:distribution|publication|public[ ]\w+|external[ ]\w+|sharing|circulation|release)"
+            r"|not[ ]leave[ ](?:this|my|the|our)[ ](?:machine|computer|laptop|network|device|building|company|premises)"),
+    ("keep", r"keep[ ](?:this|it|that|these|them|everything)[ ](?:private|confidential|local|offline|between[ ]us|"
+             r"to[ ]yourself|on[ ](?:this|my|the)[ ]machine|internal|under[ ]wraps|quiet)"),
+    ("local", r"(?:stay|stays|remain|remains|must[ ]stay|kept|be[ ]kept)[ ](?:local|on[ ](?:this|my|the)[ ]machine)|"
+              r"local[ ]only"),
+    ("machine", r"(?:stay|stays|remain|remains|must[ ]stay|kept|be[ ]kept|keep[ ]it)[ ]on[ ](?:this|my|the)[ ]machine"),
+    ("offline", r"(?:stay|stays|remain|remains|must[ ]stay|kept|be[ ]kept|keep[ ]it|keep[ ]this)[ ]offline|offline[ ]only"),
+    ("locally", r"(?:process|run|handle|answer|analy[sz]e|do|treat)[ ](?:this|it|that|these|them)?[ ]?(?:only[ ])?locally"),
+    ("prem*", r"on[ ]?prem(?:ise)?s?[ ]only|(?:stay|stays|remain|kept)[ ]on[ ]?prem\w*"),
+    ("privately", r"privately"),
+    ("private", r"private[ ](?:and|&)[ ]confidential|"
+                r"private[ ](?:data|information|info|notes?|documents?|conversation|matters?|messages?|details|records?|"
+                r"diary|journal|thoughts|emails?|correspondence|memo|files?|photos?|letters?|medical|health|financial|"
+                r"family|life)|"
+                r"(?:this|it|that|these|which)[ ](?:is|are|was|stays|remains)[ ](?:strictly[ ]|very[ ]|highly[ ])?private|"
+                r"(?:it'?s|that'?s|this'?s)[ ](?:strictly[ ]|very[ ])?private|(?:strictly|highly)[ ]private|"
+                r"keep[ ](?:this|it|that|these|them|everything)[ ]private"),
+    ("sensitive", r"(?:this|it|that|these|which)[ ](?:is|are|was)[ ](?:strictly[ ]|very[ ]|highly[ ])?(?:confidential|"
+                  r"sensitive)|(?:strictly|highly)[ ]confidential"),
+    ("eyes", r"eyes[ ]only"), ("between", r"between[ ](?:you[ ]and[ ]me|us)"), ("record", r"off[ ]the[ ]record"),
+    ("embargo", r"(?:under|subject[ ]to)[ ](?:an[ ])?embargo"), ("embargoed", r"embargoed"),
+    ("need", r"need[ ]to[ ]know[ ]basis"),
     # German
-    r"vertraulich\w*", r"geheimhaltung\w*", r"streng[ ]geheim", r"geheim[ ]?halten", r"(?:ist|sind|bleibt)[ ]geheim",
-    r"verschlusssache", r"nur[ ]f(?:ü|u|ue)r[ ]den[ ]internen[ ]gebrauch", r"nur[ ]intern", r"interne?[ ]verwendung",
-    r"nicht[ ](?:weitergeben|weiterleiten|teilen|versenden|hochladen|ver(?:ö|o|oe)ffentlichen|verbreiten|senden)",
-    r"personenbezogene\w*[ ]daten", r"betriebsgeheimnis\w*", r"gesch(?:ä|a|ae)ftsgeheimnis\w*",
-    r"(?:ist|sind)[ ](?:streng[ ])?privat", r"privatsache",
+    ("vertraulich*", r"vertraulich\w*"), ("geheimhaltung*", r"geheimhaltung\w*"),
+    ("geheim", r"streng[ ]geheim|geheim[ ]?halten|(?:ist|sind|bleibt)[ ]geheim"), ("geheimhalten", r"geheimhalten"),
+    ("verschlusssache", r"verschlusssache"), ("intern", r"nur[ ]intern"),
+    ("internen", r"nur[ ]f(?:.|u|ue)r[ ]den[ ]internen[ ]gebrauch"), ("verwendung", r"interne?[ ]verwendung"),
+    ("nicht", r"nicht[ ](?:weitergeben|weiterleiten|teilen|versenden|hochladen|ver(?:.|o|oe)ffentlichen|verbreiten|senden)"),
+    ("daten", r"personenbezogene\w*[ ]daten"), ("betriebsgeheimnis*", r"betriebsgeheimnis\w*"),
+    ("gesch*", r"gesch(?:.|a|ae)ftsgeheimnis\w*"), ("privat", r"(?:ist|sind)[ ](?:streng[ ])?privat"),
+    ("privatsache", r"privatsache"),
     # French
-    r"confidentiel\w*", r"confidentialit(?:é|e)", r"(?:à|a)[ ]usage[ ]interne", r"usage[ ]interne",
-    r"ne[ ](?:pas|jamais)[ ](?:partager|diffuser|divulguer|envoyer|transmettre|publier|communiquer)",
-    r"ne[ ](?:le[ ]|la[ ]|les[ ]|l')?(?:partagez|diffusez|divulguez|envoyez|transmettez|publiez)[ ](?:pas|jamais)",
-    r"donn(?:é|e)es[ ](?:personnelles|sensibles)", r"secret[ ](?:professionnel|d(?:é|e)fense|d'affaires|industriel)",
-    r"(?:c'est|ceci[ ]est|est)[ ](?:strictement[ ])?priv(?:é|e)e?", r"strictement[ ]priv(?:é|e)e?", r"garde[rz][ ](?:ça|ca|cela|ceci)[ ]secret",
+    ("confidentiel*", r"confidentiel\w*"), ("confidentialit*", r"confidentialit(?:.|e)"),
+    ("interne", r"(?:.|a)[ ]usage[ ]interne|usage[ ]interne"),
+    ("ne", r"ne[ ](?:pas|jamais)[ ](?:partager|diffuser|divulguer|envoyer|transmettre|publier|communiquer)|"
+           r"ne[ ](?:le[ ]|la[ ]|les[ ]|l')?(?:partagez|diffusez|divulguez|envoyez|transmettez|publiez)[ ](?:pas|jamais)"),
+    ("donn*", r"donn(?:.|e)es[ ](?:personnelles|sensibles)"),
+    ("secret", r"secret[ ](?:professionnel|d(?:.|e)fense|d'affaires|industriel)"),
+    ("priv*", r"(?:c'est|ceci[ ]est|est)[ ](?:strictement[ ])?priv(?:.|e)e?|strictement[ ]priv(?:.|e)e?"),
+    ("gardez", r"gardez[ ](?:.a|ca|cela|ceci)[ ]secret"), ("garder", r"garder[ ](?:.a|ca|cela|ceci)[ ]secret"),
     # Spanish
-    r"confidencial\w*", r"(?:de[ ]|para[ ])?uso[ ]interno", r"no[ ](?:compartir|distribuir|divulgar|enviar|difundir|publicar|"
-    r"reenviar|lo[ ]compartas|la[ ]compartas|compartas|difundas|env(?:í|i)es)",
-    r"datos[ ](?:personales|sensibles)", r"secreto[ ](?:comercial|profesional|industrial)", r"(?:es|son)[ ](?:privado|privada|secreto)",
-    r"mant(?:é|e)n(?:lo|gan|er)?[ ](?:esto[ ]|en[ ])?(?:en[ ])?secreto",
+    ("confidencial*", r"confidencial\w*"), ("interno", r"(?:de[ ]|para[ ])?uso[ ]interno"),
+    ("no", r"no[ ](?:compartir|distribuir|divulgar|enviar|difundir|publicar|reenviar|lo[ ]compartas|la[ ]compartas|"
+           r"compartas|difundas|env(?:.|i)es)"),
+    ("datos", r"datos[ ](?:personales|sensibles)"), ("secreto", r"secreto[ ](?:comercial|profesional|industrial)|"
+                                                            r"(?:es|son)[ ]secreto|mant(?:.|e)n\w*[ ](?:esto[ ]|en[ ])?(?:en[ ])?secreto"),
+    ("privado", r"(?:es|son)[ ]privado"), ("privada", r"(?:es|son)[ ]privada"),
     # Italian
-    r"riservat\w*", r"confidenziale", r"(?:ad[ ]|per[ ])?uso[ ]interno", r"non[ ](?:condividere|divulgare|diffondere|inoltrare|"
-    r"inviare|pubblicare|distribuire)", r"dati[ ](?:personali|sensibili)", r"segreto[ ](?:aziendale|industriale|professionale)",
-    r"(?:è|e')[ ](?:privato|privata|segreto)",
+    ("riservat*", r"riservat\w*"), ("confidenziale", r"confidenziale"),
+    ("non", r"non[ ](?:condividere|divulgare|diffondere|inoltrare|inviare|pubblicare|distribuire)"),
+    ("dati", r"dati[ ](?:personali|sensibili)"), ("segreto", r"segreto[ ](?:aziendale|industriale|professionale)|"
+                                                          r"(?:.|e')[ ]segreto"),
+    ("privato", r"(?:.|e')[ ]privato"), ("privata", r"(?:.|e')[ ]privata"),
     # Portuguese
-    r"sigilos\w*", r"sigilo", r"n(?:ã|a)o[ ](?:compartilhe|compartilhar|divulgar|divulgue|enviar|envie|distribuir|partilhar|"
-    r"partilhe|repassar|repasse)", r"dados[ ](?:pessoais|sens(?:í|i)veis)", r"segredo[ ](?:comercial|industrial|profissional)",
-    r"(?:é|e)[ ](?:privado|privada|secreto)",
+    ("sigilo*", r"sigilo\w*"),
+    ("n", r"n(?:.|a)o[ ](?:compartilhe|compartilhar|divulgar|divulgue|enviar|envie|distribuir|partilhar|partilhe|"
+           r"repassar|repasse)"),
+    ("dados", r"dados[ ](?:pessoais|sens(?:.|i)veis)"), ("segredo", r"segredo[ ](?:comercial|industrial|profissional)"),
     # Dutch
-    r"vertrouwelijk\w*", r"geheimhouding\w*", r"(?:alleen[ ]voor[ ])?intern[ ]gebruik", r"niet[ ](?:delen|verspreiden|"
-    r"doorsturen|versturen|openbaar[ ]maken|publiceren|doorgeven)", r"persoonsgegevens", r"bedrijfsgeheim\w*",
-    r"(?:is|zijn)[ ](?:strikt[ ])?priv(?:é|e)",
+    ("vertrouwelijk*", r"vertrouwelijk\w*"), ("geheimhouding*", r"geheimhouding\w*"),
+    ("gebruik", r"(?:alleen[ ]voor[ ])?intern[ ]gebruik"),
+    ("niet", r"niet[ ](?:delen|verspreiden|doorsturen|versturen|openbaar[ ]maken|publiceren|doorgeven)"),
+    ("persoonsgegevens", r"persoonsgegevens"), ("bedrijfsgeheim*", r"bedrijfsgeheim\w*"),
+    ("priv*", r"(?:is|zijn)[ ](?:strikt[ ])?priv(?:.|e)"),
 ]
 # other scripts, as written (no case, no digits for letters); 秘密 alone is left out: 秘密鍵 is "private key"
 OTHER = [
     # Japanese
-    r"機密", r"社外秘", r"部外秘", r"極秘", r"内密", r"社内限定", r"内部限定", r"関係者外秘", r"非公開", r"口外禁止",
-    r"個人情報", r"共有しないで", r"送らないで", r"外部に(?:出|送|漏ら)さないで", r"他言無用", r"秘密に(?:して|しておいて)",
+    "機密", "社外秘", "部外秘", "極秘", "内密", "社内限定", "内部限定", "関係者外秘", "非公開", "口外禁止", "個人情報",
+    "共有しないで", "送らないで", "外部に出さないで", "外部に送らないで", "外部に漏らさないで", "他言無用", "秘密にして",
     # Chinese
-    r"机密", r"保密", r"绝密", r"機密", r"內部使用", r"内部使用", r"仅限内部", r"僅限內部", r"请勿外传", r"請勿外傳", r"勿外传",
-    r"不要(?:分享|外传|上传|发送|泄露)", r"不得外传", r"个人信息", r"個人資料", r"隐私", r"私密", r"商业秘密", r"商業秘密",
+    "机密", "保密", "绝密", "內部使用", "内部使用", "仅限内部", "僅限內部", "请勿外传", "請勿外傳", "勿外传", "不要分享",
+    "不要外传", "不要上传", "不要发送", "不要泄露", "不得外传", "个人信息", "個人資料", "隐私", "私密", "商业秘密", "商業秘密",
     # Korean
-    r"기밀", r"대외비", r"극비", r"내부용", r"내부[ ]?전용", r"공유하지[ ]?마", r"외부[ ]?유출[ ]?금지", r"개인[ ]?정보", r"비밀로",
-    # Russian
-    r"конфиденциальн\w*", r"секретн\w*", r"совершенно[ ]секретно", r"для[ ]служебного[ ]пользования",
-    r"не[ ](?:распространять|разглашать|передавать|пересылать|делиться|публиковать|отправлять)", r"персональн\w*[ ]данн\w*",
-    r"коммерческ\w*[ ]тайн\w*", r"строго[ ]между[ ]нами", r"только[ ]для[ ]внутреннего", r"(?:это[ ])?лично[ ]и[ ]конфиденциально",
+    "기밀", "대외비", "극비", "내부용", "내부 전용", "공유하지 마", "외부 유출 금지", "개인정보", "개인 정보", "비밀로",
+    # Russian (stems: конфиденциально, конфиденциальность ...)
+    "конфиденциальн", "секретн", "для служебного пользования", "не распространять", "не разглашать", "не передавать",
+    "не пересылать", "не делиться", "не публиковать", "не отправлять", "персональные данные", "персональных данных",
+    "коммерческая тайна", "коммерческую тайну", "строго между нами", "только для внутреннего", "лично и конфиденциально",
 ]
 
 
-def _latin(phrase: str) -> str:
-    out, i = [], 0
-    while i < len(phrase):
-        ch = phrase[i]
-        if ch == "\\" or ch == "[" or ch == "(" and phrase[i:i + 3] == "(?:":
-            # copy escapes, classes and group openers untouched
-            if ch == "\\":
-                out.append(phrase[i:i + 2])
-                i += 2
-                continue
-            if ch == "[":
-                close = phrase.index("]", i)
-                cls = phrase[i:close + 1]
-                i = close + 1
-                if cls == "[ ]" and phrase[i:i + 1] == "?":
-                    out.append(r"[\s_\-.]{0,3}")
-                    i += 1
-                else:
-                    out.append(r"[\s_\-.]{1,3}" if cls == "[ ]" else cls)
-                continue
-            out.append("(?:")
-            i += 3
-            continue
-        if ch == "'":
-            out.append("'?")
-        else:
-            out.append(_LEET.get(ch, ch))
-        i += 1
-    return "".join(out)
+# the text's fold: lower case, digits and symbols that stand in for letters, and "l" (which "1" also
+# stands for) to "i"; one byte per character, so positions stay put
+_FOLD = bytes(range(256)).lower().translate(bytes.maketrans(b"0134578@$l", b"oieastbasi"))
+_WORDS = bytes((b if 0x61 <= b <= 0x7A else 0x20) for b in _FOLD)  # letters stay, the rest is a space
 
 
-_LATIN_RE = re.compile(r"(?<![^\W\d_])(?:" + "|".join(_latin(p) for p in LATIN) + r")(?![^\W\d_])")
-_OTHER_RE = re.compile("|".join(p.replace("[ ]", r"\s{0,2}") for p in OTHER))
+def _fold_pattern(pattern: str) -> str:
+    """Fold a plain pattern like the text: "l" -> "i", `[ ]` -> runs of spaces, hyphens or underscores,
+    any non-ASCII letter -> any one character (the folded text holds "?" there)."""
+    pattern = pattern.replace("[ ]?", r"[\s_\-.]{0,3}").replace("[ ]", r"[\s_\-.]{1,3}").replace("l", "i")
+    return "".join(ch if ch.isascii() else "." for ch in pattern)
+
+
+_TRIGGERS: dict[str, list[re.Pattern]] = {}
+for _trigger, _pattern in LATIN:
+    _TRIGGERS.setdefault(_fold_pattern(_trigger), []).append(
+        re.compile(rb"(?<![a-z])(?:" + _fold_pattern(_pattern).encode() + rb")(?![a-z])"))
+_TRIGGERS = {k.encode(): v for k, v in _TRIGGERS.items()}
+_EXACT = frozenset(t for t in _TRIGGERS if not t.endswith(b"*"))
+_PREFIXES = tuple(t[:-1] for t in _TRIGGERS if t.endswith(b"*"))
+_OTHER = tuple(OTHER)
 _HAS_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def folded(text: str) -> bytes:
+    """`text` folded (lower case, look-alike digits and symbols as letters), one byte per character."""
+    return text.encode("ascii", "replace").translate(_FOLD)
+
+
+def fold_word(word: str) -> bytes:
+    return word.encode().translate(_FOLD)
+
+
+def words_of(fold: bytes) -> set[bytes]:
+    return set(fold.translate(_WORDS).split())
+
+
+_last: tuple[str, bytes, set[bytes]] | None = None
+
+
+def prepared(text: str) -> tuple[bytes, set[bytes]]:
+    """`text` folded, and the words in it: computed once for the secret scan and the phrase search of one
+    prompt (classify runs both on the same string)."""
+    global _last
+    last = _last
+    if last is not None and last[0] is text:
+        return last[1], last[2]
+    fold = folded(text)
+    words = words_of(fold)
+    _last = (text, fold, words)
+    return fold, words
 
 
 def find(text: str) -> tuple[int, int, str] | None:
     """The first phrase that marks `text` private: (start, end, the phrase as written), positions in `text`."""
     norm = Normalised(text)
-    hits = []
-    latin = _LATIN_RE.search(norm.text.translate(_CONFUSABLES))
-    if latin:
-        hits.append(latin.span())
+    if text.isascii():
+        fold, words = prepared(text)
+    else:
+        fold = folded(norm.latin)
+        words = words_of(fold)
+    best: tuple[int, int] | None = None
+    hits = [w for w in words if w in _EXACT or w.startswith(_PREFIXES)]
+    for word in hits:
+        keys = [word] if word in _EXACT else []
+        keys += [p + b"*" for p in _PREFIXES if word.startswith(p)]
+        exact = word in _EXACT
+        at = fold.find(word)
+        while at != -1 and (best is None or at - 60 < best[0]):
+            end = at + len(word)
+            # a whole word (or the start of one, for a stem): "not" in "another" is not looked at
+            if (at == 0 or not 0x61 <= fold[at - 1] <= 0x7A) and (
+                    not exact or end == len(fold) or not 0x61 <= fold[end] <= 0x7A):
+                lo, hi = max(at - 60, 0), min(end + 80, len(fold))
+                for key in keys:
+                    for pattern in _TRIGGERS[key]:
+                        match = pattern.search(fold, lo, hi)
+                        if match and (best is None or match.start() < best[0]):
+                            best = match.span()
+            at = fold.find(word, at + 1)
     if not norm.text.isascii() and _HAS_OTHER_SCRIPT.search(norm.text):
-        other = _OTHER_RE.search(norm.text)
-        if other:
-            hits.append(other.span())
-    if not hits:
+        for phrase in _OTHER:
+            at = norm.text.find(phrase)
+            if at != -1 and (best is None or at < best[0]):
+                best = (at, at + len(phrase))
+    if best is None:
         return None
-    start, end = min(hits)
-    start, end = norm.position(start), norm.position(end - 1) + 1
+    start, end = norm.position(best[0]), norm.position(best[1] - 1) + 1
     return start, end, text[start:end]

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from . import privacy_words
+
 
 @dataclass(frozen=True, order=True)
 class Span:
@@ -34,68 +36,22 @@ class Span:
 
 @dataclass(frozen=True)
 class Rule:
+    """A pattern, what it finds, and how the scan finds the few places worth running it.
+
+    Running 80 patterns over a whole megabyte costs seconds in Python's `re`, so each rule runs only
+    where it can match: around the words that must occur in a match (`words`), over runs of digits
+    (`digits`), on long tokens that start with its literal prefix (taken from the pattern itself), or
+    on long tokens that pass its `token_gate`. A rule with none of these runs over the whole text."""
     label: str
     pattern: re.Pattern
-    group: int | str = 0                               # the part of the match that is the secret
-    check: Callable[[re.Match], bool] | None = None    # an extra test (a checksum, not a placeholder...)
-
-
-# --- from detect-secrets ---------------------------------------------------------------------------
-# plugin class -> our label; plugins left out: the keyword and high-entropy ones (they flag prose and
-# hashes; our labelled rules replace them), the public-IP one (not a secret), and npm's (its
-# `\/\/.+\/:` backtracks quadratically on a long line with many `//`; our `_authToken` rule replaces it).
-_LIBRARY_LABELS = {
-    "ArtifactoryDetector": "an Artifactory credential",
-    "AWSKeyDetector": "an AWS access key",
-    "AzureStorageKeyDetector": "an Azure storage account key",
-    "BasicAuthDetector": "a URL with a password",
-    "CloudantDetector": "a Cloudant credential",
-    "DiscordBotTokenDetector": "a Discord bot token",
-    "GitHubTokenDetector": "a GitHub token",
-    "GitLabTokenDetector": "a GitLab token",
-    "IbmCloudIamDetector": "an IBM Cloud IAM key",
-    "IbmCosHmacDetector": "an IBM COS HMAC credential",
-    "JwtTokenDetector": "a JSON web token",
-    "MailchimpDetector": "a Mailchimp API key",
-    "OpenAIDetector": "an OpenAI API key",
-    "PrivateKeyDetector": "a private key",
-    "PypiTokenDetector": "a PyPI token",
-    "SendGridDetector": "a SendGrid API key",
-    "SlackDetector": "a Slack token",
-    "SoftlayerDetector": "a SoftLayer credential",
-    "SquareOAuthDetector": "a Square OAuth secret",
-    "StripeDetector": "a Stripe key",
-    "TelegramBotTokenDetector": "a Telegram bot token",
-    "TwilioKeyDetector": "a Twilio key",
-}
-_LIBRARY_SKIPPED = {"KeywordDetector", "Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector",
-                    "NpmDetector"}
-
-
-def _library_rules() -> list[Rule]:
-    """detect-secrets' plugin patterns. Imported here, at the first scan, never at %load_ext (~0.25 s)."""
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-
-    rules = []
-    for plugin in get_mapping_from_secret_type_to_class().values():
-        name = plugin.__name__
-        if name in _LIBRARY_SKIPPED or not hasattr(plugin, "denylist"):
-            continue
-        label = _LIBRARY_LABELS.get(name) or f"a {plugin.secret_type}"
-        check = _jwt_ok if name == "JwtTokenDetector" else None
-        if name == "BasicAuthDetector":
-            check = _url_password_ok
-        for pattern in plugin.denylist:
-            # the secret is the pattern's first group where it has one (e.g. the password of a URL)
-            rules.append(Rule(label, pattern, 1 if pattern.groups else 0, check))
-    return rules
-
-
-def _jwt_ok(match: re.Match) -> bool:
-    from detect_secrets.plugins.jwt import JwtTokenDetector
-
-    token = match.group(0)
-    return token.count(".") >= 2 and JwtTokenDetector.is_formally_valid(token)
+    group: int | str = 0                           # the part of the match that is the secret
+    check: Callable[[str], bool] | None = None     # an extra test on that part (a checksum, not a placeholder ...)
+    words: tuple[str, ...] = ()                    # lower-case words, one of which occurs in every match
+    literals: tuple[str, ...] = ()                 # or lower-case strings, one of which occurs in every match
+    digits: bool = False                           # every match is a run of digits with separators
+    token_gate: Callable[[str], bool] | None = None  # a long token worth trying
+    back: int = 0                                  # how far before an anchoring word a match may start
+    reach: int = 400                               # how far after it a match may end
 
 
 # --- small checks --------------------------------------------------------------------------------------
@@ -113,8 +69,8 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
-def _card(match: re.Match) -> bool:
-    raw = match.group(0)
+def _card(value: str) -> bool:
+    raw = value
     seps = {ch for ch in raw if not ch.isdigit()}
     if len(seps) > 1:
         return False  # one kind of separator: "4111 1111.1111-1111" is not how a card is written
@@ -129,8 +85,8 @@ def _card(match: re.Match) -> bool:
             or two in (50, 56, 57, 58, 63, 67))
 
 
-def _ssn(match: re.Match) -> bool:
-    digits = _digits(match.group("ssn"))
+def _ssn(value: str) -> bool:
+    digits = _digits(value)
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
@@ -146,30 +102,30 @@ _IBAN_LENGTHS = {
 }
 
 
-def _iban(match: re.Match) -> bool:
-    compact = re.sub(r"[\s\-]", "", match.group(0)).upper()
+def _iban(value: str) -> bool:
+    compact = re.sub(r"[\s\-]", "", value).upper()
     if _IBAN_LENGTHS.get(compact[:2]) != len(compact):
         return False
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
-def _french_nir(match: re.Match) -> bool:
-    digits = _digits(match.group(0))
+def _french_nir(value: str) -> bool:
+    digits = _digits(value)
     return len(digits) == 15 and 97 - int(digits[:13]) % 97 == int(digits[13:])
 
 
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 
 
-def _spanish_id(match: re.Match) -> bool:
-    raw = match.group(0).upper().replace("-", "")
+def _spanish_id(value: str) -> bool:
+    raw = value.upper().replace("-", "")
     number = raw[:-1].replace("X", "0").replace("Y", "1").replace("Z", "2")
     return number.isdigit() and _DNI_LETTERS[int(number) % 23] == raw[-1]
 
 
-def _cpf(match: re.Match) -> bool:
-    digits = [int(d) for d in _digits(match.group(0))]
+def _cpf(value: str) -> bool:
+    digits = [int(d) for d in _digits(value)]
     if len(set(digits)) == 1:
         return False
     for n in (9, 10):
@@ -179,7 +135,7 @@ def _cpf(match: re.Match) -> bool:
     return True
 
 
-def _aadhaar(match: re.Match) -> bool:  # Verhoeff check digit
+def _aadhaar(value: str) -> bool:  # Verhoeff check digit
     d = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5], [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
          [3, 4, 0, 1, 2, 8, 9, 5, 6, 7], [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
          [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3], [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
@@ -187,7 +143,7 @@ def _aadhaar(match: re.Match) -> bool:  # Verhoeff check digit
     p = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4], [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
          [8, 9, 1, 6, 0, 4, 3, 5, 2, 7], [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
          [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8]]
-    digits = _digits(match.group(0))
+    digits = _digits(value)
     if digits[0] in "01":
         return False
     c = 0
@@ -196,13 +152,13 @@ def _aadhaar(match: re.Match) -> bool:  # Verhoeff check digit
     return c == 0
 
 
-def _codice_fiscale(match: re.Match) -> bool:
-    code = match.group(0).upper()
+def _codice_fiscale(value: str) -> bool:
+    code = value.upper()
     odd = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23]
     total = 0
     for i, ch in enumerate(code[:15]):
-        value = int(ch) if ch.isdigit() else ord(ch) - 65
-        total += odd[value] if i % 2 == 0 else value
+        n = int(ch) if ch.isdigit() else ord(ch) - 65
+        total += odd[n] if i % 2 == 0 else n
     return chr(65 + total % 26) == code[15]
 
 
@@ -214,8 +170,12 @@ def _entropy(value: str) -> float:
 
 
 def _classes(value: str) -> int:
-    return sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
-                any(not c.isalnum() for c in value)))
+    """How many kinds of character: lower case, upper case, digits, others."""
+    return ((value != value.upper()) + (value != value.lower()) + (_A_DIGIT.search(value) is not None)
+            + (not value.isalnum()))
+
+
+_A_DIGIT = re.compile(r"\d")
 
 
 def _random_looking(value: str, minimum: int = 16) -> bool:
@@ -279,23 +239,20 @@ def _is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.match(value.strip())) or bool(_CODE_VALUE.match(value))
 
 
-# labels: the word that names a secret, in the languages people write them in. Matched
-# case-insensitively; `(?<![^\W\d_])` keeps "compass" or "monkey" from counting ("DB_PASS", "dbPass" do)
-_PASSWORD_WORDS = (r"pass(?:word|wd|wort|phrase|code|wrd)?s?|pwd|pw|psk|kennwort|mot[ _-]de[ _-]passe|mdp|"
+# labels: the word that names a secret, in the languages people write them in. Matched case-insensitively
+# at a place where one of the anchoring words below occurs; "compass" or "monkey" do not count (see _labelled)
+_PASSWORD_WORDS = (r"pass(?:word|wd|wort|phrase|code|wrd|e)?s?|pwd|pw|psk|kennwort|mot[ _-]de[ _-]passe|mdp|"
                    r"contrase(?:ñ|n)a|clave(?:[ _-]de[ _-]acceso)?|senha|wachtwoord|parola[ _-]d['’]ordine|"
-                   r"пароль|パスワード|密码|密碼|비밀번호|암호|pin(?:[ _-]?code)?|passcode")
+                   r"пароль|パスワード|密码|密碼|비밀번호|암호|pin(?:[ _-]?code)?")
 _SECRET_WORDS = (r"secret|token|api[ _-]?key|apikey|access[ _-]?key|private[ _-]?key|secret[ _-]?key|"
-                 r"client[ _-]?secret|auth(?:[ _-]?(?:key|token|code))?|credentials?|cred|key|sig|signature|"
-                 r"session[ _-]?(?:id|key|token|cookie)|cookie|bearer|webhook[ _-]?secret|signing[ _-]?secret|"
-                 r"sharedaccesskey|accountkey|geheimnis|schlüssel|cl[ée]|chiave|llave|chave|sleutel|ключ|токен")
+                 r"client[ _-]?secret|auth(?:[ _-]?(?:key|token|code))?|credentials?|creds?|key|sig|signature|"
+                 r"session[ _-]?(?:id|key|token|cookie)|cookie|webhook[ _-]?secret|signing[ _-]?secret|"
+                 r"geheimnis|schlüssel|cl[ée]|chiave|llave|chave|sleutel|jeton|ключ|токен")
 # what may follow the name inside one identifier (DB_PASSWORD_PROD, apiKeyValue); "_FILE", "_URL",
 # "_RESET", "_HASH" and the like name something else and are left out
 _SUFFIX = r"(?:[_\-.]?(?:id|value|val|str|string|b64|base64|hex|enc|plain|raw|prod|production|dev|test|live|main|\d{1,2}))?"
-_NAME_END = r"(?![\w])"
 _LABEL = re.compile(
-    rf"(?i)(?P<name>(?<![^\W\d_])(?:(?P<pw>{_PASSWORD_WORDS})|(?P<sec>{_SECRET_WORDS})){_SUFFIX}{_NAME_END}|"
-    rf"(?<=[a-z0-9_])(?:(?P<pw2>Pass(?:word|wd|phrase)?|PASS(?:WORD|WD|PHRASE)?)|(?P<sec2>Secret|Token|Key|Sig|"
-    rf"SECRET|TOKEN|KEY))(?-i:{_SUFFIX}){_NAME_END})"
+    rf"(?i)(?P<name>(?:(?P<pw>{_PASSWORD_WORDS})|(?P<sec>{_SECRET_WORDS})){_SUFFIX})(?![\w])"
     # the separator: = : => := ->, an optional closing quote or bracket before it, or words (is, ist, est ...),
     # or "for <something> is" ("the password for the staging db is ...")
     r"(?P<sep>['\"\]]{0,2}[ \t]{0,3}(?:=>|:=|->|::|[:=])[ \t]{0,3}|>|['\"][ \t]{0,3},[ \t]{0,3}(?=['\"])|"
@@ -305,15 +262,35 @@ _LABEL = re.compile(
     # loose: "the API key you asked for: X", "password X" (netrc); only a random-looking value counts then
     r"|(?P<loose>[^\n:=]{0,40}?:[ \t]{1,3}|[ \t]{1,3}))",
 )
+# the words that anchor a label (ASCII, lower case), and the non-ASCII ones looked for as they are
+# the stems a label starts with, folded as the text is; every place one occurs is tried
+_STEMS = tuple(privacy_words.fold_word(w) for w in (
+    "pass pw psk secret token key auth cred sig cookie session kennwort mdp contrase clave senha wachtwoord parola "
+    "pin geheimnis chiave llave chave sleutel jeton mot".split()))
+_STEM_ENDS = _STEMS + tuple(privacy_words.fold_word(w) for w in (
+    "password passwd passwort passphrase secret token tokens keys".split()))
+_LABEL_NON_ASCII = ("schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен")
+_NON_ASCII_GATES = {b"schi", b"ci", b"contrase"}
+_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+_LONG_CORES = ("password", "passwd", "passwort", "passphrase", "secret", "token", "apikey", "credential")
 _LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|also|in|on|at|to|for|and|or|of|"
                           r"ist|der|die|das|est|le|la|es|el|è|il|é|o|a|de|het|een)$")
 
 
-def _labelled(text: str) -> Iterable[Span]:
-    for match in _LABEL.finditer(text):
-        password = bool(match.group("pw") or match.group("pw2"))
+def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
+    for at in positions:
+        match = _LABEL.match(text, at)
+        if match is None:
+            continue
         name = match.group("name").lower()
-        found = _value_after(text, match.end(), phrase="phrase" in name or "satz" in name)
+        if at > 0 and text[at - 1].isalpha():
+            # inside a word: dbPass (camel case), SMTPPASS, adminpassword count; compass, monkey, bypass do not
+            before, first = text[at - 1], text[at]
+            if not ((before.islower() and first.isupper()) or (before.isupper() and first.isupper())
+                    or name.startswith(_LONG_CORES)):
+                continue
+        password = bool(match.group("pw"))
+        found = _value_after(text, match.end(), phrase="phrase" in name)
         if found is None:
             continue
         start, end, quoted = found
@@ -323,12 +300,10 @@ def _labelled(text: str) -> Iterable[Span]:
             if close == -1:
                 continue
             end, value = close, text[start:close]
-        if not value or _is_placeholder(value) or _LABEL_WORDS.match(value):
+        if not value or "\n" in value or _is_placeholder(value) or _LABEL_WORDS.match(value):
             continue
         if value.lower().replace("_", "").replace("-", "") in name.replace("_", "").replace("-", "").replace(" ", ""):
             continue  # password=password, token=token
-        if "\n" in value:
-            continue
         natural = not match.group("loose") and match.group("sep").strip()[:1].isalpha()
         if match.group("loose") is not None:  # only a token that looks generated, not a word, path or URL
             if (not _random_looking(value, 8 if password else 16) or " " in value or "://" in value
@@ -339,9 +314,9 @@ def _labelled(text: str) -> Iterable[Span]:
             continue  # "the password is stored as a salted hash"
         if password:
             plain = not quoted and re.fullmatch(r"[a-z_]+", value)
-            if len(value) < 4 or (plain and ("_" in value or match.group("sep").strip() in ("=", ":") and
-                                             match.group("sep") != match.group("sep").strip()
-                                             and re.search(r"[a-z]_|^[a-z]+$", value) and len(value) < 9)):
+            sep = match.group("sep")
+            if len(value) < 4 or (plain and ("_" in value or (sep.strip() in ("=", ":") and sep != sep.strip()
+                                                              and len(value) < 9))):
                 continue  # `password = pw`, `password=user_password`: a variable, not a value
             yield Span(start, end, "a password")
         elif _random_looking(value, 16 if name not in ("key", "sig", "cookie", "cred", "auth") else 20) or (
@@ -349,12 +324,136 @@ def _labelled(text: str) -> Iterable[Span]:
             yield Span(start, end, "a secret or token assignment")
 
 
+# --- from detect-secrets ---------------------------------------------------------------------------
+# plugin class -> our label. Left out: the keyword and high-entropy plugins (they flag prose and hashes;
+# our labelled rules replace them), the public-IP one (an address is no secret), and npm's (its
+# `\/\/.+\/:` backtracks quadratically on a long line with many `//`; our `_authToken` rule replaces it).
+_LIBRARY_LABELS = {
+    "ArtifactoryDetector": "an Artifactory credential",
+    "AWSKeyDetector": "an AWS access key",
+    "AzureStorageKeyDetector": "an Azure storage account key",
+    "BasicAuthDetector": "a URL with a password",
+    "CloudantDetector": "a Cloudant credential",
+    "DiscordBotTokenDetector": "a Discord bot token",
+    "GitHubTokenDetector": "a GitHub token",
+    "GitLabTokenDetector": "a GitLab token",
+    "IbmCloudIamDetector": "an IBM Cloud IAM key",
+    "IbmCosHmacDetector": "an IBM COS HMAC credential",
+    "JwtTokenDetector": "a JSON web token",
+    "MailchimpDetector": "a Mailchimp API key",
+    "OpenAIDetector": "an OpenAI API key",
+    "PrivateKeyDetector": "a private key",
+    "PypiTokenDetector": "a PyPI token",
+    "SendGridDetector": "a SendGrid API key",
+    "SlackDetector": "a Slack token",
+    "SoftlayerDetector": "a SoftLayer credential",
+    "SquareOAuthDetector": "a Square OAuth secret",
+    "StripeDetector": "a Stripe key",
+    "TelegramBotTokenDetector": "a Telegram bot token",
+    "TwilioKeyDetector": "a Twilio key",
+}
+_LIBRARY_SKIPPED = {"KeywordDetector", "Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector",
+                    "NpmDetector"}
+# where a plugin's patterns cannot be anchored on their own literal prefix: the words they need, or a gate
+_LIBRARY_ANCHORS: dict[str, dict] = {
+    "AWSKeyDetector": {"words": ("aws",), "reach": 120, "only_unprefixed": True},  # its key-id pattern has a prefix
+    "ArtifactoryDetector": {"token_gate": lambda t: t.startswith(("AKC", "AP"))},
+    "AzureStorageKeyDetector": {"words": ("accountkey",), "reach": 120},
+    "BasicAuthDetector": {"literals": ("://",), "back": 24, "reach": 300},
+    "CloudantDetector": {"words": ("cloudant",), "back": 80, "reach": 200},
+    "IbmCloudIamDetector": {"words": ("ibm", "iam"), "back": 40, "reach": 200},
+    "IbmCosHmacDetector": {"words": ("ibm", "cos", "hmac"), "back": 40, "reach": 200},
+    "SoftlayerDetector": {"words": ("softlayer", "sl"), "back": 40, "reach": 200},
+    "DiscordBotTokenDetector": {"token_gate": lambda t: t.count(".") == 2 and len(t) >= 59},
+    "MailchimpDetector": {"token_gate": lambda t: "-us" in t},
+    "TelegramBotTokenDetector": {"digits": True},
+    "PrivateKeyDetector": {"literals": ("begin ", "putty-user"), "reach": 60},
+}
+
+
+def _library_rules() -> list[Rule]:
+    """detect-secrets' plugin patterns. Imported here, at the first scan, never at %load_ext (~0.25 s)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+    rules = []
+    for plugin in get_mapping_from_secret_type_to_class().values():
+        name = plugin.__name__
+        if name in _LIBRARY_SKIPPED or not hasattr(plugin, "denylist"):
+            continue
+        label = _LIBRARY_LABELS.get(name) or f"a {plugin.secret_type}"
+        check = _jwt_ok if name == "JwtTokenDetector" else (_password_ok if name == "BasicAuthDetector" else None)
+        anchors = dict(_LIBRARY_ANCHORS.get(name, {}))
+        only_unprefixed = anchors.pop("only_unprefixed", False)
+        for pattern in plugin.denylist:
+            how = {} if only_unprefixed and _prefixes(pattern) else anchors
+            # the secret is the pattern's first group where it has one (e.g. the password of a URL)
+            rules.append(Rule(label, pattern, 1 if pattern.groups else 0, check, **how))
+    return rules
+
+
+def _jwt_ok(token: str) -> bool:
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+
+    return token.count(".") >= 2 and JwtTokenDetector.is_formally_valid(token)
+
+
+def _prefixes(pattern: re.Pattern) -> tuple[str, ...]:
+    """The literal strings one of which every match of `pattern` starts with (after a leading `\\b`),
+    when each is at least two characters long; () when there are none."""
+    try:
+        from re import _constants as c, _parser as parser  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as c
+        import sre_parse as parser
+
+    def walk(items) -> tuple[list[str], bool]:
+        out = [""]
+        for op, av in items:
+            if op is c.LITERAL:
+                out = [p + chr(av) for p in out]
+            elif op is c.AT and out == [""]:
+                continue
+            elif op is c.IN and all(o is c.LITERAL for o, _ in av) and len(av) * len(out) <= 32:
+                out = [p + chr(v) for p in out for _, v in av]
+            elif op is c.SUBPATTERN:
+                inner, complete = walk(av[-1])
+                out = [p + i for p in out for i in inner]
+                if not complete:
+                    return out, False
+            elif op is c.BRANCH:
+                alternatives = [walk(branch) for branch in av[1]]
+                out = [p + i for p in out for alt, _ in alternatives for i in alt]
+                return out, all(complete for _, complete in alternatives)
+            else:
+                return out, False
+        return out, True
+
+    try:
+        found, _ = walk(parser.parse(pattern.pattern, pattern.flags))
+    except Exception:  # a construct this walk does not know: run the pattern everywhere
+        return ()
+    if pattern.flags & re.IGNORECASE:
+        found = [f.lower() for f in found]
+    return tuple(found) if found and all(len(f) >= 2 for f in found) else ()
+
+
 # --- our own provider shapes and where a credential goes ---------------------------------------------------
+def _not_placeholder(value: str) -> bool:
+    return not _is_placeholder(value)
+
+
+def _password_ok(value: str) -> bool:
+    return not _is_placeholder(value) and not re.match(r"\d{1,5}(?:/|$)", value)
+
+
 _B64 = r"A-Za-z0-9+/"
+_HEADER_WORDS = ("authorization", "authorisation")
 _RULES: tuple[Rule, ...] = (
-    Rule("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----")),
-    Rule("a private key", re.compile(r"PuTTY-User-Key-File-\d: *[\w-]+")),
-    Rule("a private key", re.compile(r"Private-Lines: *\d+\s*\n?[" + _B64 + r"=\s]{20,}")),
+    Rule("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----"),
+         literals=("-----begin ",), reach=60),
+    Rule("a private key", re.compile(r"PuTTY-User-Key-File-\d: *[\w-]+"), literals=("putty-user",), reach=60),
+    Rule("a private key", re.compile(r"Private-Lines: *\d+\s*\n?[" + _B64 + r"=\s]{20,200}"), literals=("private-lines",),
+         reach=240),
     Rule("a private key", re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]{58}")),
     Rule("an Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{10,300}")),
     Rule("an API key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|or-v1-|live-)?[A-Za-z0-9_\-]{20,300}")),
@@ -372,13 +471,14 @@ _RULES: tuple[Rule, ...] = (
     Rule("a Stripe webhook secret", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{20,100}")),
     Rule("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,64}\b")),
     Rule("an npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    Rule("an npm token", re.compile(r":_(?:authToken|auth|password)\s*=\s*(?P<v>[^\s$]{8,300})"), "v"),
+    Rule("an npm token", re.compile(r"(?i):_(?:authToken|auth|password)\s*=\s*(?P<v>[^\s$]{8,300})"), "v",
+         literals=(":_auth", ":_password"), reach=320),
     Rule("a SendGrid API key", re.compile(r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,64}")),
-    Rule("a Mailchimp API key", re.compile(r"\b[0-9a-f]{32}-us\d{1,2}\b")),
+    Rule("a Mailchimp API key", re.compile(r"\b[0-9a-f]{32}-us\d{1,2}\b"), token_gate=lambda t: "-us" in t),
     Rule("a Twilio key", re.compile(r"\b(?:AC|SK)[0-9a-fA-F]{32}\b")),
-    Rule("a Telegram bot token", re.compile(r"\b\d{8,10}:AA[0-9A-Za-z_\-]{33}\b")),
+    Rule("a Telegram bot token", re.compile(r"\b\d{8,10}:AA[0-9A-Za-z_\-]{33}\b"), digits=True),
     Rule("a Discord bot token", re.compile(r"\b[A-Za-z0-9_\-]{24,28}\.[A-Za-z0-9_\-]{6,7}\.[A-Za-z0-9_\-]{27,40}\b"),
-         check=lambda m: _classes(m.group(0)) >= 3 and m.group(0)[0] in "MNO"),
+         check=lambda v: _classes(v) >= 3 and v[0] in "MNO", token_gate=lambda t: t.count(".") == 2),
     Rule("a PyPI token", re.compile(r"\bpypi-AgE[A-Za-z0-9_\-]{50,300}")),
     Rule("a Shopify token", re.compile(r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b")),
     Rule("a DigitalOcean token", re.compile(r"\bdo[opr]_v1_[a-f0-9]{64}\b")),
@@ -386,93 +486,105 @@ _RULES: tuple[Rule, ...] = (
                                   r"lin_api_[A-Za-z0-9]{30,50}|sbp_[a-f0-9]{40}|dp\.pt\.[A-Za-z0-9]{40,50}|"
                                   r"xai-[A-Za-z0-9]{40,90}|pplx-[A-Za-z0-9]{40,60}|nvapi-[A-Za-z0-9_\-]{50,80}|"
                                   r"glc_[A-Za-z0-9+/]{30,200}|ntn_[A-Za-z0-9]{40,60}|secret_[A-Za-z0-9]{43})\b")),
-    Rule("an Azure client secret", re.compile(r"(?<![\w~.\-])[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}(?![\w~.\-])")),
+    Rule("an Azure client secret", re.compile(r"(?<![\w~.\-])[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}(?![\w~.\-])"),
+         token_gate=lambda t: "Q~" in t),
     # Azure connection strings and SAS URLs
     Rule("an Azure key", re.compile(r"(?i)\b(?:AccountKey|SharedAccessKey|SharedSecretValue|ApiKey|Password|Pwd)="
-                                    r"(?P<v>[A-Za-z0-9+/=_\-]{8,300})"), "v",
-         check=lambda m: not _is_placeholder(m.group("v"))),
-    Rule("an Azure SAS signature", re.compile(r"[?&]sig=(?P<v>[A-Za-z0-9%+/=]{20,200})"), "v"),
+                                    r"(?P<v>[A-Za-z0-9+/=_\-]{8,300})"), "v", _not_placeholder,
+         literals=("accountkey=", "sharedaccesskey=", "sharedsecretvalue=", "apikey=", "password=", "pwd="), back=20,
+         reach=330),
+    Rule("an Azure SAS signature", re.compile(r"[?&]sig=(?P<v>[A-Za-z0-9%+/=]{20,200})"), "v", literals=("sig=",), back=2,
+         reach=210),
     # where a credential goes: auth headers, curl -u, URL userinfo (a "/" in the password too), CLI flags
     Rule("an authorization header", re.compile(
         r"(?i)\b(?:Proxy-)?Authori[sz]ation[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?:(?:Basic|Bearer|Token|Digest|ApiKey|Api-Key|"
         r"SSWS|GenieKey|Key|OAuth|JWT|Klaviyo-API-Key|DeepL-Auth-Key)\s{1,3})?(?P<v>[A-Za-z0-9._~+/=\-:%]{8,1000})"), "v",
-         check=lambda m: not _is_placeholder(m.group("v")) and _classes(m.group("v")) >= 2),
-    Rule("a bearer token", re.compile(r"\bBearer\s{1,3}(?P<v>[A-Za-z0-9._~+/\-]{16,1000}=*)"), "v",
-         check=lambda m: _random_looking(m.group("v"))),
+         lambda v: not _is_placeholder(v) and _classes(v) >= 2, words=_HEADER_WORDS, back=6, reach=1100),
+    Rule("a bearer token", re.compile(r"(?i)\bBearer\s{1,3}(?P<v>[A-Za-z0-9._~+/\-]{16,1000}=*)"), "v",
+         _random_looking, words=("bearer",), reach=1020),
     Rule("an API key header", re.compile(
         r"(?i)\b(?:X-(?:API|Auth|Access|Secret|Session)-(?:Key|Token|Secret)|Private-Token|Api-Key|X-Token|"
         r"X-Vault-Token|X-Goog-Api-Key|Ocp-Apim-Subscription-Key|X-Figma-Token|X-Shopify-Access-Token)"
         r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?P<v>[A-Za-z0-9._~+/=\-]{12,500})"), "v",
-         check=lambda m: not _is_placeholder(m.group("v")) and _classes(m.group("v")) >= 2),
+         lambda v: not _is_placeholder(v) and _classes(v) >= 2,
+         literals=("-key", "-token", "-secret", "api-key"), back=30, reach=560),
     Rule("a password", re.compile(r"(?:^|\s)(?:-u|--user|--proxy-user|-U)\s{1,3}[\"']?(?P<v>[^\s:\"'$]{1,64}:[^\s\"']{3,128})"),
-         "v", check=lambda m: not _is_placeholder(m.group("v").split(":", 1)[1])),
+         "v", lambda v: not _is_placeholder(v.split(":", 1)[1]), literals=("-u ", "-u\t", "--user", "--proxy-user"),
+         back=2, reach=220),
     Rule("a password", re.compile(r"(?i)(?:^|\s)--?(?:password|passwd|pass|pw|secret|token|api-key|apikey|auth-token|"
                                   r"client-secret|db-password)(?:=|\s{1,3})[\"']?(?P<v>[^\s\"']{4,200})"), "v",
-         check=lambda m: not _is_placeholder(m.group("v")) and not m.group("v").startswith("-")),
+         lambda v: not _is_placeholder(v) and not v.startswith("-"),
+         literals=("-pass", "-pw", "-secret", "-token", "-api", "-auth", "-client-secret", "-db-password"), back=2,
+         reach=240),
     Rule("a password", re.compile(r"(?i)\b(?:mysql|mysqldump|mariadb)\b[^\n]{0,120}?\s-p(?P<v>[^\s\"']{3,128})"), "v",
-         check=lambda m: not _is_placeholder(m.group("v"))),
-    Rule("a password", re.compile(r"(?i)\bsshpass\s{1,3}-p\s{0,3}[\"']?(?P<v>[^\s\"']{3,128})"), "v"),
+         _not_placeholder, words=("mysql", "mysqldump", "mariadb"), reach=280),
+    Rule("a password", re.compile(r"(?i)\bsshpass\s{1,3}-p\s{0,3}[\"']?(?P<v>[^\s\"']{3,128})"), "v", words=("sshpass",),
+         reach=150),
     Rule("a password", re.compile(r"(?i)\b(?:IDENTIFIED\s{1,3}BY|WITH\s{1,3}(?:ENCRYPTED\s{1,3})?PASSWORD|PASSWORD\s{1,3}FOR"
                                   r"\s{1,3}\S{1,64}\s{0,3}=\s{0,3}PASSWORD\()\s{0,3}['\"](?P<v>[^'\"\n]{3,200})['\"]"), "v",
-         check=lambda m: not _is_placeholder(m.group("v"))),
+         _not_placeholder, words=("identified", "with"), reach=320),
     Rule("a URL with a password", re.compile(
         r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://(?P<user>[^\s:/@\"'<>]{0,64}):(?P<v>[^\s@\"'<>]{1,128})@(?=[\w\[\-])"), "v",
-         check=lambda m: not _is_placeholder(m.group("v")) and not re.match(r"\d{1,5}(?:/|$)", m.group("v"))),
+         _password_ok, literals=("://",), back=24, reach=240),
     Rule("a URL with a token", re.compile(
         r"(?i)[?&](?:access_token|api_key|apikey|token|key|secret|password|client_secret|auth)="
-        r"(?P<v>[A-Za-z0-9._~+/%\-]{12,500})"), "v", check=lambda m: _random_looking(m.group("v"), 12)),
-    # PII
-    Rule("a card number", re.compile(r"(?<![\d.\-])\d(?:[ .\-_/]?\d){12,18}(?![\d]|[.\-]\d)"), check=_card),
+        r"(?P<v>[A-Za-z0-9._~+/%\-]{12,500})"), "v", lambda v: _random_looking(v, 12),
+         literals=("token=", "key=", "secret=", "password=", "auth="), back=16, reach=520),
+    # PII, run over runs of digits
+    Rule("a card number", re.compile(r"(?<![\d.\-])\d(?:[ .\-_/]?\d){12,18}(?![\d]|[.\-]\d)"), check=_card, digits=True),
     Rule("a US social security number", re.compile(
-        r"(?<![\d\-.])(?P<ssn>\d{3}(?P<s>[ .\-–—])\d{2}(?P=s)\d{4})(?![\d]|[\-.]\d)"), "ssn", check=_ssn),
+        r"(?<![\d\-.])(?P<ssn>\d{3}(?P<s>[ .\-–—])\d{2}(?P=s)\d{4})(?![\d]|[\-.]\d)"), "ssn", _ssn, digits=True),
     Rule("a US social security number", re.compile(
-        r"(?i)\b(?:SSN|social[ \-]security(?:[ \-](?:number|no\.?|#))?|SS#)[\s:#.=\-]{0,5}(?:is\s)?(?P<ssn>\d{3}[ .\-]{0,2}"
-        r"\d{2}[ .\-]{0,2}\d{4})\b"), "ssn", check=_ssn),
+        r"(?i)\b(?:SSN|social[ \-]security(?:[ \-](?:number|no\.?|#))?|SS#|social)[\s:#.=\-]{0,5}(?:is\s)?(?P<ssn>\d{3}"
+        r"[ .\-]{0,2}\d{2}[ .\-]{0,2}\d{4})\b"), "ssn", _ssn, words=("ssn", "social", "ss"), reach=80),
     Rule("an IBAN", re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"),
-         check=_iban),
+         check=_iban, digits=True),
     Rule("a UK national insurance number", re.compile(
-        r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")),
+        r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), digits=True),
     Rule("a French social security number (NIR)", re.compile(
-        r"\b[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b"), check=_french_nir),
-    Rule("a Spanish ID number (DNI/NIE)", re.compile(r"\b[XYZxyz]?\d{7,8}-?[A-Za-z]\b"), check=_spanish_id),
-    Rule("an Italian tax code", re.compile(r"\b[A-Za-z]{6}\d{2}[A-EHLMPR-Ta-ehlmpr-t]\d{2}[A-Za-z]\d{3}[A-Za-z]\b"),
-         check=_codice_fiscale),
-    Rule("a Brazilian CPF number", re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"), check=_cpf),
-    Rule("an Aadhaar number", re.compile(r"\b\d{4} \d{4} \d{4}\b"), check=_aadhaar),
+        r"\b[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b"), check=_french_nir,
+         digits=True),
+    Rule("a Spanish ID number (DNI/NIE)", re.compile(r"\b[XYZxyz]?\d{7,8}-?[A-Za-z]\b"), check=_spanish_id, digits=True),
+    Rule("a Brazilian CPF number", re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"), check=_cpf, digits=True),
+    Rule("an Aadhaar number", re.compile(r"\b\d{4} \d{4} \d{4}\b"), check=_aadhaar, digits=True),
+    Rule("an Italian tax code", re.compile(r"(?i)\bcodice[ _]fiscale\b\W{0,5}(?:è\s)?(?P<v>[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}"
+                                           r"[A-Z]\d{3}[A-Z])\b"), "v", _codice_fiscale, words=("codice",), reach=60),
     Rule("a national ID number", re.compile(
         r"(?i)\b(?:passport(?:[ \-](?:number|no\.?|#))?|Reisepass(?:nummer)?|Personalausweis(?:nummer)?|Ausweisnummer|"
-        r"Steuer-?ID|Steueridentifikationsnummer|Sozialversicherungsnummer|BSN|burgerservicenummer|SIN|NINO|"
+        r"Steuer-?ID|Steueridentifikationsnummer|Sozialversicherungsnummer|BSN|burgerservicenummer|NINO|"
         r"national (?:id|insurance)(?: number| no\.?)?|num[ée]ro de s[ée]curit[ée] sociale|num[ée]ro fiscal|"
-        r"n[úu]mero de (?:pasaporte|seguridad social|identidad)|codice fiscale|tax (?:id|number)|TIN|driver'?s licen[cs]e"
-        r"(?: number| no\.?)?)[\s:#.=]{1,5}(?:is\s|ist\s|est\s|es\s|è\s)?(?P<v>[A-Z0-9][A-Z0-9 .\-]{4,18}[A-Z0-9])\b"), "v",
-         check=lambda m: sum(c.isdigit() for c in m.group("v")) >= 5),
-    # an AWS secret access key with no label: 40 characters of its alphabet, all three kinds of character
-    Rule("an AWS secret access key", re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])"),
-         check=lambda m: (_classes(m.group(0)) >= 3 and _entropy(m.group(0)) >= 4.0
-                          and not re.fullmatch(r"[0-9a-fA-F]{40}", m.group(0)))),
+        r"n[úu]mero de (?:pasaporte|seguridad social|identidad)|codice fiscale|tax (?:id|number)|taxpayer id|"
+        r"driver'?s licen[cs]e(?: number| no\.?)?)[\s:#.=]{1,5}(?:is\s|ist\s|est\s|es\s|è\s)?"
+        r"(?P<v>[A-Z0-9][A-Z0-9 .\-]{4,18}[A-Z0-9])\b"), "v", lambda v: sum(c.isdigit() for c in v) >= 5,
+         words=("passport", "reisepass", "personalausweis", "personalausweisnummer", "ausweisnummer", "steuer",
+                "steuerid", "steueridentifikationsnummer", "sozialversicherungsnummer", "bsn", "burgerservicenummer",
+                "nino", "national", "numero", "codice", "tax", "taxpayer", "driver", "drivers"), literals=("mero de",),
+         back=4, reach=120),
 )
 
-# key bodies without a header: DER of a private key starts with SEQUENCE, then the version 0 or 1
-_KEY_BODY = re.compile(r"(?<![A-Za-z0-9+/])(?:MI[IHG]|MH[cQ]|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{36,}")
-_B64_CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{16,512}={0,2}(?![A-Za-z0-9+/=_\-])")
-_HEX_CANDIDATE = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,256}(?![0-9A-Fa-f])")
+
+# --- long tokens: unlabelled AWS secrets, key bodies, base64- and hex-wrapped secrets ------------------------
+def _aws_secret(token: str) -> bool:
+    """An AWS secret access key with no label: 40 characters of its alphabet, all three kinds of character."""
+    return (len(token) == 40 and _AWS_ALPHABET.fullmatch(token) is not None and _classes(token) >= 3
+            and _entropy(token) >= 4.0)
 
 
-def _key_bodies(text: str) -> Iterable[Span]:
-    for match in _KEY_BODY.finditer(text, 0):
-        head = match.group(0)
-        if head.startswith("b3BlbnNzaC1rZXktdjE"):
-            yield Span(match.start(), _body_end(text, match.end()), "a private key")
-            continue
-        try:
-            der = base64.b64decode(head[:16])
-        except (binascii.Error, ValueError):
-            continue
-        # 30 len [len...] 02 01 00|01: a private key (PKCS#1, PKCS#8, SEC1); certificates and public keys
-        # start 30 len 30 ...
-        i = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)
-        if der[0] == 0x30 and der[i:i + 2] == b"\x02\x01" and der[i + 2:i + 3] in (b"\x00", b"\x01"):
-            yield Span(match.start(), _body_end(text, match.end()), "a private key")
+_AWS_ALPHABET = re.compile(r"[A-Za-z0-9+/]{40}")
+_KEY_BODY_STARTS = ("MII", "MIG", "MIH", "MHc", "MHQ", "b3BlbnNzaC1rZXktdjE")
+
+
+def _key_body(token: str) -> bool:
+    """DER of a private key starts with SEQUENCE, then the version 0 or 1 (PKCS#1, PKCS#8, SEC1);
+    certificates and public keys start SEQUENCE, SEQUENCE."""
+    if token.startswith("b3BlbnNzaC1rZXktdjE"):  # "openssh-key-v1"
+        return True
+    try:
+        der = base64.b64decode(token[:16])
+    except (binascii.Error, ValueError):
+        return False
+    i = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)
+    return der[0] == 0x30 and der[i:i + 2] == b"\x02\x01" and der[i + 2:i + 3] in (b"\x00", b"\x01")
 
 
 def _body_end(text: str, pos: int) -> int:
@@ -483,69 +595,211 @@ def _body_end(text: str, pos: int) -> int:
     return pos
 
 
-def _decoded(text: str, depth: int) -> Iterable[Span]:
-    """base64- or hex-wrapped secrets: decode bounded candidates that decode to text, and scan that."""
-    if depth > 1:
-        return
-    for pattern, decode in ((_B64_CANDIDATE, _b64), (_HEX_CANDIDATE, bytes.fromhex)):
-        for match in pattern.finditer(text):
-            raw = match.group(0)
-            if pattern is _B64_CANDIDATE and (raw.isalpha() or raw.isdigit() or re.fullmatch(r"[0-9a-fA-F]+", raw)):
-                continue  # a word, a number, or hex (the hex pass decodes that)
-            try:
-                inner = decode(raw).decode("utf-8")
-            except (ValueError, UnicodeDecodeError, binascii.Error):
-                continue
-            if len(inner) < 8 or sum(ch.isprintable() or ch in "\n\r\t" for ch in inner) < len(inner):
-                continue
-            for span in scan(inner, depth=depth + 1):
-                yield Span(match.start(), match.end(), f"{span.label} (encoded)")
-                break
+def _decoded(token: str, depth: int) -> str | None:
+    """A base64- or hex-wrapped text, decoded, when it decodes to printable text."""
+    if depth > 0 or len(token) > 700:
+        return None
+    try:
+        if len(token) % 2 == 0 and _HEX.fullmatch(token):
+            raw = bytes.fromhex(token)
+        elif not token.isupper() and _A_DIGIT.search(token) or token.endswith("="):
+            core = token.rstrip("=")
+            alt = b"-_" if ("-" in core or "_" in core) else None
+            raw = base64.b64decode(core + "=" * (-len(core) % 4), altchars=alt, validate=True)
+        else:
+            return None
+        inner = raw.decode("utf-8")
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return None
+    if len(inner) < 8 or not all(ch.isprintable() or ch in "\n\r\t" for ch in inner):
+        return None
+    return inner
 
 
-def _b64(raw: str) -> bytes:
-    raw = raw.rstrip("=")
-    altchars = b"-_" if ("-" in raw or "_" in raw) else None
-    return base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=altchars, validate=True)
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 # --- the scan ----------------------------------------------------------------------------------------
-_rules: list[Rule] | None = None
+_TOKEN = re.compile(rb"a{16,}b{0,2}")  # over _TOKEN_MAP'd bytes: runs of [A-Za-z0-9+/_\-.~], then "=" padding
+_TOKEN_MAP = bytes(0x61 if (chr(b).isascii() and chr(b).isalnum()) or chr(b) in "+/_-.~" else 0x62 if chr(b) == "="
+                   else 0x20 for b in range(256))
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/_\-.~]+")
+_WORD = re.compile(rb"[a-z]+")
+_NUMBER = re.compile(rb"0(?:\.?0){5,40}")
+# bytes of the text, one per character (non-ASCII becomes "?"): digits -> 0, separators -> ".", the rest " "
+_DIGIT_MAP = bytes((0x30 if chr(b).isdigit() else 0x2E if chr(b) in " .-_/" else 0x20) for b in range(256))
+
+
+@dataclass
+class _Plan:
+    """The rules, sorted by how each finds its places."""
+    by_word: dict[bytes, list[Rule]]     # folded word -> the rules it anchors
+    by_literal: dict[bytes, list[Rule]]  # folded string -> the rules it anchors
+    literal_gates: dict[bytes, bytes | None]
+    by_prefix: dict[str, list[Rule]]
+    prefixes: tuple[str, ...]
+    gated: list[Rule]
+    digit: list[Rule]
+    everywhere: list[Rule]
+
+
+_plan: _Plan | None = None
 _lock = threading.Lock()
 
 
-def rules() -> list[Rule]:
-    global _rules
+def plan() -> _Plan:
+    global _plan
     with _lock:
-        if _rules is None:
-            _rules = _library_rules() + list(_RULES)
-    return _rules
+        if _plan is None:
+            _plan = _make_plan(_library_rules() + list(_RULES))
+    return _plan
 
 
-def _url_password_ok(match: re.Match) -> bool:
-    password = match.group(1)
-    return not _is_placeholder(password) and not re.match(r"\d{1,5}(?:/|$)", password)
+def rules() -> list[Rule]:
+    p = plan()
+    seen, out = set(), []
+    for group in (*p.by_word.values(), *p.by_literal.values(), *p.by_prefix.values(), p.gated, p.digit, p.everywhere):
+        for rule in group:
+            if id(rule) not in seen:
+                seen.add(id(rule))
+                out.append(rule)
+    return out
+
+
+def _make_plan(all_rules: list[Rule]) -> _Plan:
+    by_word: dict[bytes, list[Rule]] = {}
+    by_literal: dict[bytes, list[Rule]] = {}
+    by_prefix: dict[str, list[Rule]] = {}
+    gated, digit, everywhere = [], [], []
+    for rule in all_rules:
+        if rule.words or rule.literals:
+            for word in rule.words:
+                by_word.setdefault(privacy_words.fold_word(word), []).append(rule)
+            for literal in rule.literals:
+                by_literal.setdefault(privacy_words.fold_word(literal), []).append(rule)
+        elif rule.digits:
+            digit.append(rule)
+        elif rule.token_gate is not None:
+            gated.append(rule)
+        elif (found := _prefixes(rule.pattern)) and all(_TOKEN_CHARS.fullmatch(_no_scheme(p)) for p in found):
+            for prefix in found:
+                by_prefix.setdefault(_no_scheme(prefix), []).append(rule)
+        else:
+            everywhere.append(rule)
+    gates = {s: max(re.findall(rb"[a-z]+", s), key=len, default=None) for s in by_literal}
+    return _Plan(by_word, by_literal, gates, by_prefix, tuple(by_prefix), gated, digit, everywhere)
+
+
+def _no_scheme(prefix: str) -> str:
+    return re.sub(r"^[a-z]+://", "", prefix)
+
+
+def _windows(points: Iterable[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Merge [start, end) windows (clipped to the text)."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted(points):
+        lo, hi = max(lo, 0), min(hi, size)
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return [(lo, hi) for lo, hi in merged]
+
+
+def _occurrences(haystack: bytes, needle: bytes) -> Iterable[int]:
+    """Every place `needle` occurs (bytes.find: a fast scan, unlike a regex alternation)."""
+    i = haystack.find(needle)
+    while i != -1:
+        yield i
+        i = haystack.find(needle, i + 1)
+
+
+def _run(rule: Rule, text: str, lo: int, hi: int, found: list[Span]) -> None:
+    for match in rule.pattern.finditer(text, lo, hi):
+        start, end = match.span(rule.group)
+        if end > start and (rule.check is None or rule.check(text[start:end])):
+            found.append(Span(start, end, rule.label))
 
 
 def scan(text: str, *, depth: int = 0) -> list[Span]:
     """Every secret span in `text`, in order; overlapping spans are kept (redaction merges them)."""
+    p = plan()
     found: list[Span] = []
-    for rule in rules():
-        for match in rule.pattern.finditer(text):
-            if rule.check is None or rule.check(match):
-                start, end = match.span(rule.group)
-                if end > start:
-                    found.append(Span(start, end, rule.label))
-    found.extend(_labelled(text))
-    found.extend(_key_bodies(text))
-    found.extend(_decoded(text, depth))
-    return sorted(found)
+    raw = text.encode("ascii", "replace")  # one byte per character: positions are the text's
+    fold, words = privacy_words.prepared(text)  # lower case, digits folded to letters: "l0gin" -> "iogin"
+
+    # 1. words: labels ("password: ...", "Passwort lautet ...") and the rules anchored on a word
+    stems = {s for w in words if w.startswith(_STEMS) or w.endswith(_STEM_ENDS) for s in _STEMS if s in w}
+    label_at: list[int] = []
+    for stem in stems:
+        label_at.extend(_occurrences(fold, stem))
+    if not text.isascii() and (words & _NON_ASCII_GATES or _OTHER_SCRIPT.search(text)):
+        lowered = text.lower()
+        if len(lowered) == len(text):
+            for word in _LABEL_NON_ASCII:
+                i = lowered.find(word)
+                while i != -1:
+                    label_at.append(i)
+                    i = lowered.find(word, i + 1)
+    found.extend(_labelled(text, sorted(set(label_at))))
+    places: dict[int, list[int]] = {}  # rule -> where its words or strings occur
+    anchored: dict[int, Rule] = {}
+    # a string is looked for only when the word in it occurs ("-----begin " when "begin" does)
+    for key, table in [(w, p.by_word) for w in words & p.by_word.keys()] + \
+            [(s, p.by_literal) for s, gate in p.literal_gates.items() if (gate is None or gate in words) and s in fold]:
+        at = list(_occurrences(fold, key))
+        for rule in table[key]:
+            places.setdefault(id(rule), []).extend(at)
+            anchored[id(rule)] = rule
+    for key, at in places.items():
+        rule = anchored[key]
+        for lo, hi in _windows(((i - rule.back, i + rule.reach) for i in at), len(text)):
+            _run(rule, text, lo, hi, found)
+
+    # 2. long tokens: provider prefixes, gated shapes, unlabelled AWS secrets, key bodies, wrapped secrets
+    for match in _TOKEN.finditer(raw.translate(_TOKEN_MAP)):
+        start, end = match.span()
+        token = text[start:end]
+        bare = token.lstrip("/+=._-~")
+        offset = start + len(token) - len(bare)
+        head = bare[:24].lower()
+        if bare.startswith(p.prefixes) or head.startswith(p.prefixes):
+            for prefix in p.prefixes:
+                if bare.startswith(prefix) or head.startswith(prefix):
+                    for rule in p.by_prefix[prefix]:
+                        _run(rule, text, max(offset - 1, 0), end, found)
+        for rule in p.gated:
+            if rule.token_gate(bare):
+                _run(rule, text, max(start - 1, 0), min(end + 1, len(text)), found)
+        if _aws_secret(bare):
+            found.append(Span(offset, end, "an AWS secret access key"))
+        if bare.startswith(_KEY_BODY_STARTS) and len(bare) >= 40 and _key_body(bare):
+            found.append(Span(offset, _body_end(text, end), "a private key"))
+        inner = _decoded(bare, depth) if 16 <= len(bare) <= 700 and not bare.islower() or _HEX.fullmatch(bare) else None
+        if inner is not None:
+            for span in scan(inner, depth=depth + 1):
+                found.append(Span(offset, end, f"{span.label} (encoded)"))
+                break
+
+    # 3. runs of digits: cards, SSNs, IBANs, national IDs, Telegram bot tokens
+    if p.digit and any(ch in raw for ch in b"0123456789"):
+        digits = raw.translate(_DIGIT_MAP)
+        places = [(m.start() - 16, m.end() + 50) for m in _NUMBER.finditer(digits)]
+        if places:
+            for lo, hi in _windows(places, len(text)):
+                for rule in p.digit:
+                    _run(rule, text, lo, hi, found)
+
+    # 4. anything left that could not be anchored (none of ours; a future plugin, say)
+    for rule in p.everywhere:
+        _run(rule, text, 0, len(text), found)
+    return sorted(set(found))
 
 
 def block_end(text: str, span: Span) -> int:
     """Where a private key that starts in `span` ends: its END line, or the end of the text when cut off."""
     head = text[span.start:span.end]
-    if head.startswith("-----BEGIN"):
+    if head.startswith("-----BEGIN") or head.startswith("BEGIN"):
         end = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----").search(text, span.end)
         return end.end() if end else len(text)
     if head.startswith("PuTTY-User-Key-File"):
