@@ -75,8 +75,9 @@ def redact_secrets(text: str) -> str:
     if not spans:
         return text
     out, last = [], 0
+    block_end = secret_scan.block_ends(text)
     for span in spans:
-        end = max(span.end, secret_scan.block_end(text, span)) if span.label == "a private key" else span.end
+        end = max(span.end, block_end(span)) if span.label == "a private key" else span.end
         if span.start < last:  # overlaps the previous redaction: extend it
             last = max(last, end)
             continue

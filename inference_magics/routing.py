@@ -98,10 +98,10 @@ def model_for(backend: str, task: str, settings) -> str:
 
 def _refuse(finding: PrivacyFinding, asked_for: str) -> PrivacyError:
     if finding.kind == "secret":
-        why = f"the prompt contains {finding.detail}"
+        why = f"the prompt contains {finding.describe()}"
         fix = "remove the secret, or run it on this machine (--backend ollama or --backend local)"
     else:
-        why = f"the prompt is marked private ({finding.detail})"
+        why = f"the prompt is marked private ({finding.describe()})"
         fix = ("run it on this machine (--backend ollama or --backend local), or reword it; "
                "INFERENCE_ENABLE_ROUTING=false turns privacy-word routing off (secrets are always kept local)")
     return PrivacyError(f"refused to send this prompt to {asked_for}: {why}, so it stays on this machine — {fix}.")

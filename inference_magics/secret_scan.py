@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -163,10 +165,8 @@ def _codice_fiscale(value: str) -> bool:
 
 
 def _entropy(value: str) -> float:
-    counts: dict[str, int] = {}
-    for ch in value:
-        counts[ch] = counts.get(ch, 0) + 1
-    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+    """Shannon entropy in bits per character."""
+    return -sum(c / len(value) * math.log2(c / len(value)) for c in Counter(value).values())
 
 
 def _classes(value: str) -> int:
@@ -193,7 +193,7 @@ def _random_looking(value: str, minimum: int = 16) -> bool:
 # what a placeholder, a reference or code looks like where a value would go
 _PLACEHOLDER = re.compile(
     r"""(?ix)^(?:
-        \**|x{3,}|\.{3}|…|-+|_+|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|\{\{.*\}\}|\$\{?[\w:.\-]*\}?|%\(?\w*\)?s?|%\w+%
+        \**|x{3,}|\.{3}|…|-+|_+|![\w!]+|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|\{\{.*\}\}|\$\{?[\w:.\-]*\}?|%\(?\w*\)?s?|%\w+%
         |(?:your|my|the|some|example|sample|dummy|fake|test|placeholder|changeme|change[_-]?me|redacted|removed|hidden
             |secret|password|passwd|token|apikey|api[_-]?key|none|null|nil|true|false|undefined|empty|required
             |optional|str|string|bytes|int|bool|any|text|value|required|todo|tbd|xxx|env|default|\w*here)
@@ -236,7 +236,8 @@ def _value_after(text: str, pos: int, *, phrase: bool = False) -> tuple[int, int
 
 
 def _is_placeholder(value: str) -> bool:
-    return bool(_PLACEHOLDER.match(value.strip())) or bool(_CODE_VALUE.match(value))
+    return (bool(_PLACEHOLDER.match(value.strip())) or bool(_CODE_VALUE.match(value))
+            or value.startswith("[redacted"))  # what redact_secrets left: redacting twice changes nothing
 
 
 # labels: the word that names a secret, in the languages people write them in. Matched case-insensitively
@@ -278,7 +279,10 @@ _LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|
 
 
 def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
+    examined = 0  # a label inside the value just examined ("key=key=key=...") is not looked at again
     for at in positions:
+        if at < examined:
+            continue
         match = _LABEL.match(text, at)
         if match is None:
             continue
@@ -294,6 +298,7 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
         if found is None:
             continue
         start, end, quoted = found
+        examined = end
         value = text[start:end]
         if match.group("sep") == ">":  # <password>value</password>
             close = text.find("<", start, start + 257)
@@ -352,8 +357,15 @@ _LIBRARY_LABELS = {
     "TelegramBotTokenDetector": "a Telegram bot token",
     "TwilioKeyDetector": "a Twilio key",
 }
-_LIBRARY_SKIPPED = {"KeywordDetector", "Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector",
-                    "NpmDetector"}
+_LIBRARY_SKIPPED = {
+    "KeywordDetector", "Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector",
+    # patterns that backtrack quadratically on hostile text; our own rules cover what they find:
+    "NpmDetector",        # `\/\/.+\/:` on a long line with many `//` (our `:_authToken` rule)
+    "OpenAIDetector",     # `sk-[..]*[..]{20}T3BlbkFJ` on "sk-sk-sk-..." (our `sk-` rule)
+    "JwtTokenDetector",   # `eyJ[..]+\.` on "eyJeyJeyJ..." (our token check, with the plugin's validity test)
+    # assignment patterns with nested optional spaces (` *`, ` +`, ` *`): our labelled rule covers them
+    "IbmCloudIamDetector", "IbmCosHmacDetector", "CloudantDetector", "SoftlayerDetector",
+}
 # where a plugin's patterns cannot be anchored on their own literal prefix: the words they need, or a gate
 _LIBRARY_ANCHORS: dict[str, dict] = {
     "AWSKeyDetector": {"words": ("aws",), "reach": 120, "only_unprefixed": True},  # its key-id pattern has a prefix
@@ -381,7 +393,7 @@ def _library_rules() -> list[Rule]:
         if name in _LIBRARY_SKIPPED or not hasattr(plugin, "denylist"):
             continue
         label = _LIBRARY_LABELS.get(name) or f"a {plugin.secret_type}"
-        check = _jwt_ok if name == "JwtTokenDetector" else (_password_ok if name == "BasicAuthDetector" else None)
+        check = _password_ok if name == "BasicAuthDetector" else None
         anchors = dict(_LIBRARY_ANCHORS.get(name, {}))
         only_unprefixed = anchors.pop("only_unprefixed", False)
         for pattern in plugin.denylist:
@@ -392,9 +404,12 @@ def _library_rules() -> list[Rule]:
 
 
 def _jwt_ok(token: str) -> bool:
+    """header.payload.signature, the first two base64url-encoded JSON (detect-secrets' own check)."""
     from detect_secrets.plugins.jwt import JwtTokenDetector
 
-    return token.count(".") >= 2 and JwtTokenDetector.is_formally_valid(token)
+    parts = token.split(".")
+    return (len(parts) == 3 and len(parts[0]) >= 10 and len(parts[1]) >= 4 and len(token) <= 8192
+            and JwtTokenDetector.is_formally_valid(token))
 
 
 def _prefixes(pattern: re.Pattern) -> tuple[str, ...]:
@@ -536,7 +551,18 @@ _RULES: tuple[Rule, ...] = (
         r"(?<![\d\-.])(?P<ssn>\d{3}(?P<s>[ .\-–—])\d{2}(?P=s)\d{4})(?![\d]|[\-.]\d)"), "ssn", _ssn, digits=True),
     Rule("a US social security number", re.compile(
         r"(?i)\b(?:SSN|social[ \-]security(?:[ \-](?:number|no\.?|#))?|SS#|social)[\s:#.=\-]{0,5}(?:is\s)?(?P<ssn>\d{3}"
-        r"[ .\-]{0,2}\d{2}[ .\-]{0,2}\d{4})\b"), "ssn", _ssn, words=("ssn", "social", "ss"), reach=80),
+        r"[ .\-–—]{0,2}\d{2}[ .\-–—]{0,2}\d{4})\b"), "ssn", _ssn, words=("ssn", "social", "ss"), reach=80),
+    # the value first: "I use 'Blue42Monkey!' as my password", "Hunter2!x is my password"
+    Rule("a password", re.compile(
+        r"(?i)['\"“‘](?P<q>[^'\"“”‘’\n]{4,64})['\"”’]\s{1,3}(?:as|is|was|for|=)\s{1,3}"
+        r"(?:(?:my|the|our|your|his|her|their)\s{1,3})?(?:new\s{1,3}|current\s{1,3}|old\s{1,3})?"
+        r"(?:password|passphrase|passwort|kennwort|pin|contrase(?:ñ|n)a|senha|wachtwoord)\b"), "q",
+         check=lambda v: not _is_placeholder(v), words=("password", "passphrase", "passwort", "kennwort", "pin", "senha",
+                                                        "wachtwoord", "contrase"), back=90, reach=20),
+    Rule("a password", re.compile(
+        r"(?i)(?<!\S)(?P<v>\S{6,64})\s{1,3}(?:is|was)\s{1,3}(?:my|our|the)\s{1,3}(?:new\s{1,3}|current\s{1,3})?"
+        r"(?:password|passphrase|passwort|pin)\b"), "v", check=lambda v: _random_looking(v, 6) and _A_DIGIT.search(v),
+         words=("password", "passphrase", "passwort", "pin"), back=90, reach=20),
     Rule("an IBAN", re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"),
          check=_iban, digits=True),
     Rule("a UK national insurance number", re.compile(
@@ -714,11 +740,17 @@ def _occurrences(haystack: bytes, needle: bytes) -> Iterable[int]:
         i = haystack.find(needle, i + 1)
 
 
+_CHUNK = 1 << 16    # no single regex call looks at more than this (plus _OVERLAP): an interrupt lands at once
+_OVERLAP = 2048     # longer than any match: one cut in two chunks is found whole in one of them
+
+
 def _run(rule: Rule, text: str, lo: int, hi: int, found: list[Span]) -> None:
-    for match in rule.pattern.finditer(text, lo, hi):
-        start, end = match.span(rule.group)
-        if end > start and (rule.check is None or rule.check(text[start:end])):
-            found.append(Span(start, end, rule.label))
+    for chunk in range(lo, hi, _CHUNK):
+        for match in rule.pattern.finditer(text, chunk, min(chunk + _CHUNK + _OVERLAP, hi)):
+            start, end = match.span(rule.group)
+            if end > start and not text.startswith("[redacted", start) and (
+                    rule.check is None or rule.check(text[start:end])):
+                found.append(Span(start, end, rule.label))
 
 
 def scan(text: str, *, depth: int = 0) -> list[Span]:
@@ -771,6 +803,8 @@ def scan(text: str, *, depth: int = 0) -> list[Span]:
         for rule in p.gated:
             if rule.token_gate(bare):
                 _run(rule, text, max(start - 1, 0), min(end + 1, len(text)), found)
+        if bare.startswith("eyJ") and _jwt_ok(bare):
+            found.append(Span(offset, end, "a JSON web token"))
         if _aws_secret(bare):
             found.append(Span(offset, end, "an AWS secret access key"))
         if bare.startswith(_KEY_BODY_STARTS) and len(bare) >= 40 and _key_body(bare):
@@ -796,13 +830,22 @@ def scan(text: str, *, depth: int = 0) -> list[Span]:
     return sorted(set(found))
 
 
-def block_end(text: str, span: Span) -> int:
-    """Where a private key that starts in `span` ends: its END line, or the end of the text when cut off."""
-    head = text[span.start:span.end]
-    if head.startswith("-----BEGIN") or head.startswith("BEGIN"):
-        end = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----").search(text, span.end)
-        return end.end() if end else len(text)
-    if head.startswith("PuTTY-User-Key-File"):
-        mac = re.compile(r"Private-MAC: *[0-9a-fA-F]+").search(text, span.end)
-        return mac.end() if mac else len(text)
-    return span.end
+_KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|Private-MAC: *[0-9a-fA-F]+")
+
+
+def block_ends(text: str) -> Callable[[Span], int]:
+    """For redaction: where a private key that starts in a span ends — its END line (or PuTTY's
+    Private-MAC line), or the end of the text when it is cut off. The ends are found once, in one pass."""
+    ends: list[int] | None = None
+
+    def end_of(span: Span) -> int:
+        nonlocal ends
+        head = text[span.start:span.start + 30]
+        if not (head.startswith(("-----BEGIN", "BEGIN", "PuTTY-User-Key-File"))):
+            return span.end
+        if ends is None:
+            ends = [m.end() for m in _KEY_END.finditer(text)]
+        k = bisect.bisect_left(ends, span.end)
+        return ends[k] if k < len(ends) else len(text)
+
+    return end_of
