@@ -17,5 +17,6 @@ BENCHMARKS = {
     "load": "bench.load",
     "concurrency": "bench.concurrency",
     "embeddings": "bench.embeddings",
+    "privacy": "bench.privacy",
     "local": "bench.local",
 }

@@ -270,9 +270,9 @@ _STEMS = tuple(privacy_words.fold_word(w) for w in (
     "pin geheimnis chiave llave chave sleutel jeton mot".split()))
 _STEM_ENDS = _STEMS + tuple(privacy_words.fold_word(w) for w in (
     "password passwd passwort passphrase secret token tokens keys".split()))
-_LABEL_NON_ASCII = ("schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен")
-_NON_ASCII_GATES = {b"schi", b"ci", b"contrase"}
-_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+_LABEL_NON_ASCII = tuple((w, next(ch for ch in w if not ch.isascii())) for w in (
+    "schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен"))
+
 _LONG_CORES = ("password", "passwd", "passwort", "passphrase", "secret", "token", "apikey", "credential")
 _LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|also|in|on|at|to|for|and|or|of|"
                           r"ist|der|die|das|est|le|la|es|el|è|il|é|o|a|de|het|een)$")
@@ -765,11 +765,12 @@ def scan(text: str, *, depth: int = 0) -> list[Span]:
     label_at: list[int] = []
     for stem in stems:
         label_at.extend(_occurrences(fold, stem))
-    if not text.isascii() and (words & _NON_ASCII_GATES or _OTHER_SCRIPT.search(text)):
-        lowered = text.lower()
-        if len(lowered) == len(text):
-            for word in _LABEL_NON_ASCII:
-                i = lowered.find(word)
+    if not text.isascii():
+        lowered = None
+        for word, mark in _LABEL_NON_ASCII:  # looked for only when its telling letter occurs (ü, é, ñ, п ...)
+            if mark in text or mark.upper() in text:
+                lowered = text.lower() if lowered is None else lowered
+                i = lowered.find(word) if len(lowered) == len(text) else -1
                 while i != -1:
                     label_at.append(i)
                     i = lowered.find(word, i + 1)
@@ -800,6 +801,8 @@ def scan(text: str, *, depth: int = 0) -> list[Span]:
                 if bare.startswith(prefix) or head.startswith(prefix):
                     for rule in p.by_prefix[prefix]:
                         _run(rule, text, max(offset - 1, 0), end, found)
+        if not (_A_DIGIT.search(bare) or bare.endswith("=") or "+" in bare):
+            continue  # a word, a name, a path: none of the shapes below is written without a digit
         for rule in p.gated:
             if rule.token_gate(bare):
                 _run(rule, text, max(start - 1, 0), min(end + 1, len(text)), found)
