@@ -279,9 +279,9 @@ _LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|
 
 
 def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
-    examined = 0  # a label inside the value just examined ("key=key=key=...") is not looked at again
+    examined = (0, 0)  # a label inside the value just examined ("key=key=key=...") is not looked at again
     for at in positions:
-        if at < examined:
+        if examined[0] <= at < examined[1]:
             continue
         match = _LABEL.match(text, at)
         if match is None:
@@ -298,7 +298,7 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
         if found is None:
             continue
         start, end, quoted = found
-        examined = end
+        examined = (start, end)
         value = text[start:end]
         if match.group("sep") == ">":  # <password>value</password>
             close = text.find("<", start, start + 257)
