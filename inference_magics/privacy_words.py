@@ -13,6 +13,7 @@ are programming. A phrase of intent is ("this is private", "keep it private", "p
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import unicodedata
 
@@ -73,12 +74,14 @@ class Normalised:
         return min(self._orig_starts[k] + (index - self._norm_starts[k]), len(self.original))
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
     if unicodedata.category(ch) == "Cf":
         return ""
     return unicodedata.normalize("NFKC", ch).lower().translate(_QUOTES)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few runs ("—", "é", "→") recur throughout a text
 def _fold_run(run: str) -> str | None:
     """The run folded, when that keeps its length (so positions stay put); None otherwise."""
     if any(unicodedata.category(ch) == "Cf" for ch in run):
@@ -221,6 +224,9 @@ for _trigger, _pattern in LATIN:
 _TRIGGERS = {k.encode(): v for k, v in _TRIGGERS.items()}
 _EXACT = frozenset(t for t in _TRIGGERS if not t.endswith(b"*"))
 _PREFIXES = tuple(t[:-1] for t in _TRIGGERS if t.endswith(b"*"))
+# the literal first, so `re` finds it with its fast substring search; the boundary is checked after it
+_WHOLE = {t: re.compile(re.escape(t) + rb"(?<![a-z]" + re.escape(t) + rb")(?![a-z])") for t in _EXACT}
+_START = {t: re.compile(re.escape(t) + rb"(?<![a-z]" + re.escape(t) + rb")") for t in _PREFIXES}
 _OTHER = tuple(OTHER)
 _HAS_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -263,24 +269,20 @@ def find(text: str) -> tuple[int, int, str] | None:
         fold = folded(norm.latin)
         words = words_of(fold)
     best: tuple[int, int] | None = None
-    hits = [w for w in words if w in _EXACT or w.startswith(_PREFIXES)]
-    for word in hits:
-        keys = [word] if word in _EXACT else []
-        keys += [p + b"*" for p in _PREFIXES if word.startswith(p)]
-        exact = word in _EXACT
-        at = fold.find(word)
-        while at != -1 and (best is None or at - 60 < best[0]):
-            end = at + len(word)
-            # a whole word (or the start of one, for a stem): "not" in "another" is not looked at
-            if (at == 0 or not 0x61 <= fold[at - 1] <= 0x7A) and (
-                    not exact or end == len(fold) or not 0x61 <= fold[end] <= 0x7A):
-                lo, hi = max(at - 60, 0), min(end + 80, len(fold))
-                for key in keys:
-                    for pattern in _TRIGGERS[key]:
-                        match = pattern.search(fold, lo, hi)
-                        if match and (best is None or match.start() < best[0]):
-                            best = match.span()
-            at = fold.find(word, at + 1)
+    vocabulary = b" " + b" ".join(words)  # each distinct word once: cheap to search for a stem
+    keys = [(w, True) for w in words & _EXACT] + [(p, False) for p in _PREFIXES if b" " + p in vocabulary]
+    for needle, exact in keys:
+        patterns = _TRIGGERS[needle if exact else needle + b"*"]
+        # the trigger as a whole word (the start of one, for a stem): "not" in "another" is not looked at
+        for found in (_WHOLE if exact else _START)[needle].finditer(fold):
+            at = found.start()
+            if best is not None and at - 60 >= best[0]:
+                break
+            lo, hi = max(at - 60, 0), min(found.end() + 80, len(fold))
+            for pattern in patterns:
+                match = pattern.search(fold, lo, hi)
+                if match and (best is None or match.start() < best[0]):
+                    best = match.span()
     if not norm.text.isascii() and _HAS_OTHER_SCRIPT.search(norm.text):
         for phrase in _OTHER:
             at = norm.text.find(phrase)
