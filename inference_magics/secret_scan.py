@@ -184,8 +184,8 @@ def _random_looking(value: str, minimum: int = 16) -> bool:
         return False
     if re.fullmatch(r"[0-9a-fA-F]+", value):  # hex: an encryption key or a token, once something labels it
         return len(value) >= 16 and len(set(value)) > 4
-    if re.fullmatch(r"[a-z_]+|[A-Z_]+|[a-z]+(?:[A-Z][a-z]+)+", value):
-        return False  # an identifier or constant name
+    if re.fullmatch(r"[a-z_]+|[A-Z_]+|[A-Za-z][a-z]+(?:[A-Z]+[a-z]*)+|[\w.]*\w\.\w+[\w.]*|(?:%\w|\{\w*\}|[\W_])+", value):
+        return False  # an identifier, a constant or dotted name, a format string
     return _classes(value) >= 2 and _entropy(value) >= 3.0
 
 
@@ -193,10 +193,11 @@ def _random_looking(value: str, minimum: int = 16) -> bool:
 # what a placeholder, a reference or code looks like where a value would go
 _PLACEHOLDER = re.compile(
     r"""(?ix)^(?:
-        \**|x{3,}|\.{3}|…|-+|_+|![\w!]+|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|\{\{.*\}\}|\$\{?[\w:.\-]*\}?|%\(?\w*\)?s?|%\w+%
+        \**|x{3,}|\.{3}|…|-+|_+|![\w!]+|(?:%[-+\ \#0-9.]*[sdrfxi]|\{\w*\}|[\W_])+|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|\{\{.*\}\}|\$\{?[\w:.\-]*\}?|%\(?\w*\)?s?|%\w+%
         |(?:your|my|the|some|example|sample|dummy|fake|test|placeholder|changeme|change[_-]?me|redacted|removed|hidden
             |secret|password|passwd|token|apikey|api[_-]?key|none|null|nil|true|false|undefined|empty|required
-            |optional|str|string|bytes|int|bool|any|text|value|required|todo|tbd|xxx|env|default|\w*here)
+            |optional|str|string|bytes|int|bool|any|text|value|required|todo|tbd|xxx|env|default|\w*here
+            |pass|pw|pwd|user|username|login|foo|bar|baz)
         (?:[_\-\s]?(?:api[_-]?)?(?:key|token|secret|password|pass|value|here|goes[_\-\s]here|name|id|\d))*
       )$""")
 # a call, an attribute, an index, an environment lookup: `getpass()`, `os.environ["X"]`, `form.password.data`
@@ -242,7 +243,7 @@ def _is_placeholder(value: str) -> bool:
 
 # labels: the word that names a secret, in the languages people write them in. Matched case-insensitively
 # at a place where one of the anchoring words below occurs; "compass" or "monkey" do not count (see _labelled)
-_PASSWORD_WORDS = (r"pass(?:word|wd|wort|phrase|code|wrd|e)?s?|pwd|pw|psk|kennwort|mot[ _-]de[ _-]passe|mdp|"
+_PASSWORD_WORDS = (r"pass(?:word|wd|wort|phrase|code|wrd)?s?|passe|pwd|pw|psk|kennwort|mot[ _-]de[ _-]passe|mdp|"
                    r"contrase(?:ñ|n)a|clave(?:[ _-]de[ _-]acceso)?|senha|wachtwoord|parola[ _-]d['’]ordine|"
                    r"пароль|パスワード|密码|密碼|비밀번호|암호|pin(?:[ _-]?code)?")
 _SECRET_WORDS = (r"secret|token|api[ _-]?key|apikey|access[ _-]?key|private[ _-]?key|secret[ _-]?key|"
@@ -308,22 +309,26 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
         if value.lower().replace("_", "").replace("-", "") in name.replace("_", "").replace("-", "").replace(" ", ""):
             continue  # password=password, token=token
         natural = not match.group("loose") and match.group("sep").strip()[:1].isalpha()
+        sep = match.group("sep")
         if match.group("loose") is not None:  # only a token that looks generated, not a word, path or URL
             if (not _random_looking(value, 8 if password else 16) or " " in value or "://" in value
-                    or value[0] in "/-.~" or not (any(c.isdigit() for c in value) or _classes(value) >= 3)):
+                    or value[0] in "/-.~" or "=" in value or "(" in value or not _A_DIGIT.search(value)):
                 continue
+        elif sep.strip() == "" and not (quoted and name.startswith(("passw", "kennw", "wachtw", "senha", "contrase"))
+                                        and (_A_DIGIT.search(value) or _classes(value) >= 3)):
+            continue  # `PASSWORD 'x'` (SQL) counts; "Pass 'parameters' to it" does not
         elif natural and not quoted and value.isalpha() and (
                 value.lower() in _PROSE_WORDS or re.match(r"[ \t]+[a-z]", text[end:end + 3])):
             continue  # "the password is stored as a salted hash"
         if password:
             plain = not quoted and re.fullmatch(r"[a-z_]+", value)
-            sep = match.group("sep")
             if len(value) < 4 or (plain and ("_" in value or (sep.strip() in ("=", ":") and sep != sep.strip()
                                                               and len(value) < 9))):
                 continue  # `password = pw`, `password=user_password`: a variable, not a value
             yield Span(start, end, "a password")
-        elif _random_looking(value, 16 if name not in ("key", "sig", "cookie", "cred", "auth") else 20) or (
-                quoted and _random_looking(value, 12)):
+        elif not any(c.isspace() for c in value) and (
+                _random_looking(value, 16 if name not in ("key", "sig", "cookie", "cred", "auth") else 20)
+                or (quoted and _random_looking(value, 12))):
             yield Span(start, end, "a secret or token assignment")
 
 
@@ -459,6 +464,15 @@ def _password_ok(value: str) -> bool:
     return not _is_placeholder(value) and not re.match(r"\d{1,5}(?:/|$)", value)
 
 
+def _basic_credentials(value: str) -> bool:
+    """base64 of `user:password`, as in `Authorization: Basic ...`."""
+    try:
+        plain = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return False
+    return ":" in plain and plain.isprintable() and not _is_placeholder(plain.split(":", 1)[1])
+
+
 _B64 = r"A-Za-z0-9+/"
 _HEADER_WORDS = ("authorization", "authorisation")
 _RULES: tuple[Rule, ...] = (
@@ -512,7 +526,9 @@ _RULES: tuple[Rule, ...] = (
     Rule("an authorization header", re.compile(
         r"(?i)\b(?:Proxy-)?Authori[sz]ation[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?:(?:Basic|Bearer|Token|Digest|ApiKey|Api-Key|"
         r"SSWS|GenieKey|Key|OAuth|JWT|Klaviyo-API-Key|DeepL-Auth-Key)\s{1,3})?(?P<v>[A-Za-z0-9._~+/=\-:%]{8,1000})"), "v",
-         lambda v: not _is_placeholder(v) and _classes(v) >= 2, words=_HEADER_WORDS, back=6, reach=1100),
+         lambda v: not _is_placeholder(v) and (_basic_credentials(v) or _A_DIGIT.search(v) is not None
+                                               or (len(v) >= 24 and _classes(v) >= 3)),
+         words=_HEADER_WORDS, back=6, reach=1100),
     Rule("a bearer token", re.compile(r"(?i)\bBearer\s{1,3}(?P<v>[A-Za-z0-9._~+/\-]{16,1000}=*)"), "v",
          _random_looking, words=("bearer",), reach=1020),
     Rule("an API key header", re.compile(
@@ -522,7 +538,8 @@ _RULES: tuple[Rule, ...] = (
          lambda v: not _is_placeholder(v) and _classes(v) >= 2,
          literals=("-key", "-token", "-secret", "api-key"), back=30, reach=560),
     Rule("a password", re.compile(r"(?:^|\s)(?:-u|--user|--proxy-user|-U)\s{1,3}[\"']?(?P<v>[^\s:\"'$]{1,64}:[^\s\"']{3,128})"),
-         "v", lambda v: not _is_placeholder(v.split(":", 1)[1]), literals=("-u ", "-u\t", "--user", "--proxy-user"),
+         "v", lambda v: not _is_placeholder(v.split(":", 1)[1].rstrip("`,.;)")),
+         literals=("-u ", "-u\t", "--user", "--proxy-user"),
          back=2, reach=220),
     Rule("a password", re.compile(r"(?i)(?:^|\s)--?(?:password|passwd|pass|pw|secret|token|api-key|apikey|auth-token|"
                                   r"client-secret|db-password)(?:=|\s{1,3})[\"']?(?P<v>[^\s\"']{4,200})"), "v",
