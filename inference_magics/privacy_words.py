@@ -107,8 +107,9 @@ LATIN: list[tuple[str, str]] = [
     ("personal", r"personal[ ]data"), ("personally", r"personally[ ]identifiable"),
     ("pii", r"(?:contains?|containing|with|includes?|including|has|have)[ ](?:some[ ])?pii"),
     ("phi", r"(?:contains?|containing|with|includes?|including|has|have)[ ](?:some[ ])?phi"),
-    ("data", r"(?:contains?|containing|includes?|including)[ ](?:our[ ]|some[ ])?(?:patient|customer|health|employee|"
-             r"salary|medical|client)[ ]data"),
+    *((word, r"(?:contains?|containing|includes?|including)[ ](?:our[ ]|some[ ])?(?:patient|customer|health|employee|"
+             r"salary|medical|client)[ ]data") for word in ("patient", "customer", "health", "employee", "salary",
+                                                             "medical", "client")),
     ("records", r"medical[ ]records"),
     ("sensitive", r"sensitive[ ](?:data|information|info|code|document\w*|material\w*|details|content|file\w*|customer\w*)"),
     ("secret", r"trade[ ]secret|top[ ]secret|keep[ ](?:this|it|that|these|them|everything)[ ]secret|"
@@ -121,8 +122,9 @@ LATIN: list[tuple[str, str]] = [
     *((verb, _NEGATED) for verb in ("send", "sent", "share", "shared", "upload*", "distribut*", "forward*", "disclos*",
                                      "publish*", "post", "posted", "leak*", "circulat*", "copy", "copied", "repost",
                                      "reveal*", "pass", "tell")),
-    ("not", r"not[ ]for[ ](?:distribution|publication|public[ ]\w+|external[ ]\w+|sharing|circulation|release)"
-            r"|not[ ]leave[ ](?:this|my|the|our)[ ](?:machine|computer|laptop|network|device|building|company|premises)"),
+    *((word, r"not[ ]for[ ](?:distribution|publication|public[ ]\w+|external[ ]\w+|sharing|circulation|release)")
+      for word in ("distribution", "publication", "public", "external", "sharing", "circulation", "release")),
+    ("leave", r"not[ ]leave[ ](?:this|my|the|our)[ ](?:machine|computer|laptop|network|device|building|company|premises)"),
     ("keep", r"keep[ ](?:this|it|that|these|them|everything)[ ](?:private|confidential|local|offline|between[ ]us|"
              r"to[ ]yourself|on[ ](?:this|my|the)[ ]machine|internal|under[ ]wraps|quiet)"),
     ("local", r"(?:stay|stays|remain|remains|must[ ]stay|kept|be[ ]kept)[ ](?:local|on[ ](?:this|my|the)[ ]machine)|"
@@ -143,47 +145,56 @@ LATIN: list[tuple[str, str]] = [
                   r"sensitive)|(?:strictly|highly)[ ]confidential"),
     ("eyes", r"eyes[ ]only"), ("between", r"between[ ](?:you[ ]and[ ]me|us)"), ("record", r"off[ ]the[ ]record"),
     ("embargo", r"(?:under|subject[ ]to)[ ](?:an[ ])?embargo"), ("embargoed", r"embargoed"),
-    ("need", r"need[ ]to[ ]know[ ]basis"),
+    ("basis", r"need[ ]to[ ]know[ ]basis"),
     # German
     ("vertraulich*", r"vertraulich\w*"), ("geheimhaltung*", r"geheimhaltung\w*"),
     ("geheim", r"streng[ ]geheim|geheim[ ]?halten|(?:ist|sind|bleibt)[ ]geheim"), ("geheimhalten", r"geheimhalten"),
     ("verschlusssache", r"verschlusssache"), ("intern", r"nur[ ]intern"),
     ("internen", r"nur[ ]f(?:.|u|ue)r[ ]den[ ]internen[ ]gebrauch"), ("verwendung", r"interne?[ ]verwendung"),
-    ("nicht", r"nicht[ ](?:weitergeben|weiterleiten|teilen|versenden|hochladen|ver(?:.|o|oe)ffentlichen|verbreiten|senden)"),
+    *((verb, r"nicht[ ](?:weitergeben|weiterleiten|teilen|versenden|hochladen|ver(?:.|o|oe)ffentlichen|verbreiten|senden)")
+      for verb in ("weitergeben", "weiterleiten", "teilen", "versenden", "hochladen", "ver*", "verbreiten", "senden")),
     ("daten", r"personenbezogene\w*[ ]daten"), ("betriebsgeheimnis*", r"betriebsgeheimnis\w*"),
     ("gesch*", r"gesch(?:.|a|ae)ftsgeheimnis\w*"), ("privat", r"(?:ist|sind)[ ](?:streng[ ])?privat"),
     ("privatsache", r"privatsache"),
     # French
     ("confidentiel*", r"confidentiel\w*"), ("confidentialit*", r"confidentialit(?:.|e)"),
     ("interne", r"(?:.|a)[ ]usage[ ]interne|usage[ ]interne"),
-    ("ne", r"ne[ ](?:pas|jamais)[ ](?:partager|diffuser|divulguer|envoyer|transmettre|publier|communiquer)|"
-           r"ne[ ](?:le[ ]|la[ ]|les[ ]|l')?(?:partagez|diffusez|divulguez|envoyez|transmettez|publiez)[ ](?:pas|jamais)"),
+    *((verb, r"ne[ ](?:pas|jamais)[ ](?:partager|diffuser|divulguer|envoyer|transmettre|publier|communiquer)|"
+             r"ne[ ](?:le[ ]|la[ ]|les[ ]|l')?(?:partagez|diffusez|divulguez|envoyez|transmettez|publiez)[ ](?:pas|jamais)")
+      for verb in ("partager", "diffuser", "divulguer", "envoyer", "transmettre", "publier", "communiquer", "partagez",
+                   "diffusez", "divulguez", "envoyez", "transmettez", "publiez")),
     ("donn*", r"donn(?:.|e)es[ ](?:personnelles|sensibles)"),
     ("secret", r"secret[ ](?:professionnel|d(?:.|e)fense|d'affaires|industriel)"),
     ("priv*", r"(?:c'est|ceci[ ]est|est)[ ](?:strictement[ ])?priv(?:.|e)e?|strictement[ ]priv(?:.|e)e?"),
     ("gardez", r"gardez[ ](?:.a|ca|cela|ceci)[ ]secret"), ("garder", r"garder[ ](?:.a|ca|cela|ceci)[ ]secret"),
     # Spanish
     ("confidencial*", r"confidencial\w*"), ("interno", r"(?:de[ ]|para[ ])?uso[ ]interno"),
-    ("no", r"no[ ](?:compartir|distribuir|divulgar|enviar|difundir|publicar|reenviar|lo[ ]compartas|la[ ]compartas|"
-           r"compartas|difundas|env(?:.|i)es)"),
+    *((verb, r"no[ ](?:compartir|distribuir|divulgar|enviar|difundir|publicar|reenviar|lo[ ]compartas|la[ ]compartas|"
+             r"compartas|difundas|env(?:.|i)es)")
+      for verb in ("compartir", "distribuir", "divulgar", "enviar", "difundir", "publicar", "reenviar", "compartas",
+                   "difundas", "env*")),
     ("datos", r"datos[ ](?:personales|sensibles)"), ("secreto", r"secreto[ ](?:comercial|profesional|industrial)|"
                                                             r"(?:es|son)[ ]secreto|mant(?:.|e)n\w*[ ](?:esto[ ]|en[ ])?(?:en[ ])?secreto"),
     ("privado", r"(?:es|son)[ ]privado"), ("privada", r"(?:es|son)[ ]privada"),
     # Italian
     ("riservat*", r"riservat\w*"), ("confidenziale", r"confidenziale"),
-    ("non", r"non[ ](?:condividere|divulgare|diffondere|inoltrare|inviare|pubblicare|distribuire)"),
+    *((verb, r"non[ ](?:condividere|divulgare|diffondere|inoltrare|inviare|pubblicare|distribuire)")
+      for verb in ("condividere", "divulgare", "diffondere", "inoltrare", "inviare", "pubblicare", "distribuire")),
     ("dati", r"dati[ ](?:personali|sensibili)"), ("segreto", r"segreto[ ](?:aziendale|industriale|professionale)|"
                                                           r"(?:.|e')[ ]segreto"),
     ("privato", r"(?:.|e')[ ]privato"), ("privata", r"(?:.|e')[ ]privata"),
     # Portuguese
     ("sigilo*", r"sigilo\w*"),
-    ("n", r"n(?:.|a)o[ ](?:compartilhe|compartilhar|divulgar|divulgue|enviar|envie|distribuir|partilhar|partilhe|"
-           r"repassar|repasse)"),
+    *((verb, r"n(?:.|a)o[ ](?:compartilhe|compartilhar|divulgar|divulgue|enviar|envie|distribuir|partilhar|partilhe|"
+             r"repassar|repasse)")
+      for verb in ("compartilhe", "compartilhar", "divulgar", "divulgue", "enviar", "envie", "distribuir", "partilhar",
+                   "partilhe", "repassar", "repasse")),
     ("dados", r"dados[ ](?:pessoais|sens(?:.|i)veis)"), ("segredo", r"segredo[ ](?:comercial|industrial|profissional)"),
     # Dutch
     ("vertrouwelijk*", r"vertrouwelijk\w*"), ("geheimhouding*", r"geheimhouding\w*"),
     ("gebruik", r"(?:alleen[ ]voor[ ])?intern[ ]gebruik"),
-    ("niet", r"niet[ ](?:delen|verspreiden|doorsturen|versturen|openbaar[ ]maken|publiceren|doorgeven)"),
+    *((verb, r"niet[ ](?:delen|verspreiden|doorsturen|versturen|openbaar[ ]maken|publiceren|doorgeven)")
+      for verb in ("delen", "verspreiden", "doorsturen", "versturen", "openbaar", "publiceren", "doorgeven")),
     ("persoonsgegevens", r"persoonsgegevens"), ("bedrijfsgeheim*", r"bedrijfsgeheim\w*"),
     ("priv*", r"(?:is|zijn)[ ](?:strikt[ ])?priv(?:.|e)"),
 ]

@@ -552,7 +552,7 @@ _RULES: tuple[Rule, ...] = (
          reach=150),
     Rule("a password", re.compile(r"(?i)\b(?:IDENTIFIED\s{1,3}BY|WITH\s{1,3}(?:ENCRYPTED\s{1,3})?PASSWORD|PASSWORD\s{1,3}FOR"
                                   r"\s{1,3}\S{1,64}\s{0,3}=\s{0,3}PASSWORD\()\s{0,3}['\"](?P<v>[^'\"\n]{3,200})['\"]"), "v",
-         _not_placeholder, words=("identified", "with"), reach=320),
+         _not_placeholder, words=("identified",), literals=("with password", "with encrypted"), back=6, reach=320),
     Rule("a URL with a password", re.compile(
         r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://(?P<user>[^\s:/@\"'<>]{0,64}):(?P<v>[^\s@\"'<>]{1,128})@(?=[\w\[\-])"), "v",
          _password_ok, literals=("://",), back=24, reach=240),
@@ -566,7 +566,7 @@ _RULES: tuple[Rule, ...] = (
         r"(?<![\d\-.])(?P<ssn>\d{3}(?P<s>[ .\-–—])\d{2}(?P=s)\d{4})(?![\d]|[\-.]\d)"), "ssn", _ssn, digits=True),
     Rule("a US social security number", re.compile(
         r"(?i)\b(?:SSN|social[ \-]security(?:[ \-](?:number|no\.?|#))?|SS#|social)[\s:#.=\-]{0,5}(?:is\s)?(?P<ssn>\d{3}"
-        r"[ .\-–—]{0,2}\d{2}[ .\-–—]{0,2}\d{4})\b"), "ssn", _ssn, words=("ssn", "social", "ss"), reach=80),
+        r"[ .\-–—]{0,2}\d{2}[ .\-–—]{0,2}\d{4})\b"), "ssn", _ssn, words=("ssn", "social"), reach=80),
     # the value first: "I use 'Blue42Monkey!' as my password", "Hunter2!x is my password"
     Rule("a password", re.compile(
         r"(?i)['\"“‘](?P<q>[^'\"“”‘’\n]{4,64})['\"”’]\s{1,3}(?:as|is|was|for|=)\s{1,3}"
@@ -658,6 +658,7 @@ def _decoded(token: str, depth: int) -> str | None:
 
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_B64_ONLY = re.compile(r"[A-Za-z0-9+/_\-]+=*")
 
 
 # --- the scan ----------------------------------------------------------------------------------------
@@ -819,18 +820,25 @@ def scan(text: str, *, depth: int = 0) -> list[Span]:
                 if bare.startswith(prefix) or head.startswith(prefix):
                     for rule in p.by_prefix[prefix]:
                         _run(rule, text, max(offset - 1, 0), end, found)
+        if bare.startswith("eyJ") and _jwt_ok(bare):
+            found.append(Span(offset, end, "a JSON web token"))
         if not (_A_DIGIT.search(bare) or bare.endswith("=") or "+" in bare):
             continue  # a word, a name, a path: none of the shapes below is written without a digit
+        if "." in bare:  # a dotted name or a host: of the shapes below only a Discord token has dots
+            if bare.count(".") == 2:
+                for rule in p.gated:
+                    if rule.token_gate(bare):
+                        _run(rule, text, max(start - 1, 0), min(end + 1, len(text)), found)
+            continue
         for rule in p.gated:
             if rule.token_gate(bare):
                 _run(rule, text, max(start - 1, 0), min(end + 1, len(text)), found)
-        if bare.startswith("eyJ") and _jwt_ok(bare):
-            found.append(Span(offset, end, "a JSON web token"))
         if _aws_secret(bare):
             found.append(Span(offset, end, "an AWS secret access key"))
         if bare.startswith(_KEY_BODY_STARTS) and len(bare) >= 40 and _key_body(bare):
             found.append(Span(offset, _body_end(text, end), "a private key"))
-        inner = _decoded(bare, depth) if 16 <= len(bare) <= 700 and not bare.islower() or _HEX.fullmatch(bare) else None
+        inner = (_decoded(bare, depth) if 16 <= len(bare) <= 700 and _B64_ONLY.fullmatch(bare)
+                 and (not bare.islower() or _HEX.fullmatch(bare)) else None)
         if inner is not None:
             for span in scan(inner, depth=depth + 1):
                 found.append(Span(offset, end, f"{span.label} (encoded)"))
