@@ -152,7 +152,7 @@ LATIN: list[tuple[str, str]] = [
     ("verschlusssache", r"verschlusssache"), ("intern", r"nur[ ]intern"),
     ("internen", r"nur[ ]f(?:.|u|ue)r[ ]den[ ]internen[ ]gebrauch"), ("verwendung", r"interne?[ ]verwendung"),
     *((verb, r"nicht[ ](?:weitergeben|weiterleiten|teilen|versenden|hochladen|ver(?:.|o|oe)ffentlichen|verbreiten|senden)")
-      for verb in ("weitergeben", "weiterleiten", "teilen", "versenden", "hochladen", "ver*", "verbreiten", "senden")),
+      for verb in ("weitergeben", "weiterleiten", "teilen", "versenden", "hochladen", "verbreiten", "senden", "ver")),
     ("daten", r"personenbezogene\w*[ ]daten"), ("betriebsgeheimnis*", r"betriebsgeheimnis\w*"),
     ("gesch*", r"gesch(?:.|a|ae)ftsgeheimnis\w*"), ("privat", r"(?:ist|sind)[ ](?:streng[ ])?privat"),
     ("privatsache", r"privatsache"),
@@ -165,14 +165,14 @@ LATIN: list[tuple[str, str]] = [
                    "diffusez", "divulguez", "envoyez", "transmettez", "publiez")),
     ("donn*", r"donn(?:.|e)es[ ](?:personnelles|sensibles)"),
     ("secret", r"secret[ ](?:professionnel|d(?:.|e)fense|d'affaires|industriel)"),
-    ("priv*", r"(?:c'est|ceci[ ]est|est)[ ](?:strictement[ ])?priv(?:.|e)e?|strictement[ ]priv(?:.|e)e?"),
+    ("priv", r"(?:c'est|ceci[ ]est|est)[ ](?:strictement[ ])?priv(?:.|e)e?|strictement[ ]priv(?:.|e)e?"),
     ("gardez", r"gardez[ ](?:.a|ca|cela|ceci)[ ]secret"), ("garder", r"garder[ ](?:.a|ca|cela|ceci)[ ]secret"),
     # Spanish
     ("confidencial*", r"confidencial\w*"), ("interno", r"(?:de[ ]|para[ ])?uso[ ]interno"),
     *((verb, r"no[ ](?:compartir|distribuir|divulgar|enviar|difundir|publicar|reenviar|lo[ ]compartas|la[ ]compartas|"
              r"compartas|difundas|env(?:.|i)es)")
       for verb in ("compartir", "distribuir", "divulgar", "enviar", "difundir", "publicar", "reenviar", "compartas",
-                   "difundas", "env*")),
+                   "difundas", "env")),
     ("datos", r"datos[ ](?:personales|sensibles)"), ("secreto", r"secreto[ ](?:comercial|profesional|industrial)|"
                                                             r"(?:es|son)[ ]secreto|mant(?:.|e)n\w*[ ](?:esto[ ]|en[ ])?(?:en[ ])?secreto"),
     ("privado", r"(?:es|son)[ ]privado"), ("privada", r"(?:es|son)[ ]privada"),
@@ -196,7 +196,7 @@ LATIN: list[tuple[str, str]] = [
     *((verb, r"niet[ ](?:delen|verspreiden|doorsturen|versturen|openbaar[ ]maken|publiceren|doorgeven)")
       for verb in ("delen", "verspreiden", "doorsturen", "versturen", "openbaar", "publiceren", "doorgeven")),
     ("persoonsgegevens", r"persoonsgegevens"), ("bedrijfsgeheim*", r"bedrijfsgeheim\w*"),
-    ("priv*", r"(?:is|zijn)[ ](?:strikt[ ])?priv(?:.|e)"),
+    ("priv", r"(?:is|zijn)[ ](?:strikt[ ])?priv(?:.|e)"),
 ]
 # other scripts, as written (no case, no digits for letters); 秘密 alone is left out: 秘密鍵 is "private key"
 OTHER = [
@@ -287,9 +287,9 @@ def find(text: str) -> tuple[int, int, str] | None:
         # the trigger as a whole word (the start of one, for a stem): "not" in "another" is not looked at
         for found in (_WHOLE if exact else _START)[needle].finditer(fold):
             at = found.start()
-            if best is not None and at - 60 >= best[0]:
+            if best is not None and at - 40 >= best[0]:
                 break
-            lo, hi = max(at - 60, 0), min(found.end() + 80, len(fold))
+            lo, hi = max(at - 40, 0), min(found.end() + 60, len(fold))
             for pattern in patterns:
                 match = pattern.search(fold, lo, hi)
                 if match and (best is None or match.start() < best[0]):
