@@ -77,7 +77,7 @@ def _interrupt_latency(text: str) -> float:
 def run(quick: bool) -> Section:
     from inference_magics.privacy import classify, redact_secrets
 
-    section = Section("privacy", "7. Privacy detector")
+    section = Section("privacy", "7. Privacy: recall, false alarms and speed of the detector")
     section.setup = (
         "`privacy.classify` (secrets and privacy words) and `privacy.redact_secrets` in this process, CPU time "
         "(`time.process_time`, so other work on the shared machine does not count), median of runs. Recall and "
@@ -137,7 +137,7 @@ def run(quick: bool) -> Section:
                 f"{worst_ms:.0f} ms", "—", None, "linear (see raw)", None)
     worst_text = (worst_name * (hostile_size // len(worst_name) + 1))[:hostile_size]
     latency = _interrupt_latency(worst_text)
-    section.add("an interrupt during the worst hostile check lands after", f"{latency * 1000:.0f} ms", "—", None,
+    section.add("an interrupt during the worst hostile check lands after", f"{latency * 1000:.1f} ms", "—", None,
                 "≤ 1000 ms", latency <= 1.0)
 
     code = ("import time; s = time.perf_counter(); import inference_magics.privacy as p; p.classify('hi'); "
@@ -163,5 +163,5 @@ def run(quick: bool) -> Section:
     section.headline = (f"recall {recall:.1%}, false alarms {false_alarms:.1%}; "
                         f"{' / '.join(f'{per_mb[s]:.0f}' for s in sizes)} ms per MB at "
                         f"{' / '.join(f'{s // 1000:,} kB' for s in sizes)}; linearity {linearity:.2f}; "
-                        f"interrupt {latency * 1000:.0f} ms")
+                        f"interrupt {latency * 1000:.1f} ms")
     return section
