@@ -35,6 +35,7 @@ class Normalised:
         if original.isascii():  # the common case: nothing moves
             self.text = self.latin = original.lower()
             self._norm_starts, self._orig_starts = [0], [0]
+            self.aligned = True
             return
         pieces: list[str] = []
         latin: list[str] = []  # the same, with Cyrillic and Greek look-alikes as Latin letters
@@ -67,6 +68,7 @@ class Normalised:
         latin.append(pieces[-1])
         self.text, self.latin = "".join(pieces), "".join(latin)
         self._norm_starts, self._orig_starts = norm_starts, orig_starts
+        self.aligned = norm_starts == orig_starts  # nothing moved: a position here is one in the original
 
     def position(self, index: int) -> int:
         """The index in the original text of the normalised character at `index`."""
@@ -255,30 +257,44 @@ def words_of(fold: bytes) -> set[bytes]:
     return set(fold.translate(_WORDS).split())
 
 
-_last: tuple[str, bytes, set[bytes]] | None = None
+class _Prepared:
+    """One prompt, normalised and folded, with its words: made once for the secret scan and the phrase
+    search (classify runs both on the same string)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.norm = Normalised(text)
+        self.fold = folded(self.norm.latin)   # positions are the normalised text's
+        self.words = words_of(self.fold)
+        if self.norm.aligned:                 # the same positions as the text's: the scan shares it
+            self.text_fold, self.text_words = self.fold, self.words
+        else:
+            self.text_fold = folded(text)
+            self.text_words = words_of(self.text_fold)
+
+
+_last: _Prepared | None = None
+
+
+def _prepared(text: str) -> _Prepared:
+    global _last
+    last = _last
+    if last is not None and last.text is text:
+        return last
+    _last = made = _Prepared(text)
+    return made
 
 
 def prepared(text: str) -> tuple[bytes, set[bytes]]:
-    """`text` folded, and the words in it: computed once for the secret scan and the phrase search of one
-    prompt (classify runs both on the same string)."""
-    global _last
-    last = _last
-    if last is not None and last[0] is text:
-        return last[1], last[2]
-    fold = folded(text)
-    words = words_of(fold)
-    _last = (text, fold, words)
-    return fold, words
+    """`text` folded (one byte per character of `text`), and the words in it."""
+    made = _prepared(text)
+    return made.text_fold, made.text_words
 
 
 def find(text: str) -> tuple[int, int, str] | None:
     """The first phrase that marks `text` private: (start, end, the phrase as written), positions in `text`."""
-    norm = Normalised(text)
-    if text.isascii():
-        fold, words = prepared(text)
-    else:
-        fold = folded(norm.latin)
-        words = words_of(fold)
+    made = _prepared(text)
+    norm, fold, words = made.norm, made.fold, made.words
     best: tuple[int, int] | None = None
     vocabulary = b" " + b" ".join(words)  # each distinct word once: cheap to search for a stem
     keys = [(w, True) for w in words & _EXACT] + [(p, False) for p in _PREFIXES if b" " + p in vocabulary]
