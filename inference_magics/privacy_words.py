@@ -80,7 +80,9 @@ class Normalised:
 def _fold_char(ch: str) -> str:
     if unicodedata.category(ch) == "Cf":
         return ""
-    return unicodedata.normalize("NFKC", ch).lower().translate(_QUOTES)
+    folded = unicodedata.normalize("NFKC", ch).lower().translate(_QUOTES)
+    # a ligature ("ﬁ") becomes its letters; "…", "½" or "™" stay one character, so positions do not move
+    return folded if len(folded) == 1 or folded.isalpha() else ch.lower()
 
 
 @functools.lru_cache(maxsize=4096)  # the same few runs ("—", "é", "→") recur throughout a text
