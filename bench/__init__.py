@@ -19,5 +19,7 @@ BENCHMARKS = {
     "embeddings": "bench.embeddings",
     "observability": "bench.observability",
     "prompt_caching": "bench.prompt_caching",
+
+    "privacy": "bench.privacy",
     "local": "bench.local",
 }

@@ -60,10 +60,10 @@ def check(text: str, backend: str, model: str | None, settings, *, what: str = "
     if finding is None:
         return
     if finding.kind == "secret":
-        why = f"it contains {finding.detail}"
+        why = f"it contains {finding.describe()}"
         fix = f"remove the secret, or {ON_THIS_MACHINE}"
     else:
-        why = f"it is marked private ({finding.detail})"
+        why = f"it is marked private ({finding.describe()})"
         fix = (f"{ON_THIS_MACHINE}, or reword it; INFERENCE_ENABLE_ROUTING=false turns privacy-word routing off "
                "(secrets are always kept local)")
     raise PrivacyError(f"refused to send {what} to {where}: {why}, so it stays on this machine — {fix}.")

@@ -1,0 +1,884 @@
+"""Where the secrets are in a text: one scan, linear in its length, returning spans that say what each is.
+
+Provider token shapes come from detect-secrets (Yelp): the regexes of its plugins, taken at the first
+check from each plugin's `denylist` (a few are left out: see _LIBRARY_SKIPPED). Its own scanner is
+built for files, line by line, with every plugin and filter; on prose it took ~13 s per MB and
+flagged ordinary words, so we run only the plugins' patterns.
+
+Our own rules cover what the library lacks: passwords and credentials as people write them (labels
+in en/de/fr/es/it/pt/nl and more, `curl -u`, auth headers, URL userinfo), provider shapes it does
+not know, key bodies without their header, base64/hex-wrapped secrets (decoded and scanned again),
+and PII with checksums (cards, SSNs, IBANs, national IDs).
+
+Speed: Python's `re` has no multi-pattern matcher, and 80 patterns over a megabyte cost seconds.
+So no pattern runs over the whole text. The scan lists the words once (shared with the privacy-word
+search), then runs each rule only where it can match: around the words or strings it needs, on long
+tokens that start with its literal prefix (read from the pattern itself), or over runs of digits.
+Linear: every quantifier that scans for a value is bounded; no single regex call sees more than
+64 kB (an interrupt lands at once); a value examined is not examined again from inside it.
+tests/test_privacy_detector.py runs hostile inputs; `python -m bench privacy` measures the scaling.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from . import privacy_words
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start: int
+    end: int
+    label: str  # what it is, safe to show: "a password", "a GitHub token"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A pattern, what it finds, and how the scan finds the few places worth running it.
+
+    Running 80 patterns over a whole megabyte costs seconds in Python's `re`, so each rule runs only
+    where it can match: around the words that must occur in a match (`words`), over runs of digits
+    (`digits`), on long tokens that start with its literal prefix (taken from the pattern itself), or
+    on long tokens that pass its `token_gate`. A rule with none of these runs over the whole text."""
+    label: str
+    pattern: re.Pattern
+    group: int | str = 0                           # the part of the match that is the secret
+    check: Callable[[str], bool] | None = None     # an extra test on that part (a checksum, not a placeholder ...)
+    words: tuple[str, ...] = ()                    # lower-case words, one of which occurs in every match
+    literals: tuple[str, ...] = ()                 # or lower-case strings, one of which occurs in every match
+    digits: bool = False                           # every match is a run of digits with separators
+    token_gate: Callable[[str], bool] | None = None  # a long token worth trying
+    back: int = 0                                  # how far before an anchoring word a match may start
+    reach: int = 400                               # how far after it a match may end
+
+
+# --- small checks --------------------------------------------------------------------------------------
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _card(value: str) -> bool:
+    raw = value
+    seps = {ch for ch in raw if not ch.isdigit()}
+    if len(seps) > 1:
+        return False  # one kind of separator: "4111 1111.1111-1111" is not how a card is written
+    digits = _digits(raw)
+    if not 13 <= len(digits) <= 19 or len(set(digits)) < 2 or not _luhn_ok(digits):
+        return False
+    # an issuer's prefix (Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay, Maestro): a 13-digit
+    # millisecond timestamp that happens to pass Luhn is not a card
+    two, four = int(digits[:2]), int(digits[:4])
+    return (digits[0] == "4" or 51 <= two <= 55 or 2221 <= four <= 2720 or two in (34, 37, 36, 38, 35, 62, 65)
+            or 300 <= int(digits[:3]) <= 305 or digits.startswith("6011") or 644 <= int(digits[:3]) <= 649
+            or two in (50, 56, 57, 58, 63, 67))
+
+
+def _ssn(value: str) -> bool:
+    digits = _digits(value)
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21,
+    "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18,
+    "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23,
+    "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28,
+    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
+    "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}
+
+
+def _iban(value: str) -> bool:
+    compact = re.sub(r"[\s\-]", "", value).upper()
+    if _IBAN_LENGTHS.get(compact[:2]) != len(compact):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _french_nir(value: str) -> bool:
+    digits = _digits(value)
+    return len(digits) == 15 and 97 - int(digits[:13]) % 97 == int(digits[13:])
+
+
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def _spanish_id(value: str) -> bool:
+    raw = value.upper().replace("-", "")
+    number = raw[:-1].replace("X", "0").replace("Y", "1").replace("Z", "2")
+    return number.isdigit() and _DNI_LETTERS[int(number) % 23] == raw[-1]
+
+
+def _cpf(value: str) -> bool:
+    digits = [int(d) for d in _digits(value)]
+    if len(set(digits)) == 1:
+        return False
+    for n in (9, 10):
+        check = sum(d * w for d, w in zip(digits[:n], range(n + 1, 1, -1))) * 10 % 11 % 10
+        if check != digits[n]:
+            return False
+    return True
+
+
+def _aadhaar(value: str) -> bool:  # Verhoeff check digit
+    d = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5], [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+         [3, 4, 0, 1, 2, 8, 9, 5, 6, 7], [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+         [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3], [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+         [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]]
+    p = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4], [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+         [8, 9, 1, 6, 0, 4, 3, 5, 2, 7], [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+         [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8]]
+    digits = _digits(value)
+    if digits[0] in "01":
+        return False
+    c = 0
+    for i, ch in enumerate(reversed(digits)):
+        c = d[c][p[i % 8][int(ch)]]
+    return c == 0
+
+
+def _codice_fiscale(value: str) -> bool:
+    code = value.upper()
+    odd = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23]
+    total = 0
+    for i, ch in enumerate(code[:15]):
+        n = int(ch) if ch.isdigit() else ord(ch) - 65
+        total += odd[n] if i % 2 == 0 else n
+    return chr(65 + total % 26) == code[15]
+
+
+def _entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    return -sum(c / len(value) * math.log2(c / len(value)) for c in Counter(value).values())
+
+
+def _classes(value: str) -> int:
+    """How many kinds of character: lower case, upper case, digits, others."""
+    return ((value != value.upper()) + (value != value.lower()) + (_A_DIGIT.search(value) is not None)
+            + (not value.isalnum()))
+
+
+_A_DIGIT = re.compile(r"\d")
+
+
+def _random_looking(value: str, minimum: int = 16) -> bool:
+    """A token that looks generated rather than written: long, mixed, and not a word or identifier."""
+    if len(value) < minimum:
+        return False
+    if re.fullmatch(r"[0-9a-fA-F]+", value):  # hex: an encryption key or a token, once something labels it
+        return len(value) >= 16 and len(set(value)) > 4
+    if re.fullmatch(r"[a-z_]+|[A-Z_]+|[A-Za-z][a-z]+(?:[A-Z]+[a-z]*)+|[\w.]*\w\.\w+[\w.]*|(?:%\w|\{\w*\}|[\W_])+", value):
+        return False  # an identifier, a constant or dotted name, a format string
+    return _classes(value) >= 2 and _entropy(value) >= 3.0
+
+
+# --- values after a label --------------------------------------------------------------------------------
+# what a placeholder, a reference or code looks like where a value would go
+_PLACEHOLDER = re.compile(
+    r"""(?ix)^(?:
+        \**|x{3,}|\.{3}|…|-+|_+|![\w!]+|(?:%[-+\ \#0-9.]*[sdrfxi]|\{\w*\}|[\W_])+|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|\{\{.*\}\}|\$\{?[\w:.\-]*\}?|%\(?\w*\)?s?|%\w+%
+        |(?:your|my|the|some|example|sample|dummy|fake|test|placeholder|changeme|change[_-]?me|redacted|removed|hidden
+            |secret|password|passwd|token|apikey|api[_-]?key|none|null|nil|true|false|undefined|empty|required
+            |optional|str|string|bytes|int|bool|any|text|value|required|todo|tbd|xxx|env|default|\w*here
+            |pass|pw|pwd|user|username|login|foo|bar|baz)
+        (?:[_\-\s]?(?:api[_-]?)?(?:key|token|secret|password|pass|value|here|goes[_\-\s]here|name|id|\d))*
+      )$""")
+# a call, an attribute, an index, an environment lookup: `getpass()`, `os.environ["X"]`, `form.password.data`
+_CODE_VALUE = re.compile(r"""^(?:[A-Za-z_][\w]*(?:(?:\.|::|->)[A-Za-z_]\w*)*\s*[(\[]|[A-Za-z_]\w*(?:\.|::|->)[A-Za-z_]\w*|
+                             process\.env|os\.|self\.|this\.|new\s|await\s|lambda\b|function\b|\$[A-Za-z_{(])""", re.VERBOSE)
+# words that continue a sentence about a password rather than give one: "the password is stored as a hash"
+_PROSE_WORDS = frozenset(
+    "incorrect wrong correct required invalid valid expired empty missing weak strong too not case hashed encrypted "
+    "stored saved set changed reset same different secure insecure optional mandatory needed necessary blank visible "
+    "hidden long short shown sent used generated rotated wrong unknown forgotten lost displayed masked protected "
+    "falsch richtig abgelaufen leer incorrecte incorrect correcte vide expiré incorrecta vacía errata vuota "
+    "incorreta vazia onjuist leeg".split())
+_QUOTES = {"'": "'", '"': '"', "`": "`", "“": "”", "‘": "’", "«": "»", "„": "“"}
+_VALUE_STOP = re.compile(r"[\s,;)}\]<>]|$")
+
+
+def _value_after(text: str, pos: int, *, phrase: bool = False) -> tuple[int, int, bool] | None:
+    """The value that starts at `pos`: (start, end, quoted). Quoted values run to their closing quote
+    (a multi-word passphrase is one value); a bare value to the next space, comma or bracket, or — for a
+    passphrase — to the end of its sentence. Bounded: nothing here looks further than 256 characters."""
+    if pos >= len(text):
+        return None
+    opening = text[pos]
+    if opening in _QUOTES:
+        close = text.find(_QUOTES[opening], pos + 1, pos + 257)
+        newline = text.find("\n", pos + 1, pos + 257)
+        if close == -1 or (newline != -1 and newline < close):
+            return None
+        return (pos + 1, close, True) if close > pos + 1 else None
+    window = text[pos:pos + 256]
+    if phrase:
+        end = re.search(r"[.;!?](?:\s|$)|\n|$", window).start()
+    else:
+        end = _VALUE_STOP.search(window).start()
+    value = window[:end].rstrip(".:!?'\"`")
+    return (pos, pos + len(value), False) if value else None
+
+
+def _is_placeholder(value: str) -> bool:
+    return (bool(_PLACEHOLDER.match(value.strip())) or bool(_CODE_VALUE.match(value))
+            or value.startswith("[redacted"))  # what redact_secrets left: redacting twice changes nothing
+
+
+# labels: the word that names a secret, in the languages people write them in. Matched case-insensitively
+# at a place where one of the anchoring words below occurs; "compass" or "monkey" do not count (see _labelled)
+_PASSWORD_WORDS = (r"pass(?:word|wd|wort|phrase|code|wrd)?s?|passe|pwd|pw|psk|kennwort|mot[ _-]de[ _-]passe|mdp|"
+                   r"contrase(?:ñ|n)a|clave(?:[ _-]de[ _-]acceso)?|senha|wachtwoord|parola[ _-]d['’]ordine|"
+                   r"пароль|パスワード|密码|密碼|비밀번호|암호|pin(?:[ _-]?code)?")
+_SECRET_WORDS = (r"secret|token|api[ _-]?key|apikey|access[ _-]?key|private[ _-]?key|secret[ _-]?key|"
+                 r"client[ _-]?secret|auth(?:[ _-]?(?:key|token|code))?|credentials?|creds?|key|sig|signature|"
+                 r"session[ _-]?(?:id|key|token|cookie)|cookie|webhook[ _-]?secret|signing[ _-]?secret|"
+                 r"geheimnis|schlüssel|cl[ée]|chiave|llave|chave|sleutel|jeton|ключ|токен")
+# what may follow the name inside one identifier (DB_PASSWORD_PROD, apiKeyValue); "_FILE", "_URL",
+# "_RESET", "_HASH" and the like name something else and are left out
+_SUFFIX = r"(?:[_\-.]?(?:id|value|val|str|string|b64|base64|hex|enc|plain|raw|prod|production|dev|test|live|main|\d{1,2}))?"
+_LABEL = re.compile(
+    rf"(?i)(?P<name>(?:(?P<pw>{_PASSWORD_WORDS})|(?P<sec>{_SECRET_WORDS})){_SUFFIX})(?![\w])"
+    # the separator: = : => := ->, an optional closing quote or bracket before it, or words (is, ist, est ...),
+    # or "for <something> is" ("the password for the staging db is ...")
+    r"(?P<sep>['\"\]]{0,2}[ \t]{0,3}(?:=>|:=|->|::|[:=])[ \t]{0,3}|>|['\"][ \t]{0,3},[ \t]{0,3}(?=['\"])|"
+    r"\s{1,3}(?:(?:for|to|of|für|zu|pour|de|du|des|per|para|voor|van|del|da|do|della|dello)\s[^\n]{1,60}?\s)?"
+    r"(?:is|are|was|ist|lautet|sind|est|c'est|es|son|è|é|são|=|:)[ \t]{0,2}:?[ \t]{1,3}(?:now\s|jetzt\s|still\s)?"
+    r"|\s{1,3}(?=['\"“‘«])"
+    # loose: "the API key you asked for: X", "password X" (netrc); only a random-looking value counts then
+    r"|(?P<loose>[^\n:=]{0,40}?:[ \t]{1,3}|[ \t]{1,3}))",
+)
+# the words that anchor a label (ASCII, lower case), and the non-ASCII ones looked for as they are
+# the stems a label starts with, folded as the text is; every place one occurs is tried
+_STEMS = tuple(privacy_words.fold_word(w) for w in (
+    "pass pw psk secret token key auth cred sig cookie session kennwort mdp contrase clave senha wachtwoord parola "
+    "pin geheimnis chiave llave chave sleutel jeton mot".split()))
+_LABEL_NON_ASCII = tuple((w, next(ch for ch in w if not ch.isascii())) for w in (
+    "schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен"))
+
+_LONG_CORES = ("password", "passwd", "passwort", "passphrase", "secret", "token", "apikey", "credential")
+_LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|also|in|on|at|to|for|and|or|of|"
+                          r"ist|der|die|das|est|le|la|es|el|è|il|é|o|a|de|het|een)$")
+
+
+def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
+    examined = (0, 0)  # a label inside the value just examined ("key=key=key=...") is not looked at again
+    for at in positions:
+        if examined[0] <= at < examined[1]:
+            continue
+        match = _LABEL.match(text, at)
+        if match is None:
+            continue
+        name = match.group("name").lower()
+        if at > 0 and text[at - 1].isalpha():
+            # inside a word: dbPass (camel case), SMTPPASS, adminpassword count; compass, monkey, bypass do not
+            before, first = text[at - 1], text[at]
+            if not ((before.islower() and first.isupper()) or (before.isupper() and first.isupper())
+                    or name.startswith(_LONG_CORES)):
+                continue
+        password = bool(match.group("pw"))
+        found = _value_after(text, match.end(), phrase="phrase" in name)
+        if found is None:
+            continue
+        start, end, quoted = found
+        examined = (start, end)
+        value = text[start:end]
+        if match.group("sep") == ">":  # <password>value</password>
+            close = text.find("<", start, start + 257)
+            if close == -1:
+                continue
+            end, value = close, text[start:close]
+        if not value or "\n" in value or _is_placeholder(value) or _LABEL_WORDS.match(value):
+            continue
+        if value.lower().replace("_", "").replace("-", "") in name.replace("_", "").replace("-", "").replace(" ", ""):
+            continue  # password=password, token=token
+        natural = not match.group("loose") and match.group("sep").strip()[:1].isalpha()
+        sep = match.group("sep")
+        if match.group("loose") is not None:  # only a token that looks generated, not a word, path or URL
+            if (not _random_looking(value, 8 if password else 16) or " " in value or "://" in value
+                    or value[0] in "/-.~" or "=" in value or "(" in value or not _A_DIGIT.search(value)):
+                continue
+        elif sep.strip() == "" and not (quoted and name.startswith(("passw", "kennw", "wachtw", "senha", "contrase"))
+                                        and (_A_DIGIT.search(value) or _classes(value) >= 3)):
+            continue  # `PASSWORD 'x'` (SQL) counts; "Pass 'parameters' to it" does not
+        elif natural and not quoted and value.isalpha() and (
+                value.lower() in _PROSE_WORDS or re.match(r"[ \t]+[a-z]", text[end:end + 3])):
+            continue  # "the password is stored as a salted hash"
+        if password:
+            plain = not quoted and re.fullmatch(r"[a-z_]+", value)
+            if len(value) < 4 or (plain and ("_" in value or (sep.strip() in ("=", ":") and sep != sep.strip()
+                                                              and len(value) < 9))):
+                continue  # `password = pw`, `password=user_password`: a variable, not a value
+            yield Span(start, end, "a password")
+        elif not any(c.isspace() for c in value) and (
+                _random_looking(value, 16 if name not in ("key", "sig", "cookie", "cred", "auth") else 20)
+                or (quoted and _random_looking(value, 12))):
+            yield Span(start, end, "a secret or token assignment")
+
+
+# --- from detect-secrets ---------------------------------------------------------------------------
+# plugin class -> our label. Left out: the keyword and high-entropy plugins (they flag prose and hashes;
+# our labelled rules replace them), the public-IP one (an address is no secret), and npm's (its
+# `\/\/.+\/:` backtracks quadratically on a long line with many `//`; our `_authToken` rule replaces it).
+_LIBRARY_LABELS = {
+    "ArtifactoryDetector": "an Artifactory credential",
+    "AWSKeyDetector": "an AWS access key",
+    "AzureStorageKeyDetector": "an Azure storage account key",
+    "BasicAuthDetector": "a URL with a password",
+    "CloudantDetector": "a Cloudant credential",
+    "DiscordBotTokenDetector": "a Discord bot token",
+    "GitHubTokenDetector": "a GitHub token",
+    "GitLabTokenDetector": "a GitLab token",
+    "IbmCloudIamDetector": "an IBM Cloud IAM key",
+    "IbmCosHmacDetector": "an IBM COS HMAC credential",
+    "JwtTokenDetector": "a JSON web token",
+    "MailchimpDetector": "a Mailchimp API key",
+    "OpenAIDetector": "an OpenAI API key",
+    "PrivateKeyDetector": "a private key",
+    "PypiTokenDetector": "a PyPI token",
+    "SendGridDetector": "a SendGrid API key",
+    "SlackDetector": "a Slack token",
+    "SoftlayerDetector": "a SoftLayer credential",
+    "SquareOAuthDetector": "a Square OAuth secret",
+    "StripeDetector": "a Stripe key",
+    "TelegramBotTokenDetector": "a Telegram bot token",
+    "TwilioKeyDetector": "a Twilio key",
+}
+_LIBRARY_SKIPPED = {
+    "KeywordDetector", "Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector",
+    # patterns that backtrack quadratically on hostile text; our own rules cover what they find:
+    "NpmDetector",        # `\/\/.+\/:` on a long line with many `//` (our `:_authToken` rule)
+    "OpenAIDetector",     # `sk-[..]*[..]{20}T3BlbkFJ` on "sk-sk-sk-..." (our `sk-` rule)
+    "JwtTokenDetector",   # `eyJ[..]+\.` on "eyJeyJeyJ..." (our token check, with the plugin's validity test)
+    # assignment patterns with nested optional spaces (` *`, ` +`, ` *`): our labelled rule covers them
+    "IbmCloudIamDetector", "IbmCosHmacDetector", "CloudantDetector", "SoftlayerDetector",
+}
+# where a plugin's patterns cannot be anchored on their own literal prefix: the words they need, or a gate
+_LIBRARY_ANCHORS: dict[str, dict] = {
+    "AWSKeyDetector": {"words": ("aws",), "reach": 120, "only_unprefixed": True},  # its key-id pattern has a prefix
+    "ArtifactoryDetector": {"token_gate": lambda t: t.startswith(("AKC", "AP"))},
+    "AzureStorageKeyDetector": {"words": ("accountkey",), "reach": 120},
+    "BasicAuthDetector": {"literals": ("://",), "back": 24, "reach": 300},
+    "CloudantDetector": {"words": ("cloudant",), "back": 80, "reach": 200},
+    "IbmCloudIamDetector": {"words": ("ibm", "iam"), "back": 40, "reach": 200},
+    "IbmCosHmacDetector": {"words": ("ibm", "cos", "hmac"), "back": 40, "reach": 200},
+    "SoftlayerDetector": {"words": ("softlayer", "sl"), "back": 40, "reach": 200},
+    "DiscordBotTokenDetector": {"token_gate": lambda t: t.count(".") == 2 and len(t) >= 59},
+    "MailchimpDetector": {"token_gate": lambda t: "-us" in t},
+    "TelegramBotTokenDetector": {"digits": True},
+    "PrivateKeyDetector": {"literals": ("begin ", "putty-user"), "reach": 60},
+}
+
+
+def _library_rules() -> list[Rule]:
+    """detect-secrets' plugin patterns. Imported here, at the first scan, never at %load_ext (~0.25 s)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+    rules = []
+    for plugin in get_mapping_from_secret_type_to_class().values():
+        name = plugin.__name__
+        if name in _LIBRARY_SKIPPED or not hasattr(plugin, "denylist"):
+            continue
+        label = _LIBRARY_LABELS.get(name) or f"a {plugin.secret_type}"
+        check = _password_ok if name == "BasicAuthDetector" else None
+        anchors = dict(_LIBRARY_ANCHORS.get(name, {}))
+        only_unprefixed = anchors.pop("only_unprefixed", False)
+        for pattern in plugin.denylist:
+            how = {} if only_unprefixed and _prefixes(pattern) else anchors
+            # the secret is the pattern's first group where it has one (e.g. the password of a URL)
+            rules.append(Rule(label, pattern, 1 if pattern.groups else 0, check, **how))
+    return rules
+
+
+def _jwt_ok(token: str) -> bool:
+    """header.payload.signature, the first two base64url-encoded JSON (detect-secrets' own check)."""
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+
+    parts = token.split(".")
+    return (len(parts) == 3 and len(parts[0]) >= 10 and len(parts[1]) >= 4 and len(token) <= 8192
+            and JwtTokenDetector.is_formally_valid(token))
+
+
+def _prefixes(pattern: re.Pattern) -> tuple[str, ...]:
+    """The literal strings one of which every match of `pattern` starts with (after a leading `\\b`),
+    when each is at least two characters long; () when there are none."""
+    try:
+        from re import _constants as c, _parser as parser  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as c
+        import sre_parse as parser
+
+    def walk(items) -> tuple[list[str], bool]:
+        out = [""]
+        for op, av in items:
+            if op is c.LITERAL:
+                out = [p + chr(av) for p in out]
+            elif op is c.AT and out == [""]:
+                continue
+            elif op is c.IN and all(o is c.LITERAL for o, _ in av) and len(av) * len(out) <= 32:
+                out = [p + chr(v) for p in out for _, v in av]
+            elif op is c.SUBPATTERN:
+                inner, complete = walk(av[-1])
+                out = [p + i for p in out for i in inner]
+                if not complete:
+                    return out, False
+            elif op is c.BRANCH:
+                alternatives = [walk(branch) for branch in av[1]]
+                out = [p + i for p in out for alt, _ in alternatives for i in alt]
+                return out, all(complete for _, complete in alternatives)
+            else:
+                return out, False
+        return out, True
+
+    try:
+        found, _ = walk(parser.parse(pattern.pattern, pattern.flags))
+    except Exception:  # a construct this walk does not know: run the pattern everywhere
+        return ()
+    if pattern.flags & re.IGNORECASE:
+        found = [f.lower() for f in found]
+    return tuple(found) if found and all(len(f) >= 2 for f in found) else ()
+
+
+# --- our own provider shapes and where a credential goes ---------------------------------------------------
+def _not_placeholder(value: str) -> bool:
+    return not _is_placeholder(value)
+
+
+def _password_ok(value: str) -> bool:
+    return not _is_placeholder(value) and not re.match(r"\d{1,5}(?:/|$)", value)
+
+
+def _basic_credentials(value: str) -> bool:
+    """base64 of `user:password`, as in `Authorization: Basic ...`."""
+    try:
+        plain = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return False
+    return ":" in plain and plain.isprintable() and not _is_placeholder(plain.split(":", 1)[1])
+
+
+_B64 = r"A-Za-z0-9+/"
+_HEADER_WORDS = ("authorization", "authorisation")
+_RULES: tuple[Rule, ...] = (
+    Rule("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----"),
+         literals=("-----begin ",), reach=60),
+    Rule("a private key", re.compile(r"PuTTY-User-Key-File-\d: *[\w-]+"), literals=("putty-user",), reach=60),
+    Rule("a private key", re.compile(r"Private-Lines: *\d+\s*\n?[" + _B64 + r"=\s]{20,200}"), literals=("private-lines",),
+         reach=240),
+    Rule("a private key", re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]{58}")),
+    Rule("an Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{10,300}")),
+    Rule("an API key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|or-v1-|live-)?[A-Za-z0-9_\-]{20,300}")),
+    Rule("an AWS access key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
+    Rule("a GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{30,255})")),
+    Rule("a GitLab token", re.compile(r"\bgl(?:pat|dt|ft|soat|rt|cbt|ptt|agent|oas)-[A-Za-z0-9_\-]{20,64}")),
+    Rule("a Slack token", re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,255}")),
+    Rule("a Slack token", re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,255}")),
+    Rule("a Slack webhook URL", re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]{20,200}",
+                                           re.IGNORECASE)),
+    Rule("a Discord webhook URL", re.compile(r"discord(?:app)?\.com/api/webhooks/\d{5,30}/[A-Za-z0-9_\-]{30,100}")),
+    Rule("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
+    Rule("a Google OAuth token", re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,400}")),
+    Rule("a Stripe key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,255}")),
+    Rule("a Stripe webhook secret", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{20,100}")),
+    Rule("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,64}\b")),
+    Rule("an npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    Rule("an npm token", re.compile(r"(?i):_(?:authToken|auth|password)\s*=\s*(?P<v>[^\s$]{8,300})"), "v",
+         literals=(":_auth", ":_password"), reach=320),
+    Rule("a SendGrid API key", re.compile(r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,64}")),
+    Rule("a Mailchimp API key", re.compile(r"\b[0-9a-f]{32}-us\d{1,2}\b"), token_gate=lambda t: "-us" in t),
+    Rule("a Twilio key", re.compile(r"\b(?:AC|SK)[0-9a-fA-F]{32}\b")),
+    Rule("a Telegram bot token", re.compile(r"\b\d{8,10}:AA[0-9A-Za-z_\-]{33}\b"), digits=True),
+    Rule("a Discord bot token", re.compile(r"\b[A-Za-z0-9_\-]{24,28}\.[A-Za-z0-9_\-]{6,7}\.[A-Za-z0-9_\-]{27,40}\b"),
+         check=lambda v: _classes(v) >= 3 and v[0] in "MNO", token_gate=lambda t: t.count(".") == 2),
+    Rule("a PyPI token", re.compile(r"\bpypi-AgE[A-Za-z0-9_\-]{50,300}")),
+    Rule("a Shopify token", re.compile(r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b")),
+    Rule("a DigitalOcean token", re.compile(r"\bdo[opr]_v1_[a-f0-9]{64}\b")),
+    Rule("an API key", re.compile(r"\b(?:gsk_[A-Za-z0-9]{40,60}|r8_[A-Za-z0-9]{30,50}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}|"
+                                  r"lin_api_[A-Za-z0-9]{30,50}|sbp_[a-f0-9]{40}|dp\.pt\.[A-Za-z0-9]{40,50}|"
+                                  r"xai-[A-Za-z0-9]{40,90}|pplx-[A-Za-z0-9]{40,60}|nvapi-[A-Za-z0-9_\-]{50,80}|"
+                                  r"glc_[A-Za-z0-9+/]{30,200}|ntn_[A-Za-z0-9]{40,60}|secret_[A-Za-z0-9]{43})\b")),
+    Rule("an Azure client secret", re.compile(r"(?<![\w~.\-])[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}(?![\w~.\-])"),
+         token_gate=lambda t: "Q~" in t),
+    # Azure connection strings and SAS URLs
+    Rule("an Azure key", re.compile(r"(?i)\b(?:AccountKey|SharedAccessKey|SharedSecretValue|ApiKey|Password|Pwd)="
+                                    r"(?P<v>[A-Za-z0-9+/=_\-]{8,300})"), "v", _not_placeholder,
+         literals=("accountkey=", "sharedaccesskey=", "sharedsecretvalue=", "apikey=", "password=", "pwd="), back=20,
+         reach=330),
+    Rule("an Azure SAS signature", re.compile(r"[?&]sig=(?P<v>[A-Za-z0-9%+/=]{20,200})"), "v", literals=("sig=",), back=2,
+         reach=210),
+    # where a credential goes: auth headers, curl -u, URL userinfo (a "/" in the password too), CLI flags
+    Rule("an authorization header", re.compile(
+        r"(?i)\b(?:Proxy-)?Authori[sz]ation[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?:(?:Basic|Bearer|Token|Digest|ApiKey|Api-Key|"
+        r"SSWS|GenieKey|Key|OAuth|JWT|Klaviyo-API-Key|DeepL-Auth-Key)\s{1,3})?(?P<v>[A-Za-z0-9._~+/=\-:%]{8,1000})"), "v",
+         lambda v: not _is_placeholder(v) and (_basic_credentials(v) or _A_DIGIT.search(v) is not None
+                                               or (len(v) >= 24 and _classes(v) >= 3)),
+         words=_HEADER_WORDS, back=6, reach=1100),
+    Rule("a bearer token", re.compile(r"(?i)\bBearer\s{1,3}(?P<v>[A-Za-z0-9._~+/\-]{16,1000}=*)"), "v",
+         _random_looking, words=("bearer",), reach=1020),
+    Rule("an API key header", re.compile(
+        r"(?i)\b(?:X-(?:API|Auth|Access|Secret|Session)-(?:Key|Token|Secret)|Private-Token|Api-Key|X-Token|"
+        r"X-Vault-Token|X-Goog-Api-Key|Ocp-Apim-Subscription-Key|X-Figma-Token|X-Shopify-Access-Token)"
+        r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?P<v>[A-Za-z0-9._~+/=\-]{12,500})"), "v",
+         lambda v: not _is_placeholder(v) and _classes(v) >= 2,
+         literals=("-key", "-token", "-secret", "api-key"), back=30, reach=560),
+    Rule("a password", re.compile(r"(?:^|\s)(?:-u|--user|--proxy-user|-U)\s{1,3}[\"']?(?P<v>[^\s:\"'$]{1,64}:[^\s\"']{3,128})"),
+         "v", lambda v: not _is_placeholder(v.split(":", 1)[1].rstrip("`,.;)")),
+         literals=("-u ", "-u\t", "--user", "--proxy-user"),
+         back=2, reach=220),
+    Rule("a password", re.compile(r"(?i)(?:^|\s)--?(?:password|passwd|pass|pw|secret|token|api-key|apikey|auth-token|"
+                                  r"client-secret|db-password)(?:=|\s{1,3})[\"']?(?P<v>[^\s\"']{4,200})"), "v",
+         lambda v: not _is_placeholder(v) and not v.startswith("-"),
+         literals=("-pass", "-pw", "-secret", "-token", "-api", "-auth", "-client-secret", "-db-password"), back=2,
+         reach=240),
+    Rule("a password", re.compile(r"(?i)\b(?:mysql|mysqldump|mariadb)\b[^\n]{0,120}?\s-p(?P<v>[^\s\"']{3,128})"), "v",
+         _not_placeholder, words=("mysql", "mysqldump", "mariadb"), reach=280),
+    Rule("a password", re.compile(r"(?i)\bsshpass\s{1,3}-p\s{0,3}[\"']?(?P<v>[^\s\"']{3,128})"), "v", words=("sshpass",),
+         reach=150),
+    Rule("a password", re.compile(r"(?i)\b(?:IDENTIFIED\s{1,3}BY|WITH\s{1,3}(?:ENCRYPTED\s{1,3})?PASSWORD|PASSWORD\s{1,3}FOR"
+                                  r"\s{1,3}\S{1,64}\s{0,3}=\s{0,3}PASSWORD\()\s{0,3}['\"](?P<v>[^'\"\n]{3,200})['\"]"), "v",
+         _not_placeholder, words=("identified",), literals=("with password", "with encrypted"), back=6, reach=320),
+    Rule("a URL with a password", re.compile(
+        r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://(?P<user>[^\s:/@\"'<>]{0,64}):(?P<v>[^\s@\"'<>]{1,128})@(?=[\w\[\-])"), "v",
+         _password_ok, literals=("://",), back=24, reach=240),
+    Rule("a URL with a token", re.compile(
+        r"(?i)[?&](?:access_token|api_key|apikey|token|key|secret|password|client_secret|auth)="
+        r"(?P<v>[A-Za-z0-9._~+/%\-]{12,500})"), "v", lambda v: _random_looking(v, 12),
+         literals=("token=", "key=", "secret=", "password=", "auth="), back=16, reach=520),
+    # PII, run over runs of digits
+    Rule("a card number", re.compile(r"(?<![\d.\-])\d(?:[ .\-_/]?\d){12,18}(?![\d]|[.\-]\d)"), check=_card, digits=True),
+    Rule("a US social security number", re.compile(
+        r"(?<![\d\-.])(?P<ssn>\d{3}(?P<s>[ .\-–—])\d{2}(?P=s)\d{4})(?![\d]|[\-.]\d)"), "ssn", _ssn, digits=True),
+    Rule("a US social security number", re.compile(
+        r"(?i)\b(?:SSN|social[ \-]security(?:[ \-](?:number|no\.?|#))?|SS#|social)[\s:#.=\-]{0,5}(?:is\s)?(?P<ssn>\d{3}"
+        r"[ .\-–—]{0,2}\d{2}[ .\-–—]{0,2}\d{4})\b"), "ssn", _ssn, words=("ssn", "social"), reach=80),
+    # the value first: "I use 'Blue42Monkey!' as my password", "Hunter2!x is my password"
+    Rule("a password", re.compile(
+        r"(?i)['\"“‘](?P<q>[^'\"“”‘’\n]{4,64})['\"”’]\s{1,3}(?:as|is|was|for|=)\s{1,3}"
+        r"(?:(?:my|the|our|your|his|her|their)\s{1,3})?(?:new\s{1,3}|current\s{1,3}|old\s{1,3})?"
+        r"(?:password|passphrase|passwort|kennwort|pin|contrase(?:ñ|n)a|senha|wachtwoord)\b"), "q",
+         check=lambda v: not _is_placeholder(v), words=("password", "passphrase", "passwort", "kennwort", "pin", "senha",
+                                                        "wachtwoord", "contrase"), back=90, reach=20),
+    Rule("a password", re.compile(
+        r"(?i)(?<!\S)(?P<v>\S{6,64})\s{1,3}(?:is|was)\s{1,3}(?:my|our|the)\s{1,3}(?:new\s{1,3}|current\s{1,3})?"
+        r"(?:password|passphrase|passwort|pin)\b"), "v", check=lambda v: _random_looking(v, 6) and _A_DIGIT.search(v),
+         words=("password", "passphrase", "passwort", "pin"), back=90, reach=20),
+    Rule("an IBAN", re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"),
+         check=_iban, digits=True),
+    Rule("a UK national insurance number", re.compile(
+        r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), digits=True),
+    Rule("a French social security number (NIR)", re.compile(
+        r"\b[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b"), check=_french_nir,
+         digits=True),
+    Rule("a Spanish ID number (DNI/NIE)", re.compile(r"\b[XYZxyz]?\d{7,8}-?[A-Za-z]\b"), check=_spanish_id, digits=True),
+    Rule("a Brazilian CPF number", re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"), check=_cpf, digits=True),
+    Rule("an Aadhaar number", re.compile(r"\b\d{4} \d{4} \d{4}\b"), check=_aadhaar, digits=True),
+    Rule("an Italian tax code", re.compile(r"(?i)\bcodice[ _]fiscale\b\W{0,5}(?:è\s)?(?P<v>[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}"
+                                           r"[A-Z]\d{3}[A-Z])\b"), "v", _codice_fiscale, words=("codice",), reach=60),
+    Rule("a national ID number", re.compile(
+        r"(?i)\b(?:passport(?:[ \-](?:number|no\.?|#))?|Reisepass(?:nummer)?|Personalausweis(?:nummer)?|Ausweisnummer|"
+        r"Steuer-?ID|Steueridentifikationsnummer|Sozialversicherungsnummer|BSN|burgerservicenummer|NINO|"
+        r"national (?:id|insurance)(?: number| no\.?)?|num[ée]ro de s[ée]curit[ée] sociale|num[ée]ro fiscal|"
+        r"n[úu]mero de (?:pasaporte|seguridad social|identidad)|codice fiscale|tax (?:id|number)|taxpayer id|"
+        r"driver'?s licen[cs]e(?: number| no\.?)?)[\s:#.=]{1,5}(?:is\s|ist\s|est\s|es\s|è\s)?"
+        r"(?P<v>[A-Z0-9][A-Z0-9 .\-]{4,18}[A-Z0-9])\b"), "v", lambda v: sum(c.isdigit() for c in v) >= 5,
+         words=("passport", "reisepass", "personalausweis", "personalausweisnummer", "ausweisnummer", "steuer",
+                "steuerid", "steueridentifikationsnummer", "sozialversicherungsnummer", "bsn", "burgerservicenummer",
+                "nino", "national", "numero", "codice", "tax", "taxpayer", "driver", "drivers"), literals=("mero de",),
+         back=4, reach=120),
+)
+
+
+# --- long tokens: unlabelled AWS secrets, key bodies, base64- and hex-wrapped secrets ------------------------
+def _aws_secret(token: str) -> bool:
+    """An AWS secret access key with no label: 40 characters of its alphabet, all three kinds of character."""
+    return (len(token) == 40 and _AWS_ALPHABET.fullmatch(token) is not None and _classes(token) >= 3
+            and _entropy(token) >= 4.0)
+
+
+_AWS_ALPHABET = re.compile(r"[A-Za-z0-9+/]{40}")
+_KEY_BODY_STARTS = ("MII", "MIG", "MIH", "MHc", "MHQ", "b3BlbnNzaC1rZXktdjE")
+
+
+def _key_body(token: str) -> bool:
+    """DER of a private key starts with SEQUENCE, then the version 0 or 1 (PKCS#1, PKCS#8, SEC1);
+    certificates and public keys start SEQUENCE, SEQUENCE."""
+    if token.startswith("b3BlbnNzaC1rZXktdjE"):  # "openssh-key-v1"
+        return True
+    try:
+        der = base64.b64decode(token[:16])
+    except (binascii.Error, ValueError):
+        return False
+    i = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)
+    return der[0] == 0x30 and der[i:i + 2] == b"\x02\x01" and der[i + 2:i + 3] in (b"\x00", b"\x01")
+
+
+def _body_end(text: str, pos: int) -> int:
+    """A key body runs on over following lines of base64."""
+    follow = re.compile(r"\s{0,2}[A-Za-z0-9+/=]{16,100}")
+    while (more := follow.match(text, pos)) is not None:
+        pos = more.end()
+    return pos
+
+
+def _decoded(token: str, depth: int) -> str | None:
+    """A base64- or hex-wrapped text, decoded, when it decodes to printable text."""
+    if depth > 0 or len(token) > 700:
+        return None
+    try:
+        if len(token) % 2 == 0 and _HEX.fullmatch(token):
+            raw = bytes.fromhex(token)
+        elif not token.isupper() and _A_DIGIT.search(token) or token.endswith("="):
+            core = token.rstrip("=")
+            alt = b"-_" if ("-" in core or "_" in core) else None
+            raw = base64.b64decode(core + "=" * (-len(core) % 4), altchars=alt, validate=True)
+        else:
+            return None
+        inner = raw.decode("utf-8")
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return None
+    if len(inner) < 8 or not all(ch.isprintable() or ch in "\n\r\t" for ch in inner):
+        return None
+    return inner
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_B64_ONLY = re.compile(r"[A-Za-z0-9+/_\-]+=*")
+
+
+# --- the scan ----------------------------------------------------------------------------------------
+_TOKEN = re.compile(rb"a{16,}b{0,2}")  # over _TOKEN_MAP'd bytes: runs of [A-Za-z0-9+/_\-.~], then "=" padding
+_TOKEN_MAP = bytes(0x61 if (chr(b).isascii() and chr(b).isalnum()) or chr(b) in "+/_-.~" else 0x62 if chr(b) == "="
+                   else 0x20 for b in range(256))
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/_\-.~]+")
+_WORD = re.compile(rb"[a-z]+")
+_NUMBER = re.compile(rb"0(?:\.?0){5,40}")
+# bytes of the text, one per character (non-ASCII becomes "?"): digits -> 0, separators -> ".", the rest " "
+_DIGIT_MAP = bytes((0x30 if chr(b).isdigit() else 0x2E if chr(b) in " .-_/" else 0x20) for b in range(256))
+
+
+@dataclass
+class _Plan:
+    """The rules, sorted by how each finds its places."""
+    by_word: dict[bytes, list[Rule]]     # folded word -> the rules it anchors
+    by_literal: dict[bytes, list[Rule]]  # folded string -> the rules it anchors
+    literal_gates: dict[bytes, bytes | None]
+    by_prefix: dict[str, list[Rule]]
+    prefixes: tuple[str, ...]
+    gated: list[Rule]
+    digit: list[Rule]
+    everywhere: list[Rule]
+
+
+_plan: _Plan | None = None
+_lock = threading.Lock()
+
+
+def plan() -> _Plan:
+    global _plan
+    with _lock:
+        if _plan is None:
+            _plan = _make_plan(_library_rules() + list(_RULES))
+    return _plan
+
+
+def rules() -> list[Rule]:
+    p = plan()
+    seen, out = set(), []
+    for group in (*p.by_word.values(), *p.by_literal.values(), *p.by_prefix.values(), p.gated, p.digit, p.everywhere):
+        for rule in group:
+            if id(rule) not in seen:
+                seen.add(id(rule))
+                out.append(rule)
+    return out
+
+
+def _make_plan(all_rules: list[Rule]) -> _Plan:
+    by_word: dict[bytes, list[Rule]] = {}
+    by_literal: dict[bytes, list[Rule]] = {}
+    by_prefix: dict[str, list[Rule]] = {}
+    gated, digit, everywhere = [], [], []
+    for rule in all_rules:
+        if rule.words or rule.literals:
+            for word in rule.words:
+                by_word.setdefault(privacy_words.fold_word(word), []).append(rule)
+            for literal in rule.literals:
+                by_literal.setdefault(privacy_words.fold_word(literal), []).append(rule)
+        elif rule.digits:
+            digit.append(rule)
+        elif rule.token_gate is not None:
+            gated.append(rule)
+        elif (found := _prefixes(rule.pattern)) and all(_TOKEN_CHARS.fullmatch(_no_scheme(p)) for p in found):
+            for prefix in found:
+                by_prefix.setdefault(_no_scheme(prefix), []).append(rule)
+        else:
+            everywhere.append(rule)
+    gates = {s: max(re.findall(rb"[a-z]+", s), key=len, default=None) for s in by_literal}
+    return _Plan(by_word, by_literal, gates, by_prefix, tuple(by_prefix), gated, digit, everywhere)
+
+
+def _no_scheme(prefix: str) -> str:
+    return re.sub(r"^[a-z]+://", "", prefix)
+
+
+def _windows(points: Iterable[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Merge [start, end) windows (clipped to the text)."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted(points):
+        lo, hi = max(lo, 0), min(hi, size)
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return [(lo, hi) for lo, hi in merged]
+
+
+def _occurrences(haystack: bytes, needle: bytes) -> Iterable[int]:
+    """Every place `needle` occurs (bytes.find: a fast scan, unlike a regex alternation)."""
+    i = haystack.find(needle)
+    while i != -1:
+        yield i
+        i = haystack.find(needle, i + 1)
+
+
+_CHUNK = 1 << 16    # no single regex call looks at more than this (plus _OVERLAP): an interrupt lands at once
+_OVERLAP = 2048     # longer than any match: one cut in two chunks is found whole in one of them
+
+
+def _run(rule: Rule, text: str, lo: int, hi: int, found: list[Span]) -> None:
+    for chunk in range(lo, hi, _CHUNK):
+        for match in rule.pattern.finditer(text, chunk, min(chunk + _CHUNK + _OVERLAP, hi)):
+            start, end = match.span(rule.group)
+            if end > start and not text.startswith("[redacted", start) and (
+                    rule.check is None or rule.check(text[start:end])):
+                found.append(Span(start, end, rule.label))
+
+
+def scan(text: str, *, depth: int = 0) -> list[Span]:
+    """Every secret span in `text`, in order; overlapping spans are kept (redaction merges them)."""
+    p = plan()
+    found: list[Span] = []
+    raw = text.encode("ascii", "replace")  # one byte per character: positions are the text's
+    fold, words = privacy_words.prepared(text)  # lower case, digits folded to letters: "l0gin" -> "iogin"
+
+    # 1. words: labels ("password: ...", "Passwort lautet ...") and the rules anchored on a word
+    vocabulary = b" ".join(words)  # each distinct word once: cheap to search for a stem
+    stems = [s for s in _STEMS if s in vocabulary]
+    label_at: list[int] = []
+    for stem in stems:
+        label_at.extend(_occurrences(fold, stem))
+    if not text.isascii():
+        lowered = None
+        for word, mark in _LABEL_NON_ASCII:  # looked for only when its telling letter occurs (ü, é, ñ, п ...)
+            if mark in text or mark.upper() in text:
+                lowered = text.lower() if lowered is None else lowered
+                i = lowered.find(word) if len(lowered) == len(text) else -1
+                while i != -1:
+                    label_at.append(i)
+                    i = lowered.find(word, i + 1)
+    found.extend(_labelled(text, sorted(set(label_at))))
+    places: dict[int, list[int]] = {}  # rule -> where its words or strings occur
+    anchored: dict[int, Rule] = {}
+    # a string is looked for only when the word in it occurs ("-----begin " when "begin" does)
+    for key, table in [(w, p.by_word) for w in words & p.by_word.keys()] + \
+            [(s, p.by_literal) for s, gate in p.literal_gates.items() if gate is None or gate in words]:
+        at = list(_occurrences(fold, key))
+        if not at:
+            continue
+        for rule in table[key]:
+            places.setdefault(id(rule), []).extend(at)
+            anchored[id(rule)] = rule
+    for key, at in places.items():
+        rule = anchored[key]
+        for lo, hi in _windows(((i - rule.back, i + rule.reach) for i in at), len(text)):
+            _run(rule, text, lo, hi, found)
+
+    # 2. long tokens: provider prefixes, gated shapes, unlabelled AWS secrets, key bodies, wrapped secrets
+    for match in _TOKEN.finditer(raw.translate(_TOKEN_MAP)):
+        start, end = match.span()
+        token = text[start:end]
+        bare = token.lstrip("/+=._-~")
+        offset = start + len(token) - len(bare)
+        head = bare[:24].lower()
+        if bare.startswith(p.prefixes) or head.startswith(p.prefixes):
+            for prefix in p.prefixes:
+                if bare.startswith(prefix) or head.startswith(prefix):
+                    for rule in p.by_prefix[prefix]:
+                        _run(rule, text, max(offset - 1, 0), end, found)
+        if bare.startswith("eyJ") and _jwt_ok(bare):
+            found.append(Span(offset, end, "a JSON web token"))
+        if not (_A_DIGIT.search(bare) or bare.endswith("=") or "+" in bare):
+            continue  # a word, a name, a path: none of the shapes below is written without a digit
+        if "." in bare:  # a dotted name or a host: of the shapes below only a Discord token has dots
+            if bare.count(".") == 2:
+                for rule in p.gated:
+                    if rule.token_gate(bare):
+                        _run(rule, text, max(start - 1, 0), min(end + 1, len(text)), found)
+            continue
+        for rule in p.gated:
+            if rule.token_gate(bare):
+                _run(rule, text, max(start - 1, 0), min(end + 1, len(text)), found)
+        if _aws_secret(bare):
+            found.append(Span(offset, end, "an AWS secret access key"))
+        if bare.startswith(_KEY_BODY_STARTS) and len(bare) >= 40 and _key_body(bare):
+            found.append(Span(offset, _body_end(text, end), "a private key"))
+        inner = (_decoded(bare, depth) if 16 <= len(bare) <= 700 and _B64_ONLY.fullmatch(bare)
+                 and (not bare.islower() or _HEX.fullmatch(bare)) else None)
+        if inner is not None:
+            for span in scan(inner, depth=depth + 1):
+                found.append(Span(offset, end, f"{span.label} (encoded)"))
+                break
+
+    # 3. runs of digits: cards, SSNs, IBANs, national IDs, Telegram bot tokens
+    if p.digit and any(ch in raw for ch in b"0123456789"):
+        digits = raw.translate(_DIGIT_MAP)
+        places = [(m.start() - 16, m.end() + 50) for m in _NUMBER.finditer(digits)]
+        if places:
+            for lo, hi in _windows(places, len(text)):
+                for rule in p.digit:
+                    _run(rule, text, lo, hi, found)
+
+    # 4. anything left that could not be anchored (none of ours; a future plugin, say)
+    for rule in p.everywhere:
+        _run(rule, text, 0, len(text), found)
+    return sorted(set(found))
+
+
+_KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|Private-MAC: *[0-9a-fA-F]+")
+
+
+def block_ends(text: str) -> Callable[[Span], int]:
+    """For redaction: where a private key that starts in a span ends — its END line (or PuTTY's
+    Private-MAC line), or the end of the text when it is cut off. The ends are found once, in one pass."""
+    ends: list[int] | None = None
+
+    def end_of(span: Span) -> int:
+        nonlocal ends
+        head = text[span.start:span.start + 30]
+        if not (head.startswith(("-----BEGIN", "BEGIN", "PuTTY-User-Key-File"))):
+            return span.end
+        if ends is None:
+            ends = [m.end() for m in _KEY_END.finditer(text)]
+        k = bisect.bisect_left(ends, span.end)
+        return ends[k] if k < len(ends) else len(text)
+
+    return end_of
