@@ -53,9 +53,10 @@ class Result:
         preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         return f"Result({preview!r}, backend={self.backend!r}, model={self.model!r}, stop={state!r})"
 
-    def _repr_markdown_(self) -> str:
-        from .render import result_markdown  # render only when a notebook asks for it
-        return result_markdown(self)
+    def _repr_html_(self) -> str:
+        # the text is untrusted: shown through the same inert renderer as a streamed answer
+        from .render import result_bundle  # render only when a notebook asks for it
+        return result_bundle(self)["text/html"]
 
 
 def _check_options(temperature, max_tokens, format) -> None:

@@ -15,7 +15,7 @@ class InferenceError(Exception):
     result = None
 
     def __init__(self, message: str):
-        super().__init__(redact(message))
+        super().__init__(printable(redact(message)))
 
     @property
     def message(self) -> str:
@@ -66,6 +66,16 @@ class InferenceInterrupted(KeyboardInterrupt):
             return ["\x1b[33mInterrupted: every stream was stopped; the partial answers are kept.\x1b[0m"]
         n = len(self.result.text)
         return [f"\x1b[33mInterrupted: the stream was stopped; the partial answer ({n} characters) is kept in _infer.\x1b[0m"]
+
+
+# --- server text in messages ------------------------------------------------------------------
+# error texts quote servers: control characters (ANSI escapes, OSC hyperlinks, bells) must not
+# reach the terminal-like renderer of the error line
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return _CONTROL.sub("", text)
 
 
 # --- secret redaction -------------------------------------------------------------------------

@@ -166,10 +166,11 @@ class InferenceMagics(BaseMagics):
         choice = dict(model=model, backend=args.backend, system=args.system)
 
         if args.explain:
-            from IPython.display import Markdown, display
+            from .untrusted import bundle, escape
 
-            chosen = api.route(prompt, **choice)
-            display(Markdown(f"**{chosen.backend}** · `{chosen.model}` — {chosen.reason}"))
+            chosen = api.route(prompt, **choice)  # names may come from a server's model list: escaped
+            self._publish(bundle(f"<b>{escape(chosen.backend)}</b> · <code>{escape(chosen.model)}</code> — "
+                                 f"{escape(chosen.reason)}", f"{chosen.backend} · {chosen.model} — {chosen.reason}"))
             return None
 
         running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,

@@ -7,7 +7,6 @@ so routing, the privacy guard and the history apply exactly as for %%infer.
 from __future__ import annotations
 
 import datetime
-import html
 import threading
 from pathlib import Path
 
@@ -18,16 +17,10 @@ from . import api, routing
 from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
 from .errors import InferenceError
 from .render import Throttle, footer
+from .untrusted import StreamingMarkdown, escape, markdown_html
 
 STATIC = Path(__file__).resolve().parent / "static"
 AUTO = "auto"
-
-
-def _markdown():
-    from markdown_it import MarkdownIt
-
-    # raw HTML from a model is shown as text, never run in the notebook page
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
 class ChatWidget(anywidget.AnyWidget):
@@ -45,7 +38,7 @@ class ChatWidget(anywidget.AnyWidget):
     def __init__(self, model: str | None = None, *, backend: str | None = None, system: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.conversation = Conversation()
-        self._md = _markdown()
+        self._streaming = StreamingMarkdown()  # the answer being streamed (untrusted: see untrusted.py)
         self._rendered: dict[int, str] = {}  # id(turn) -> HTML of finished turns
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -229,12 +222,17 @@ class ChatWidget(anywidget.AnyWidget):
             return cached
         if turn.role in ("user", "assistant"):
             who = "You" if turn.role == "user" else "Assistant"
-            body = self._md.render(turn.text) if turn.text else "<p>…</p>"
-            meta = f"<div class='im-meta'>{html.escape(turn.meta)}</div>" if turn.meta else ""
+            if not turn.text:
+                body = "<p>…</p>"
+            elif turn.done or turn.role == "user":
+                body = markdown_html(turn.text)
+            else:
+                body = self._streaming.render(turn.text)
+            meta = f"<div class='im-meta'>{escape(turn.meta)}</div>" if turn.meta else ""
             out = (f"<div class='im-turn im-{turn.role}'><div class='im-who'>{who}</div>"
                    f"<div class='im-body'>{body}</div>{meta}</div>")
         else:
-            out = f"<div class='im-turn im-{turn.role}'>{html.escape(turn.text)}</div>"
+            out = f"<div class='im-turn im-{turn.role}'>{escape(turn.text)}</div>"
         if turn.done:
             self._rendered[id(turn)] = out
         return out
