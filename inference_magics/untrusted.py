@@ -102,6 +102,17 @@ def _make_renderer():
     return md
 
 
+def ready() -> bool:
+    """Whether the renderer is built (its first use imports markdown-it: ~0.1 s, once)."""
+    return _renderer is not None
+
+
+def warm_up() -> None:
+    """Build the renderer in the background (e.g. while a request waits for its first token)."""
+    if _renderer is None:
+        threading.Thread(target=markdown_html, args=("",), name="markdown-warm-up", daemon=True).start()
+
+
 def markdown_html(text: str) -> str:
     """Untrusted Markdown as an inert HTML fragment (headings, lists, emphasis, tables, code blocks
     with their `language-x` class; live links only to http, https and mailto; no images)."""

@@ -232,3 +232,49 @@ def test_stop_ends_the_stream_and_keeps_the_partial_answer(chat):
     assert len(after_1s.split()) < 200, "Stop did not end the stream early"
     assert peer.wait_until(lambda p: p.disconnects >= 1, timeout=3), "the HTTP stream to Ollama was not closed"
     assert widget.stop_button.is_disabled() and widget.send_button.is_enabled()
+
+
+# the contrast of a text against its bubble, from computed styles: both colours are painted on a
+# 1×1 canvas (which understands rgb(), rgba() and color(srgb …) from color-mix alike), the text's
+# alpha blended over the background, then WCAG's relative-luminance ratio
+_CONTRAST_JS = """([textSelector, boxSelector]) => {
+  const text = document.querySelector(textSelector), box = document.querySelector(boxSelector);
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = 1;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const paint = (color) => { ctx.fillStyle = color; ctx.fillRect(0, 0, 1, 1); return Array.from(ctx.getImageData(0, 0, 1, 1).data); };
+  ctx.clearRect(0, 0, 1, 1);
+  const background = paint(getComputedStyle(box).backgroundColor);
+  const foreground = paint(getComputedStyle(text).color);   // painted over the background: blended
+  const luminance = ([r, g, b]) => [r, g, b].map(v => v / 255)
+      .map(c => c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4))
+      .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const [a, b] = [luminance(foreground), luminance(background)].sort((x, y) => y - x);
+  return {ratio: (a + 0.05) / (b + 0.05), background, foreground};
+}"""
+
+BUBBLES = {"your message": (".im-user .im-body p", ".im-user"),
+           "the answer": (".im-assistant .im-body p", ".im-assistant"),
+           "the answer's footer": (".im-assistant .im-meta", ".im-assistant")}
+
+
+def test_bubbles_read_in_the_light_and_dark_themes(chat):
+    """WCAG AA (4.5:1) for both bubbles and the footer text, in JupyterLab Light and Dark."""
+    widget, peer = chat
+    peer.set(tokens=6, token_delay=0.01)
+    widget.input.fill("Is this readable?")
+    widget.send_button.click()
+    widget.wait_for_answer(1, peer.expected_text())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+            widget.lab.execute("apputils:change-theme", {"theme": theme})
+            widget.lab.wait_for("(light) => document.body.dataset.jpThemeLight === light", f"the {theme} theme", 20,
+                                arg=light)
+            widget.page.wait_for_timeout(300)  # the theme's stylesheet applies after the attribute
+            for what, selectors in BUBBLES.items():
+                measured = widget.page.evaluate(_CONTRAST_JS, list(selectors))
+                assert measured["ratio"] >= 4.5, f"{what} in {theme}: {measured}"
+            widget.screenshot(ARTIFACTS / f"chat-widget-{'light' if light == 'true' else 'dark'}.png")
+    finally:
+        widget.lab.execute("apputils:change-theme", {"theme": "JupyterLab Light"})
