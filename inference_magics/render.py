@@ -40,10 +40,12 @@ def footer(result) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _body_html(result) -> str:
+def _body_html(result, streamed=None) -> str:
     if result.parsed is not None:
         return untrusted.code_html(json.dumps(result.parsed, indent=2, ensure_ascii=False), "json")
     text = result.text
+    if streamed is not None and streamed.exact(text):
+        return streamed.render(text)  # only what arrived after the last draw is rendered again
     if result.interrupted or result.error:
         text = untrusted.without_cut_off_heading(text)
     return untrusted.markdown_html(text)
@@ -63,19 +65,20 @@ def _thinking_html(result) -> str:
             f'<div style="{untrusted.THINKING_STYLE}">{untrusted.markdown_html(result.thinking)}</div></details>')
 
 
-def result_html(result) -> str:
+def result_html(result, streamed=None) -> str:
     """The final view: thinking (folded), the answer, then the footer and notices — rendered apart
-    from the answer, so an answer cut inside a code block cannot swallow them."""
+    from the answer, so an answer cut inside a code block cannot swallow them. `streamed`: the
+    StreamingMarkdown that drew the answer while it arrived, whose finished blocks are reused."""
     notes = [untrusted.note_html(footer(result))] + [untrusted.note_html(f"⚠ {n}", warn=True) for n in result.notices]
-    return _thinking_html(result) + _body_html(result) + "".join(notes)
+    return _thinking_html(result) + _body_html(result, streamed) + "".join(notes)
 
 
 def result_plain(result) -> str:
     return "\n".join([_body_plain(result), "", f"— {footer(result)}"] + [f"⚠ {n}" for n in result.notices])
 
 
-def result_bundle(result) -> dict:
-    return untrusted.bundle(result_html(result), result_plain(result))
+def result_bundle(result, streamed=None) -> dict:
+    return untrusted.bundle(result_html(result, streamed), result_plain(result))
 
 
 class Throttle:
@@ -180,7 +183,7 @@ class CellView:
         self._throttle.close()
         meta = {"inference_magics": {"backend": result.backend, "model": result.model,
                                      "stop_reason": result.stop_reason}}
-        self._handle.update(result_bundle(result), raw=True, metadata=meta)
+        self._handle.update(result_bundle(result, self._markdown), raw=True, metadata=meta)
 
 
 class ExperimentView:

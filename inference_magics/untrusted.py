@@ -35,6 +35,8 @@ THINKING_STYLE = ("color:var(--jp-ui-font-color2,#616161);border-left:3px solid 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):", re.IGNORECASE)
 _CUT_OFF_HEADING = re.compile(r"(?:^|\n)[ ]{0,3}#{1,6}[ \t]*$")
 _FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})")
+_LIST_ITEM = re.compile(r"^(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")  # a list may go on after a blank line
+_REFERENCE = re.compile(r"^[ ]{0,3}\[[^\]]+\]:", re.MULTILINE)  # defined anywhere, used anywhere
 
 _lock = threading.Lock()
 _renderer = None
@@ -154,10 +156,11 @@ class StreamingMarkdown:
     """Renders a growing answer for the intermediate draws of a stream, through the same renderer.
 
     Blocks that can no longer change — everything before a blank line that is outside a code fence
-    and followed by an unindented line — are rendered once and kept; each draw renders only the
-    rest. The final view renders the whole text again (reference links and loose lists can span
-    blocks), so a small difference during streaming never outlives it. Safety does not depend on
-    where the cut falls: every piece goes through markdown_html."""
+    and followed by an unindented line that does not go on a list — are rendered once and kept;
+    each draw renders only the rest, so a long answer is not rendered again at every draw. The
+    result equals a full render unless the text defines link references (`exact()`); the final
+    view then renders the whole text again. Safety does not depend on where the cut falls: every
+    piece goes through markdown_html."""
 
     def __init__(self):
         self._last = ""          # the text of the last draw
@@ -167,6 +170,12 @@ class StreamingMarkdown:
         self._blank_before = False
         self._scanned = 0        # how far lines have been scanned (always a line start)
         self._cut = 0            # the last safe cut found
+
+    @staticmethod
+    def exact(text: str) -> bool:
+        """Whether rendering `text` in cached blocks gives what one full render gives: always, but
+        for link reference definitions (which apply to blocks before them)."""
+        return not _REFERENCE.search(text)
 
     def render(self, text: str) -> str:
         if not text.startswith(self._last[:self._scanned]):
@@ -193,7 +202,7 @@ class StreamingMarkdown:
             elif not line.strip():
                 self._blank_before = True
             else:
-                if self._blank_before and not line[0].isspace():
+                if self._blank_before and not line[0].isspace() and not _LIST_ITEM.match(line):
                     self._cut = position
                 self._blank_before = False
                 if fence:

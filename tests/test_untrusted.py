@@ -68,7 +68,8 @@ def test_footers_and_labels_are_text_never_markup():
 
 
 LEGIT = ("# Title\n\nA paragraph with **bold**.\n\n```python\nx = 1\n\n\ny = 2\n```\n\nText after.\n\n"
-         "| a | b |\n|---|---|\n| 1 | 2 |\n\n~~~\nfence\n\n~~~\n\n> quote\n\nEnd.\n")
+         "| a | b |\n|---|---|\n| 1 | 2 |\n\n~~~\nfence\n\n~~~\n\n> quote\n\n1. loose\n\n2. list\n\n"
+         "   indented\n- tight\n- list\n\n- loose again\n\n    indented code\n\n***\n\nEnd.\n")
 
 
 def test_streaming_draws_equal_a_full_render_of_the_same_text():
@@ -77,6 +78,23 @@ def test_streaming_draws_equal_a_full_render_of_the_same_text():
     for end in range(1, len(LEGIT) + 1):
         text = LEGIT[:end]
         assert streaming.render(text) == untrusted.markdown_html(untrusted.without_cut_off_heading(text)), end
+
+
+def test_link_references_are_the_one_case_for_a_full_final_render():
+    text = "See [the docs][d].\n\nMore.\n\n[d]: https://example.com\n"
+    assert not untrusted.StreamingMarkdown.exact(text) and untrusted.StreamingMarkdown.exact(LEGIT)
+    streaming = untrusted.StreamingMarkdown()
+    for end in range(1, len(text) + 1):
+        streaming.render(text[:end])
+    final = render_result(text, streaming)
+    assert '<a href="https://example.com"' in final and final.count("<p>") == 2
+
+
+def render_result(text, streaming):
+    from inference_magics.api import Result
+    from inference_magics.render import result_html
+
+    return result_html(Result(text=text, backend="ollama", model="m"), streaming)
 
 
 def test_every_streaming_draw_of_the_hostile_answer_is_inert():
