@@ -56,18 +56,16 @@ def is_live_link(url: str) -> bool:
     return match.group(1).lower() == "mailto" or url.strip()[match.end():].startswith("//")
 
 
-def _inside_link(tokens, idx: int) -> bool:
-    depth = 0
-    for token in tokens[:idx]:
-        depth += token.type == "link_open"
-        depth -= token.type == "link_close"
-    return depth > 0
-
-
 def _link_open(self, tokens, idx, options, env):
+    env["link_depth"] = env.get("link_depth", 0) + 1  # inline tokens render in order: an image can tell
     token = tokens[idx]
     token.attrSet("target", "_blank")
     token.attrSet("rel", LINK_REL)
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _link_close(self, tokens, idx, options, env):
+    env["link_depth"] = env.get("link_depth", 1) - 1
     return self.renderToken(tokens, idx, options, env)
 
 
@@ -77,7 +75,7 @@ def _image(self, tokens, idx, options, env):
     alt = self.renderInlineAsText(token.children, options, env)
     src = token.attrGet("src") or ""
     label = escape(f"🖼 {alt}" if alt else f"🖼 {src}")
-    if not is_live_link(src) or _inside_link(tokens, idx):
+    if not is_live_link(src) or env.get("link_depth", 0) > 0:  # no link inside a link
         return label
     title = token.attrGet("title")
     title_attr = f' title="{escape(title)}"' if title else ""
@@ -95,6 +93,7 @@ def _make_renderer():
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
     md.validateLink = is_live_link  # a link that fails stays as its Markdown text
     md.add_render_rule("link_open", _link_open)
+    md.add_render_rule("link_close", _link_close)
     md.add_render_rule("image", _image)
     md.add_render_rule("fence", lambda self, *a: _code_box(RendererHTML.fence(self, *a)))
     md.add_render_rule("code_block", lambda self, *a: _code_box(RendererHTML.code_block(self, *a)))
