@@ -9,7 +9,9 @@ when it is reopened (JupyterLab trusts what it signed, so the saved output must 
 """
 from __future__ import annotations
 
+import json
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,7 @@ def hostile_lab(ollama_server, openai_server):
         try:
             browser = Browser()
             lab = Lab(server, browser, failure_screenshot=ARTIFACTS / "browser-hostile-failure.png")
+            lab.root = root
             lab.requests = []  # every URL the page asked for, from any frame
             browser.page.on("request", lambda request: lab.requests.append(request.url))
             lab.open_notebook(NOTEBOOK)
@@ -98,6 +101,20 @@ def hostile_lab(ollama_server, openai_server):
             server.stop()
             ollama_server.reset()
             openai_server.reset()
+
+
+def save(lab, timeout: float = 60) -> None:
+    """Save the notebook. The command is not awaited: JupyterLab may first ask whether to overwrite
+    a file it thinks changed on disk, and the answer is Overwrite."""
+    lab.page.evaluate("() => { window.jupyterapp.commands.execute('docmanager:save'); }")
+    overwrite = lab.page.locator(".jp-Dialog button", has_text="Overwrite")
+    deadline = time.monotonic() + timeout
+    while lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty"):
+        if overwrite.count():
+            overwrite.first.click()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the notebook was not saved within {timeout} s\n{lab.diagnostics()}")
+        time.sleep(0.2)
 
 
 def beacon_hits(lab, peer) -> list[str]:
@@ -130,11 +147,20 @@ def test_every_surface_is_inert_in_the_page_and_after_reopening(hostile_lab, ope
     lab.page.screenshot(path=str(ARTIFACTS / "browser-hostile-outputs.png"), full_page=False)
 
     # saved and reopened: JupyterLab trusts the notebook it signed, so the file itself must be inert
-    lab.execute("docmanager:save")
-    lab.wait_for("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", "the notebook to be saved", 20)
+    save(lab)
+    saved = json.loads((lab.root / NOTEBOOK).read_text(encoding="utf-8"))
+    outputs = [o for cell in saved["cells"] for o in cell.get("outputs", []) if "data" in o]
+    assert len(outputs) > 8
+    for output in outputs:
+        data = {mime: "".join(v) if isinstance(v, list) else v for mime, v in output["data"].items()}
+        hostile.assert_inert(data, "a saved output")
     lab.requests.clear()
-    lab.open_notebook(NOTEBOOK)
-    lab.wait_for("() => document.querySelectorAll('.jp-OutputArea-output').length > 8", "the saved outputs", 30)
+    lab.page.goto(lab.server.url(f"lab/tree/{NOTEBOOK}"), wait_until="domcontentloaded", timeout=60_000)
+    # the outputs come from the file: no need to wait for the kernel
+    lab.wait_for("""() => { const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                           return !!(panel && panel.context && panel.context.isReady)
+                                  && document.querySelectorAll('.jp-OutputArea-output').length > 8; }""",
+                 "the saved notebook and its outputs", 60)
     lab.page.wait_for_timeout(1500)
     reopened = inspect(lab)
     assert not reopened["pwned"], "a payload ran when the saved notebook was reopened"
