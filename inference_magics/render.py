@@ -46,9 +46,7 @@ def _body_html(result, streamed=None) -> str:
     text = result.text
     if streamed is not None and streamed.exact(text):
         return streamed.render(text)  # only what arrived after the last draw is rendered again
-    if result.interrupted or result.error:
-        text = untrusted.without_cut_off_heading(text)
-    return untrusted.markdown_html(text)
+    return untrusted.markdown_html(untrusted.without_cut_off_heading(text))  # no empty heading at the end
 
 
 def _body_plain(result) -> str:
