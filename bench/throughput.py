@@ -314,11 +314,11 @@ def run(quick: bool) -> Section:
         final_kb = len(expected[tokens].encode()) / 1000
         section.notes.append(
             "**iopub bytes grow with the square of the answer's length.** Every display update carries the whole text "
-            "so far, twice (`text/markdown` and `text/plain`), about ten times a second (`render.CellView`), so a "
+            "so far, twice (inert `text/html` and `text/plain`), about ten times a second (`render.CellView`), so a "
             f"long answer sends ~2 × 10 × its length per second: at the end of this {final_kb:,.0f} kB answer, "
             f"~{2 * 10 * final_kb / 1000:.1f} MB/s. The update *count* stays bounded (≤ 10/s); the bytes do not. "
             "jupyter_server's data-rate limit counts only `stream` messages, so it does not cut these displays off, "
-            "but every byte still crosses the websocket and the browser re-renders the whole Markdown each time. "
+            "but every byte still crosses the websocket and the browser re-renders the whole HTML each time. "
             "Bound: the display protocol replaces a display's whole content on each update; the fix belongs in "
             "inference_magics/render.py (e.g. space the updates so that bytes/s stay under a budget — interval = "
             "max(0.1 s, 2 × len(text) / budget) — or send only text/plain while streaming), not in this benchmark.")

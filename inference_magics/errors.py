@@ -4,9 +4,6 @@ from __future__ import annotations
 import re
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
 class InferenceError(Exception):
     """Base of every error we raise to callers.
 
@@ -19,7 +16,7 @@ class InferenceError(Exception):
 
     def __init__(self, message: str):
         # one line, whatever a server put in the text it sent us (line breaks, terminal escapes)
-        super().__init__(redact(_CONTROL.sub(" ", message)))
+        super().__init__(printable(redact(message)))
 
     @property
     def message(self) -> str:
@@ -75,6 +72,17 @@ class InferenceInterrupted(KeyboardInterrupt):
             return ["\x1b[33mInterrupted: every stream was stopped; the partial answers are kept.\x1b[0m"]
         n = len(self.result.text)
         return [f"\x1b[33mInterrupted: the stream was stopped; the partial answer ({n} characters) is kept in _infer.\x1b[0m"]
+
+
+# --- server text in messages ------------------------------------------------------------------
+# error texts quote servers: control characters (ANSI escapes, OSC hyperlinks, bells) must not
+# reach the terminal-like renderer of the error line
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")  # C0 (line breaks too), DEL and C1: terminal escapes
+
+
+def printable(text: str) -> str:
+    """One line of text: control characters become a space."""
+    return _CONTROL.sub(" ", text)
 
 
 # --- secret redaction -------------------------------------------------------------------------

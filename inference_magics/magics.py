@@ -207,17 +207,15 @@ class InferenceMagics(BaseMagics):
         choice = dict(model=model, backend=args.backend, system=args.system)
 
         if args.explain:
-            import html
-
-            from IPython.display import Markdown, display
-
             from . import budget
+            from .untrusted import bundle, escape
 
-            chosen = api.route(prompt, **choice)
+            chosen = api.route(prompt, **choice)  # names may come from a server's model list: escaped
             found = budget.estimate(chosen.backend, chosen.model, [prompt], system=args.system,
                                     max_tokens=args.max_tokens, count=True)
-            display(Markdown(f"**{chosen.backend}** · `{chosen.model}` — {chosen.reason}\n\n"
-                             f"<sub>estimate: {html.escape(found.line())}</sub>"))
+            self._publish(bundle(f"<b>{escape(chosen.backend)}</b> · <code>{escape(chosen.model)}</code> — "
+                                 f"{escape(chosen.reason)}<br><sub>estimate: {escape(found.line())}</sub>",
+                                 f"{chosen.backend} · {chosen.model} — {chosen.reason}\nestimate: {found.line()}"))
             return None
 
         running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,

@@ -1,17 +1,22 @@
 """Showing an answer in a cell: one display, updated at a bounded rate while tokens arrive, then
-one final update with the rendered Markdown and a metrics footer. It never knows which backend
-produced the text."""
+one final update with the rendered answer and a metrics footer. It never knows which backend
+produced the text. Every draw (partial or final) goes through the untrusted-text renderer: the
+answer, its thinking, the footer and the notices are published as inert HTML plus plain text."""
 from __future__ import annotations
 
-import html
 import json
 import threading
 import time
 
+from . import untrusted
+
 UPDATE_INTERVAL_S = 0.1  # at most ~10 display updates per second, however fast tokens arrive
-# every update re-sends the whole text (twice: Markdown and plain), so a long answer slows its
+# every update re-sends the whole text (as HTML and as plain text), so a long answer slows its
 # updates down to keep the bytes per second under this budget (jupyter_server's limit is 1 MB/s)
 DISPLAY_BYTES_PER_S = 500_000
+# rendering Markdown costs CPU on every draw: space the draws so that it stays a small share of
+# the time (a draw that took 10 ms waits at least 0.4 s before the next)
+RENDER_COST_FACTOR = 40
 
 
 def footer(result) -> str:
@@ -23,14 +28,15 @@ def footer(result) -> str:
         parts.append(f"first token {m.ttft_s:.2f} s")
     if m.tokens_per_s:
         parts.append(f"{m.tokens_per_s:.1f} tok/s")
-    if result.usage.input_tokens or result.usage.output_tokens:
+    counted = result.usage.input_tokens or result.usage.output_tokens
+    if counted:
         parts.append(f"{result.usage.input_tokens} in / {result.usage.output_tokens} out tokens")
     if result.usage.cache_creation_input_tokens or result.usage.cache_read_input_tokens:
         parts.append(f"prompt cache: {result.usage.cache_creation_input_tokens} written / "
                      f"{result.usage.cache_read_input_tokens} read")
     if getattr(result, "cached", False):
         parts.append(f"cached (answered {result.cached_at.replace('T', ' ')[:16]} UTC)")
-    if result.cost_usd is not None:
+    if result.cost_usd is not None and counted:  # no counts (an interrupt): no made-up "$0.0000"
         parts.append(f"≈ ${result.cost_usd:.4f}")
     if result.interrupted:
         parts.append("interrupted")
@@ -41,32 +47,43 @@ def footer(result) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _body(result) -> str:
+def _body_html(result, streamed=None) -> str:
     if result.parsed is not None:
-        return "```json\n" + json.dumps(result.parsed, indent=2, ensure_ascii=False) + "\n```"
+        return untrusted.code_html(json.dumps(result.parsed, indent=2, ensure_ascii=False), "json")
+    text = result.text
+    if streamed is not None and streamed.exact(text):
+        return streamed.render(text)  # only what arrived after the last draw is rendered again
+    return untrusted.markdown_html(untrusted.without_cut_off_heading(text))  # no empty heading at the end
+
+
+def _body_plain(result) -> str:
+    if result.parsed is not None:
+        return json.dumps(result.parsed, indent=2, ensure_ascii=False)
     return result.text
 
 
-def _thinking_markdown(result) -> list[str]:
+def _thinking_html(result) -> str:
     if not result.thinking:
-        return []
+        return ""
     words = len(result.thinking.split())
-    return [f"<details><summary>Thinking ({words} words)</summary>", "", result.thinking, "", "</details>", ""]
+    return (f"<details><summary>Thinking ({words} words)</summary>"
+            f'<div style="{untrusted.THINKING_STYLE}">{untrusted.markdown_html(result.thinking)}</div></details>')
 
 
-def result_markdown(result) -> str:
-    # the footer and notices carry names a server chose (model ids, error texts): escape them
-    lines = _thinking_markdown(result) + [_body(result), "", f"<sub>{html.escape(footer(result))}</sub>"]
-    lines += [f"<sub>⚠ {html.escape(notice)}</sub>" for notice in result.notices]
-    return "\n".join(lines)
+def result_html(result, streamed=None) -> str:
+    """The final view: thinking (folded), the answer, then the footer and notices — rendered apart
+    from the answer, so an answer cut inside a code block cannot swallow them. `streamed`: the
+    StreamingMarkdown that drew the answer while it arrived, whose finished blocks are reused."""
+    notes = [untrusted.note_html(footer(result))] + [untrusted.note_html(f"⚠ {n}", warn=True) for n in result.notices]
+    return _thinking_html(result) + _body_html(result, streamed) + "".join(notes)
 
 
 def result_plain(result) -> str:
-    return "\n".join([_body(result), "", f"— {footer(result)}"] + [f"⚠ {n}" for n in result.notices])
+    return "\n".join([_body_plain(result), "", f"— {footer(result)}"] + [f"⚠ {n}" for n in result.notices])
 
 
-def _bundle(markdown: str, plain: str) -> dict:
-    return {"text/markdown": markdown, "text/plain": plain}
+def result_bundle(result, streamed=None) -> dict:
+    return untrusted.bundle(result_html(result, streamed), result_plain(result))
 
 
 class Throttle:
@@ -134,8 +151,12 @@ class CellView:
         self._parts: list[str] = []
         self._thinking: list[str] = []
         self._route = route
+        self._markdown = untrusted.StreamingMarkdown()
+        self._render_s = 0.0  # what rendering cost at the last draw
+        untrusted.warm_up()  # the first view in a kernel imports markdown-it while the request is sent
         self._handle = display(self._waiting_bundle("waiting for the first token…"), raw=True, display_id=True)
-        self._throttle = Throttle(self._draw, lambda: max(interval, 2 * self._size / DISPLAY_BYTES_PER_S))
+        self._throttle = Throttle(self._draw, lambda: max(interval, 2 * self._size / DISPLAY_BYTES_PER_S,
+                                                          RENDER_COST_FACTOR * self._render_s))
 
     def add(self, text: str) -> None:
         """Called per delta: coalesced; the display follows at a bounded rate (and bytes rate)."""
@@ -145,7 +166,7 @@ class CellView:
 
     def _waiting_bundle(self, why: str) -> dict:
         line = f"{self._route.backend} · {self._route.model} — {self._route.reason} — {why}"
-        return _bundle(f"<sub>{html.escape(line)}</sub>", line)
+        return untrusted.bundle(untrusted.note_html(line), line)  # names a server chose: escaped
 
     def waiting(self, why: str) -> None:
         """Why nothing has arrived yet (e.g. "rate limited by Claude; retrying in 12 s")."""
@@ -161,44 +182,70 @@ class CellView:
     def _draw(self) -> None:
         if self._parts:
             shown = "".join(self._parts)
-            self._handle.update(_bundle(shown, shown), raw=True)
+            started, warm = time.perf_counter(), untrusted.ready()
+            rendered = self._markdown.render(shown)
+            if warm:  # a draw that waited for the one-time import says nothing about the next ones
+                self._render_s = time.perf_counter() - started
+            self._handle.update(untrusted.bundle(rendered, shown), raw=True)
         else:
             tail = "".join(self._thinking)[-600:]
-            self._handle.update(_bundle(f"<sub>thinking… {html.escape(tail)}</sub>", f"thinking… {tail}"), raw=True)
+            self._handle.update(untrusted.bundle(untrusted.note_html(f"thinking… {tail}"), f"thinking… {tail}"),
+                                raw=True)
 
     def finish(self, result) -> None:
-        """The final update: full Markdown, footer, and the route in the output metadata."""
+        """The final update: the whole answer, footer, and the route in the output metadata."""
         self._throttle.close()
         from .answer_provenance import of  # backend, model, options, route, hashes, usage, cost, times, cache
 
         meta = {"inference_magics": {"backend": result.backend, "model": result.model,
                                      "stop_reason": result.stop_reason, **of(result)}}
-        self._handle.update(_bundle(result_markdown(result), result_plain(result)), raw=True, metadata=meta)
+        self._handle.update(result_bundle(result, self._markdown), raw=True, metadata=meta)
 
 
 class ExperimentView:
-    """One column per model, filled as the answers stream in; then a comparison table and a chart."""
+    """One column per model, filled as the answers stream in (Markdown, through the untrusted-text
+    renderer); then a comparison table and a chart."""
+
+    COLUMN_STYLE = ("flex:1;min-width:220px;border:1px solid var(--jp-border-color2,#e0e0e0);border-radius:6px;"
+                    "padding:6px 10px;background:var(--jp-layout-color0,#fff);color:var(--jp-content-font-color1,#000)")
 
     def __init__(self, runs):
         from IPython.display import display
 
+        self._markdown: dict[int, untrusted.StreamingMarkdown] = {}  # per run, while it streams
+        self._final: dict[int, str] = {}  # per run, once it is done
         self._handle = display(self._bundle(runs), raw=True, display_id=True)
 
     @staticmethod
-    def _bundle(runs) -> dict:
-        columns = []
-        for run in runs:
-            state = "⚠ " + run.error if run.error else ("" if run.done else "…")
-            head = f"{run.model}" + (f" · {run.backend}" if run.backend else "") + (
-                f" (#{run.sample})" if run.sample > 1 else "")
-            columns.append(
-                "<div style='flex:1;min-width:220px;border:1px solid #ddd;border-radius:6px;padding:6px'>"
-                f"<div style='font-weight:600'>{html.escape(head)}</div>"
-                f"<div style='white-space:pre-wrap'>{html.escape(run.text)}</div>"
-                f"<div style='color:#a33;font-size:85%'>{html.escape(state)}</div></div>")
-        plain = "\n\n".join(f"[{r.model}] {r.text or r.error or ''}" for r in runs)
-        return {"text/html": "<div style='display:flex;gap:8px;flex-wrap:wrap'>" + "".join(columns) + "</div>",
-                "text/plain": plain}
+    def title(run) -> str:
+        """`model · backend`; a backend name alone (its default model) is shown once, as the model
+        it resolved to when known."""
+        model = run.result.model if run.result is not None and run.result.model else run.model
+        backend = run.backend or ""
+        head = model if not backend or model == backend else f"{model} · {backend}"
+        return head + (f" (#{run.sample})" if run.sample > 1 else "")
+
+    def _column(self, run) -> str:
+        if run.done and run.result is not None and not run.error:
+            body = self._final.get(id(run))
+            if body is None:
+                body = self._final[id(run)] = untrusted.markdown_html(run.text)
+        else:
+            body = self._markdown.setdefault(id(run), untrusted.StreamingMarkdown()).render(run.text)
+        notes = []
+        if run.error:
+            notes.append(untrusted.note_html("⚠ " + run.error, warn=True))
+        elif not run.done:
+            notes.append(untrusted.note_html("…"))
+        elif run.result is not None:
+            notes.append(untrusted.note_html(footer(run.result)))
+        return (f'<div style="{self.COLUMN_STYLE}"><div style="font-weight:600">{untrusted.escape(self.title(run))}'
+                f"</div>{body}{''.join(notes)}</div>")
+
+    def _bundle(self, runs) -> dict:
+        columns = "".join(self._column(run) for run in runs)
+        plain = "\n\n".join(f"[{self.title(r)}] {r.text or r.error or ''}" for r in runs)
+        return untrusted.bundle(f'<div style="display:flex;gap:8px;flex-wrap:wrap">{columns}</div>', plain)
 
     def update(self, experiment) -> None:
         self._handle.update(self._bundle(experiment.runs), raw=True)

@@ -1,24 +1,26 @@
-"""Small tables for the magics: HTML for notebooks, aligned text for everything else."""
+"""Small tables for the magics: HTML for notebooks, aligned text for everything else. Cells can
+hold model and server text (model names, answers, error texts): every one is escaped."""
 from __future__ import annotations
 
-import html
 import re
+
+from .untrusted import bundle as output_bundle, escape, note_html
 
 
 def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:
     cells = [["" if v is None else str(v) for v in row] for row in rows]
-    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in row) + "</tr>"
+    head = "".join(f"<th style='text-align:left'>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{escape(v)}</td>" for v in row) + "</tr>"
                    for row in cells)
     # the caption sits above the table, not in a <caption>, which wraps at a narrow table's width
-    cap = (f"<div style='color:var(--jp-ui-font-color1);margin-bottom:4px'>{html.escape(caption)}</div>"
+    cap = (f"<div style='color:var(--jp-ui-font-color1);margin-bottom:4px'>{escape(caption)}</div>"
            if caption else "")
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     plain = "\n".join(([caption] if caption else []) + lines)
-    return {"text/html": f"{cap}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
-            "text/plain": plain}
+    return {"text/html": f"{cap}<table style='overflow-wrap:anywhere'><thead><tr>{head}</tr></thead>"
+                         f"<tbody>{body}</tbody></table>", "text/plain": plain}
 
 
 def human_size(size: int | None) -> str:
@@ -47,7 +49,7 @@ def embed_bundle(done, single: bool) -> dict:
         detail = f"[{shown}]"
     else:
         detail = f"array of shape {done.vectors.shape}"
-    return {"text/markdown": f"<sub>{html.escape(caption)}</sub>\n\n`{detail}`", "text/plain": f"{caption}\n{detail}"}
+    return output_bundle(f"{note_html(caption)}<code>{escape(detail)}</code>", f"{caption}\n{detail}")
 
 
 def embed_json(done, single: bool) -> dict:
@@ -151,7 +153,7 @@ def batch_job_bundle(job: dict) -> dict:
     text = (f"submitted Message Batch {job['id']}: {job['rows'] - refused} rows to {job['model']}"
             + (f", {refused} refused (private rows stay local)" if refused else "")
             + f" — results within 24 hours: %infer_batches {job['id']} --out NAME collects them.")
-    return {"text/plain": text, "text/markdown": f"<sub>{html.escape(text)}</sub>"}
+    return output_bundle(note_html(text), text)
 
 
 def batch_jobs_bundle(jobs: list[dict]) -> dict:

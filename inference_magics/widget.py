@@ -7,7 +7,6 @@ so routing, the privacy guard and the history apply exactly as for %%infer.
 from __future__ import annotations
 
 import datetime
-import html
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -22,31 +21,10 @@ from .paths import redacted, write_private
 
 from .answer_provenance import of
 from .render import Throttle, footer
+from .untrusted import StreamingMarkdown, escape, markdown_html
 
 STATIC = Path(__file__).resolve().parent / "static"
 AUTO = "auto"
-
-
-def _highlight(code: str, language: str, _attrs) -> str:
-    """Pygments' token spans for a fenced block in a language it knows (chat.css colours them with
-    JupyterLab's editor palette); '' lets markdown-it escape the block as plain text."""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import get_lexer_by_name
-    from pygments.util import ClassNotFound
-
-    try:
-        lexer = get_lexer_by_name(language.strip()) if language.strip() else None
-    except ClassNotFound:
-        lexer = None
-    return highlight(code, lexer, HtmlFormatter(nowrap=True)) if lexer else ""
-
-
-def _markdown():
-    from markdown_it import MarkdownIt
-
-    # raw HTML from a model is shown as text, never run in the notebook page
-    return MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable("table")
 
 
 class ChatWidget(anywidget.AnyWidget):
@@ -65,7 +43,7 @@ class ChatWidget(anywidget.AnyWidget):
     def __init__(self, model: str | None = None, *, backend: str | None = None, system: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.conversation = Conversation()
-        self._md = _markdown()
+        self._streaming = StreamingMarkdown()  # the answer being streamed (untrusted: see untrusted.py)
         self._rendered: dict[int, str] = {}  # id(turn) -> HTML of finished turns
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -299,12 +277,17 @@ class ChatWidget(anywidget.AnyWidget):
             return cached
         if turn.role in ("user", "assistant"):
             who = "You" if turn.role == "user" else "Assistant"
-            body = self._md.render(turn.text) if turn.text else "<p>…</p>"
-            meta = f"<div class='im-meta'>{html.escape(turn.meta)}</div>" if turn.meta else ""
+            if not turn.text:
+                body = "<p>…</p>"
+            elif turn.done or turn.role == "user":
+                body = markdown_html(turn.text)
+            else:
+                body = self._streaming.render(turn.text)
+            meta = f"<div class='im-meta'>{escape(turn.meta)}</div>" if turn.meta else ""
             out = (f"<div class='im-turn im-{turn.role}'><div class='im-who'>{who}</div>"
                    f"<div class='im-body'>{body}</div>{meta}</div>")
         else:
-            out = f"<div class='im-turn im-{turn.role}'>{html.escape(turn.text)}</div>"
+            out = f"<div class='im-turn im-{turn.role}'>{escape(turn.text)}</div>"
         if turn.done:
             self._rendered[id(turn)] = out
         return out

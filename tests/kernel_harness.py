@@ -24,8 +24,17 @@ class Execution:
         return self.of_type("display_data", "update_display_data")
 
     @property
-    def final_markdown(self) -> str:
-        return self.displays[-1]["content"]["data"]["text/markdown"]
+    def final_text(self) -> str:
+        """The plain text of the last display (an answer: its text, then `— footer`)."""
+        return self.displays[-1]["content"]["data"]["text/plain"]
+
+    @property
+    def final_html(self) -> str:
+        return self.displays[-1]["content"]["data"]["text/html"]
+
+    # answers were published as text/markdown before model output was treated as untrusted (issue
+    # 22); they are inert HTML plus plain text now, and this older name reads the plain text
+    final_markdown = final_text
 
     @property
     def stderr(self) -> str:

@@ -268,7 +268,7 @@ CONTRAST = """root => {
     cellPadding: cell ? parseFloat(getComputedStyle(cell).paddingLeft) : null,
     copyButtons: root.querySelectorAll('.im-code .im-code-tools button').length,
     codeBackground: getComputedStyle(root.querySelector('.im-code pre')).backgroundColor,
-    highlighted: root.querySelectorAll('.im-code pre span[class]').length,
+    highlighted: root.querySelectorAll('.im-code pre span[style]').length,
     widthShare: root.getBoundingClientRect().width / area.getBoundingClientRect().width,
   };
 }"""
@@ -280,6 +280,7 @@ def test_the_chat_reads_well_in_the_light_and_the_dark_theme(chat, theme):
     lab = widget.lab
     lab.execute("apputils:change-theme", {"theme": theme})
     lab.wait_for("t => document.body.dataset.jpThemeName === t", f"the {theme} theme", 15, arg=theme)
+    widget.page.wait_for_timeout(300)  # the theme's stylesheet applies after the attribute
     peer.set(text=MARKDOWN_ANSWER, token_delay=0.0)
     widget.input.fill("Show me a table and a function")
     widget.send_button.click()

@@ -82,15 +82,17 @@ def test_the_api_key_never_appears_on_any_error_path(monkeypatch, claude_peer, f
 
 
 def test_a_hostile_model_name_cannot_inject_html_into_the_footer(monkeypatch, claude_peer):
-    from inference_magics.render import result_markdown
+    from inference_magics.render import result_bundle
+    from tests.hostile import assert_inert, visible_text
 
     monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", claude_peer.api_key)
     result = im.infer("hi", model="claude-haiku-4-5")
-    result.model = "<img src=x onerror=alert(1)>"
+    result.model = "<img src=x onerror=alert(1)> [x](javascript:alert(3))"
     result.notices.append("<script>alert(2)</script>")
-    shown = result_markdown(result)
-    assert "<img" not in shown and "<script>" not in shown and "&lt;img" in shown
+    shown = result_bundle(result)
+    assert_inert(shown, "the footer")
+    assert result.model in visible_text(shown["text/html"]) and "<script>alert(2)</script>" in visible_text(shown["text/html"])
 
 
 def test_embedding_five_thousand_texts_is_batched(monkeypatch, ollama_peer):

@@ -25,9 +25,10 @@ def test_tokens_stream_in_several_updates_and_the_final_output_is_the_text(kerne
     texts = [u["content"]["data"]["text/plain"] for u in partial]
     assert texts == sorted(texts, key=len) and len(set(texts)) == len(texts)  # growing, never repeated
     final = updates[-1]["content"]
-    assert final["data"]["text/markdown"].startswith(ollama.expected_text() + "\n")
-    assert "ollama · llama3.2:latest · default backend" in final["data"]["text/markdown"]
-    assert "first token" in final["data"]["text/markdown"] and "40 out tokens" in final["data"]["text/markdown"]
+    assert final["data"]["text/plain"].startswith(ollama.expected_text() + "\n")
+    assert "ollama · llama3.2:latest · default backend" in final["data"]["text/plain"]
+    assert "first token" in final["data"]["text/plain"] and "40 out tokens" in final["data"]["text/plain"]
+    assert "text/markdown" not in final["data"] and final["data"]["text/html"].count("word0") == 1
     assert final["metadata"]["inference_magics"]["backend"] == "ollama"
     # every update goes to the one display the cell opened
     ids = {m["content"]["transient"]["display_id"] for m in run.displays}
@@ -60,7 +61,7 @@ def test_interrupt_stops_the_stream_closes_the_connection_and_keeps_the_partial(
     kernel.collect(running, timeout=10)
     assert wait_until(lambda: ollama.disconnects == 1, timeout=3)
     assert ollama.completed == 0
-    final = running.of_type("update_display_data")[-1]["content"]["data"]["text/markdown"]
+    final = running.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
     assert final.startswith("word0 word1 word2") and "interrupted" in final
     assert running.reply["status"] == "error" and running.reply["ename"] == "InferenceInterrupted"
     assert len(running.errors) == 1 and len(running.errors[0]["traceback"]) == 1  # one line, no traceback
@@ -93,7 +94,7 @@ def test_model_positional_and_claude_footer_with_cost(kernel, peers_reset):
 
 def test_json_format_shows_json_and_out_holds_the_object(kernel, peers_reset):
     run = kernel.run("%%infer --format json --out obj\nreturn an object")
-    assert run.reply["status"] == "ok" and "```json" in run.final_markdown
+    assert run.reply["status"] == "ok" and '<code class="language-json">' in run.final_html
     check = kernel.run("print(type(obj).__name__, sorted(obj))")
     assert check.stdout.split() == ["dict", "['answer']"]
 
@@ -101,8 +102,8 @@ def test_json_format_shows_json_and_out_holds_the_object(kernel, peers_reset):
 def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
     ollama, claude = peers_reset
     run = kernel.run("%%infer --explain\nThis is confidential: prove the Riemann hypothesis")
-    shown = run.of_type("display_data")[0]["content"]["data"]["text/markdown"]
-    assert "**ollama**" in shown and "private prompt" in shown
+    shown = run.of_type("display_data")[0]["content"]["data"]["text/html"]
+    assert "<b>ollama</b>" in shown and "private prompt" in shown
     assert not [r for r in ollama.requests if r.path == "/api/chat"] and not claude.requests
 
 
@@ -187,8 +188,9 @@ def test_thinking_is_shown_while_it_happens_then_folded_away(kernel, peers_reset
     assert run.reply["status"] == "ok"
     shown = [m["content"]["data"]["text/plain"] for m in run.of_type("update_display_data")]
     assert any(text.startswith("thinking… Let me think") for text in shown)
-    final = run.final_markdown
-    assert final.startswith("<details><summary>Thinking (8 words)</summary>") and "word0 word1 word2" in final
+    final = run.final_html
+    assert "<details><summary>Thinking (8 words)</summary>" in final and "word0 word1 word2" in final
+    assert final.index("Thinking") < final.index("word0")
 
 
 @needs_local

@@ -222,6 +222,17 @@ def test_error_mid_stream(peer, client):
     assert "".join(got) == peer.expected_text(3) and peer.completed == 0
 
 
+def test_reported_model_and_error_text_knobs(peer, client):
+    """What a hostile or aliasing server controls: the model it reports and its error message."""
+    peer.set(reply_model="gpt-x-2026-01-01", tokens=3)
+    assert {c.model for c in stream_chat(client)} == {"gpt-x-2026-01-01"}
+    assert client.chat.completions.create(model=MODEL, messages=USER).model == "gpt-x-2026-01-01"
+    peer.set(fault="error_mid_stream", fault_after=1, error_text="<b>hostile</b> message")
+    with pytest.raises(openai.APIError) as ei:
+        list(stream_chat(client))
+    assert ei.value.message == "<b>hostile</b> message" and ei.value.body["type"] == "server_error"
+
+
 def test_drop_mid_stream(peer, client):
     peer.set(fault="drop_mid_stream", fault_after=2)
     got = []

@@ -197,6 +197,13 @@ def test_ollama_error_mid_stream(oll, oc):
             got.append(c.message.content)
     assert ei.value.status_code == -1 and "error was encountered" in ei.value.error
     assert "".join(got) == oll.expected_text(3)
+    oll.set(error_text="<script>x</script> hostile")  # what a hostile server controls
+    with pytest.raises(ollama.ResponseError) as ei:
+        list(oc.chat(model="llama3.2", messages=USER, stream=True))
+    assert ei.value.error == "<script>x</script> hostile"
+    with pytest.raises(ollama.ResponseError) as ei:
+        oc.chat(model="llama3.2", messages=USER, stream=False)
+    assert ei.value.status_code == 500 and ei.value.error == "<script>x</script> hostile"
 
 
 def test_ollama_drop_and_malformed(oll, oc):

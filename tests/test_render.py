@@ -49,3 +49,44 @@ def test_draws_are_serialised_between_threads():
         w.join()
     throttle.flush()
     assert not overlaps
+
+
+# --- what the final view shows (issue 14 items that live in rendering) ---------------------------
+def _result(**fields):
+    from inference_magics.api import Result
+
+    return Result(**{"backend": "anthropic", "model": "claude-haiku-4-5", **fields})
+
+
+def test_an_interrupted_footer_claims_no_cost():
+    from inference_magics.render import footer
+
+    shown = footer(_result(text="partial", interrupted=True, cost_usd=0.0))
+    assert "interrupted" in shown and "$" not in shown and "tokens" not in shown
+
+
+def test_an_answer_cut_inside_a_code_block_keeps_its_footer_apart():
+    from inference_magics.render import result_bundle
+    from tests.hostile import assert_inert
+
+    bundle = result_bundle(_result(text="Here:\n\n```python\nx = 1\n###", interrupted=True, notices=["a notice"]))
+    assert_inert(bundle)
+    html = bundle["text/html"]
+    assert html.index("</pre>") < html.index("claude-haiku-4-5") and html.index("</pre>") < html.index("a notice")
+    assert bundle["text/plain"].endswith("— anthropic · claude-haiku-4-5 · interrupted\n⚠ a notice")
+
+
+def test_a_cut_off_heading_after_an_interrupt_leaves_no_empty_heading():
+    from inference_magics.render import result_bundle
+
+    assert "<h3" not in result_bundle(_result(text="Intro.\n\n###", interrupted=True))["text/html"]
+
+
+def test_an_experiment_column_names_a_default_model_once():
+    from inference_magics.render import ExperimentView
+    from inference_magics.workflows import Run
+
+    assert ExperimentView.title(Run("local", 1, backend="local")) == "local"
+    assert ExperimentView.title(Run("local", 2, backend="local", result=_result(model="gemma-3-270m"))) == \
+        "gemma-3-270m · local (#2)"
+    assert ExperimentView.title(Run("llama3.2", 1, backend="ollama")) == "llama3.2 · ollama"

@@ -1,7 +1,48 @@
 // The chat widget's view. All state lives in the Python model; this file only draws it and
 // sends the user's actions back ("send", "stop", "regenerate"). The transcript arrives as HTML
-// rendered (and escaped) in Python, so no Markdown library is needed here; this file only adds
-// buttons around it (Copy on code blocks, Regenerate and Edit on the last exchange).
+// rendered (and escaped) in Python by inference_magics/untrusted.py, so no Markdown library is
+// needed here; this file only adds buttons around it (Copy on code blocks, Regenerate and Edit on
+// the last exchange).
+
+// Model output is untrusted. Python already made it inert; this second check holds even if it did
+// not: the HTML is parsed in an inert <template> (nothing runs, nothing loads), then only known
+// tags and attributes are kept, and only http(s)/mailto links stay live, opening in a new tab.
+const ALLOWED_TAGS = new Set(["A", "B", "BLOCKQUOTE", "BR", "CODE", "DEL", "DETAILS", "DIV", "EM", "H1", "H2", "H3",
+  "H4", "H5", "H6", "HR", "I", "LI", "OL", "P", "PRE", "S", "SPAN", "STRONG", "SUMMARY", "TABLE", "TBODY", "TD",
+  "TH", "THEAD", "TR", "UL"]);
+const ALLOWED_ATTRIBUTES = new Set(["class", "href", "title", "start", "style", "target", "rel"]);
+const LIVE_LINK = /^(https?:\/\/|mailto:)/i;
+// inline styles may not fetch anything (url(), image-set) nor move out of the transcript (position)
+const UNSAFE_STYLE = /url\s*\(|image|expression|@import|position|\\/i;
+
+function inert(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  const walker = document.createTreeWalker(template.content, NodeFilter.SHOW_ELEMENT);
+  const elements = [];
+  while (walker.nextNode()) elements.push(walker.currentNode);
+  for (const node of elements) {
+    if (!ALLOWED_TAGS.has(node.tagName)) {
+      node.replaceWith(document.createTextNode(node.textContent || ""));
+      continue;
+    }
+    for (const attribute of Array.from(node.attributes)) {
+      const name = attribute.name.toLowerCase();
+      if (!ALLOWED_ATTRIBUTES.has(name) || (name === "style" && UNSAFE_STYLE.test(attribute.value))) {
+        node.removeAttribute(attribute.name);
+      }
+    }
+    if (node.tagName === "A") {
+      if (LIVE_LINK.test((node.getAttribute("href") || "").trim())) {
+        node.setAttribute("target", "_blank");
+        node.setAttribute("rel", "noopener noreferrer");
+      } else {
+        node.removeAttribute("href");
+      }
+    }
+  }
+  return template.content;
+}
 function render({ model, el }) {
   el.classList.add("im-chat");
   // keys typed here belong to the chat, not to JupyterLab's shortcuts (Shift+Enter runs a cell)
@@ -92,7 +133,7 @@ function render({ model, el }) {
   }
   function drawTranscript() {
     const atBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 40;
-    transcript.innerHTML = model.get("transcript_html");
+    transcript.replaceChildren(inert(model.get("transcript_html")));
     addTools();
     if (atBottom) transcript.scrollTop = transcript.scrollHeight;
   }

@@ -199,7 +199,7 @@ class OllamaHandler(BaseHandler):
     def nonstream_fault(self):
         """Mid-stream faults on a one-shot reply: what a failing server would do instead."""
         if self.fault == "error_mid_stream":
-            self.error(500, MODEL_ERROR)
+            self.error(500, self.knobs["error_text"])
         elif self.fault == "drop_mid_stream":
             self.drop()
         elif self.fault == "malformed_line":
@@ -340,7 +340,7 @@ class OllamaHandler(BaseHandler):
                       "message": {"role": "assistant", "content": "", "thinking": piece}, "done": False})
             n, fault = self.token_loop(tokens, lambda t: line(obj(t)), skip_first_delay=slow)
             if fault == "error_mid_stream":   # status stays 200, no done line
-                line({"error": MODEL_ERROR})
+                line({"error": k["error_text"]})
                 return self.end_stream()
             if fault == "drop_mid_stream":
                 return self.drop()
@@ -442,11 +442,12 @@ def show_response(m):
 
 
 class OllamaPeer(Peer):
-    """Ollama on 127.0.0.1. Extra knobs: models (entries or names), version, fault_paths."""
+    """Ollama on 127.0.0.1. Extra knobs: models (entries or names), version, fault_paths, thinking
+    (what a thinking model streams first), echo, error_text (the message of a failed generation)."""
 
     KNOBS = {**COMMON_KNOBS, "models": DEFAULT_MODELS, "version": "0.12.6",
              "thinking": "Let me think this through step by step.",
-             "echo": False,
+             "echo": False, "error_text": MODEL_ERROR,   # the message of a failed generation
              "fault_paths": ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")}
     FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line", "http_500_html",
               "busy_503", "rate_limited_429", "hang", "slow_headers")

@@ -106,7 +106,7 @@ class OpenAIHandler(BaseHandler):
     def nonstream_fault(self):
         """Mid-stream faults on a one-shot reply: what a failing server would do instead."""
         if self.fault == "error_mid_stream":
-            self.send_json(500, GEN_ERROR)
+            self.send_json(500, self.generation_error())
         elif self.fault == "drop_mid_stream":
             self.drop()
         elif self.fault == "malformed_line":
@@ -114,6 +114,11 @@ class OpenAIHandler(BaseHandler):
         else:
             return False
         return True
+
+    def generation_error(self):
+        """The error a failed generation reports (its message set by the error_text knob)."""
+        text = self.knobs["error_text"]
+        return GEN_ERROR if text is None else {"error": {**GEN_ERROR["error"], "message": text}}
 
     def timings(self, n_prompt, n_predicted):
         """llama-server's `timings`, from this request's clock (first token = end of prompt)."""
@@ -141,6 +146,7 @@ class OpenAIHandler(BaseHandler):
         model = self.model_for(body)
         if model is None:
             return
+        model = self.knobs["reply_model"] or model   # the name the server reports may differ
         k, n_in = self.knobs, prompt_tokens(msgs)
         fmt = body.get("response_format")
         json_mode = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
@@ -200,7 +206,7 @@ class OpenAIHandler(BaseHandler):
                                        skip_first_delay=slow or bool(thoughts))
             self.t_first = t_first or self.t_first
             if fault == "error_mid_stream":   # status stays 200, no [DONE]
-                send(GEN_ERROR)
+                send(self.generation_error())
                 self.end_stream()
                 self.close_connection = True
                 return
@@ -252,10 +258,12 @@ class OpenAIHandler(BaseHandler):
 class OpenAIPeer(Peer):
     """OpenAI-compatible server on 127.0.0.1; clients use base_url (url + "/v1"). Extra knobs:
     models (ids or /v1/models entries), any_model, api_key (None = no auth), retry_after,
-    reasoning (text streamed as reasoning_content first), embeddings, fault_paths."""
+    reasoning (text streamed as reasoning_content first), embeddings, fault_paths, reply_model
+    (the `model` a chat reply reports, as OpenAI reports a dated id for an alias; None = the one
+    asked for), error_text (the message of a failed generation; None = llama-server's)."""
 
     KNOBS = {**COMMON_KNOBS, "models": DEFAULT_MODELS, "any_model": False, "api_key": None,
-             "retry_after": "0", "reasoning": None, "embeddings": True,
+             "retry_after": "0", "reasoning": None, "embeddings": True, "reply_model": None, "error_text": None,
              "fault_paths": ("/v1/chat/completions", "/v1/embeddings")}
     FAULTS = ("rate_limit", "server_error", "loading_503", "error_mid_stream", "drop_mid_stream",
               "malformed_line", "html", "hang", "slow_headers")
