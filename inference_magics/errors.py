@@ -77,12 +77,13 @@ class InferenceInterrupted(KeyboardInterrupt):
 # --- server text in messages ------------------------------------------------------------------
 # error texts quote servers: control characters (ANSI escapes, OSC hyperlinks, bells) must not
 # reach the terminal-like renderer of the error line
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")  # C0 (line breaks too), DEL and C1: terminal escapes
+_BREAKS = re.compile(r"[\t\n\r\v\f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # the rest of C0, DEL and C1: terminal escapes
 
 
 def printable(text: str) -> str:
-    """One line of text: control characters become a space."""
-    return _CONTROL.sub(" ", text)
+    """One line of text: line breaks become a space, other control characters go."""
+    return _CONTROL.sub("", _BREAKS.sub(" ", text))
 
 
 # --- secret redaction -------------------------------------------------------------------------

@@ -66,6 +66,11 @@ def classify(text: str, *, keywords: bool = True) -> PrivacyFinding | None:
     return find_secret(text) or (find_privacy_word(text) if keywords else None)
 
 
+# labels that say only where a secret sits, not what it is: a named provider's label is preferred
+_GENERIC = frozenset({"a secret or token assignment", "an API key", "a password", "a bearer token",
+                      "an authorization header", "an API key header"})
+
+
 def redact_secrets(text: str) -> str:
     """The text with every secret replaced by `[redacted: <what it was>]`, for text we keep (history).
 
@@ -74,15 +79,23 @@ def redact_secrets(text: str) -> str:
     spans = secret_scan.scan(text)
     if not spans:
         return text
-    out, last = [], 0
     block_end = secret_scan.block_ends(text)
+    clusters: list[list] = []  # [start, end, label, length of the span that named it]
     for span in spans:
         end = max(span.end, block_end(span)) if span.label == "a private key" else span.end
-        if span.start < last:  # overlaps the previous redaction: extend it
-            last = max(last, end)
+        if clusters and span.start < clusters[-1][1]:  # overlaps the previous redaction: extend it
+            cluster = clusters[-1]
+            cluster[1] = max(cluster[1], end)
+            narrower = span.end - span.start < cluster[3] or (
+                span.end - span.start == cluster[3] and cluster[2] in _GENERIC and span.label not in _GENERIC)
+            if narrower:  # the narrowest, most specific finding says best what it is ("an Anthropic API key")
+                cluster[2], cluster[3] = span.label, span.end - span.start
             continue
-        out.append(text[last:span.start])
-        out.append(f"[redacted: {span.label}]")
+        clusters.append([span.start, end, span.label, span.end - span.start])
+    out, last = [], 0
+    for start, end, label, _ in clusters:
+        out.append(text[last:start])
+        out.append(f"[redacted: {label}]")
         last = end
     out.append(text[last:])
     return "".join(out)

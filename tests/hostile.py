@@ -61,7 +61,7 @@ LIVE_TAGS = {"script", "iframe", "frame", "frameset", "form", "input", "button",
              "link", "meta", "base", "object", "embed", "applet", "img", "image", "svg", "math", "video", "audio",
              "source", "track", "picture", "template", "portal"}
 # what our renderer may produce: Markdown's tags and our own wrappers
-ALLOWED_TAGS = {"div", "span", "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em",
+ALLOWED_TAGS = {"div", "span", "progress", "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em",
                 "b", "i", "s", "del", "code", "pre", "blockquote", "a", "table", "caption", "thead", "tbody", "tr",
                 "th", "td", "details", "summary", "sub"}
 LIVE_SCHEMES = ("http://", "https://", "mailto:")

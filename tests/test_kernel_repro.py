@@ -82,12 +82,12 @@ def test_a_costly_map_asks_first_declined_sends_nothing_accepted_runs(kernel, pe
 def test_explain_counts_tokens_with_claudes_endpoint_and_prices_them(kernel, peers_reset):
     ollama, claude = peers_reset
     run = kernel.run("%%infer --explain claude-haiku-4.5 --max-tokens 200\nWhat is the boiling point of water?")
-    shown = run.of_type("display_data")[0]["content"]["data"]["text/markdown"]
-    assert "**anthropic**" in shown and "counted by Claude&#x27;s token-counting endpoint" in shown
+    shown = run.of_type("display_data")[0]["content"]["data"]["text/plain"]
+    assert shown.startswith("anthropic · ") and "counted by Claude's token-counting endpoint" in shown
     assert "up to 200 output tokens on claude-haiku-4-5: ≈ $0.0010" in shown
     assert len(claude.requests_to("/v1/messages/count_tokens")) == 1 and not claude.requests_to("/v1/messages")
     local = kernel.run("%%infer --explain\nWhat is the boiling point of water?")
-    shown = local.of_type("display_data")[0]["content"]["data"]["text/markdown"]
+    shown = local.of_type("display_data")[0]["content"]["data"]["text/plain"]
     assert "approximate: 4 characters a token" in shown and "no charge per token" in shown
 
 

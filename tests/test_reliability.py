@@ -8,7 +8,7 @@ import inference_magics as im
 from inference_magics import history, settings, workflows
 from inference_magics.errors import ConfigError, Incomplete
 from inference_magics.interpolate import interpolate
-from inference_magics.render import footer, result_markdown
+from inference_magics.render import footer, result_plain
 from inference_magics.widget import ChatWidget
 
 
@@ -110,7 +110,7 @@ def test_a_claude_stream_that_ends_without_message_stop_is_incomplete(claude):
     result = err.value.result
     assert result.text == claude.expected_text() and result.stop_reason == "incomplete"
     assert "incomplete: the stream ended before Claude finished" in footer(result)
-    assert "incomplete: the stream ended before Claude finished" in result_markdown(result)
+    assert "incomplete: the stream ended before Claude finished" in result_plain(result)
     row = last_history_row()
     assert row.output == result.text and row.stop_reason == "incomplete" and row.error.startswith("incomplete:")
 
@@ -187,7 +187,7 @@ def test_an_empty_answer_gets_a_visible_notice(ollama):
     result = im.infer("hi", backend="ollama", model="llama3.2")
     assert result.text == "" and result.error is None
     assert any("the model returned an empty answer" in n for n in result.notices)
-    assert "the model returned an empty answer" in result_markdown(result)
+    assert "the model returned an empty answer" in result_plain(result)
 
 
 def test_an_empty_chat_answer_is_said_in_the_transcript(ollama):
