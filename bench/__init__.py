@@ -18,4 +18,5 @@ BENCHMARKS = {
     "concurrency": "bench.concurrency",
     "embeddings": "bench.embeddings",
     "local": "bench.local",
+    "parallel": "bench.parallel",
 }

