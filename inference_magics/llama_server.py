@@ -79,6 +79,7 @@ class LlamaServer:
         self.load_s: float | None = None     # how long the model took to load, when this process waited for it
         self._use = None                     # our shared lock on the users file: we count as a user
         self._how: str | None = None
+        self._ready = False                  # this process has seen it answer /health since it attached
         self._lock = threading.Lock()
         atexit.register(self.release)
 
@@ -112,11 +113,13 @@ class LlamaServer:
         return notice
 
     def attach(self) -> tuple[str, str | None]:
-        """Find the running server or start one, without waiting for it to load: ('running' |
-        'joined' | 'started', a restart notice or None). Quick, so a caller can say which before the wait."""
+        """Find the running server or start one, without waiting for it to load: ('running': ready and
+        used by this process before | 'loading': another thread here is starting it | 'joined': another
+        kernel's | 'started', a restart notice or None). Quick, so a caller can say which before the wait."""
         with self._lock:
             if self.running:
-                return "running", None
+                return ("running" if self._ready else "loading"), None
+            self._ready = False
             self._attached_at = time.monotonic()
             had_one = self.url is not None
             make_private_dir(self._dir)
@@ -179,19 +182,24 @@ class LlamaServer:
         """Poll /health: 503 while the model loads, 200 when ready. Records the load time we waited."""
         loading = self._state().get("status") == "loading"
         if not self._wait_until_ready():
-            state = self._state()
+            state = self._settled_state()
             tail = state.get("log_tail") or self._log_tail()
             raise BackendUnavailable(f"llama-server could not start with {self.model.name} (exit code "
                                      f"{state.get('exit_code')}): {tail[-200:]} — see {self.log_path}.")
         if self._how in ("started", "joined") and loading:
             self.load_s = time.monotonic() - self._attached_at
+        self._ready = True
 
     def _wait_until_ready(self) -> bool:
         """True once /health answers 200; False if the server stopped while loading."""
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
-            if not self._live(self._state()):
+            state = self._state()
+            if (state.get("status") not in ("loading", "ready") or state.get("supervisor_pid") != self.supervisor_pid
+                    or not _alive(self.supervisor_pid)):
                 return False
+            if state.get("url") != self.url:  # the first port was taken meanwhile: the supervisor moved on
+                self.url, self.pid = state["url"], state["server_pid"]
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return True
