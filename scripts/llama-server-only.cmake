@@ -31,8 +31,9 @@ if(NOT _im_hooked)
       endif()
     endforeach()
     # C++ targets with many small files are compiled in batches (a "unity" build): most of their
-    # compile time is the shared headers, parsed once per batch instead of once per file
-    foreach(target IN ITEMS llama llama-common mtmd server-context)
+    # compile time is the shared headers, parsed once per batch instead of once per file. (Not mtmd:
+    # its public helper files refuse to share a unit with its internals, by design.)
+    foreach(target IN ITEMS llama llama-common)
       if(TARGET ${target})
         set_property(TARGET ${target} PROPERTY UNITY_BUILD ON)
       endif()
