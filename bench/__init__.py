@@ -19,7 +19,7 @@ BENCHMARKS = {
     "embeddings": "bench.embeddings",
     "observability": "bench.observability",
     "prompt_caching": "bench.prompt_caching",
-
     "privacy": "bench.privacy",
     "local": "bench.local",
+    "parallel": "bench.parallel",
 }

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, local_backend_installed
-from .backends.base import Done, Notice, Request, TextDelta, ThinkingDelta, Usage, Waiting
+from .backends.base import Done, ModelLoad, Notice, Request, TextDelta, ThinkingDelta, Usage, Waiting
 from .errors import (BackendError, BackendUnavailable, ConfigError, Incomplete, InferenceError,
                      InferenceInterrupted)
 from .interpolate import wire_safe
@@ -31,7 +31,8 @@ EMPTY_ANSWER = ("the model returned an empty answer — ask again, rephrase, or 
 
 @dataclass
 class Metrics:
-    ttft_s: float | None = None       # time to first token, from the call
+    ttft_s: float | None = None       # time to first token, from the call (less any model load)
+    load_s: float | None = None       # time the backend spent loading its model first (embedded model)
     total_s: float | None = None
     tokens_per_s: float | None = None  # output tokens over the streaming time
 
@@ -164,7 +165,7 @@ class Stream:
         self._finished = False
         self._iterator: Iterator[str] | None = None
         self._on_thinking = None  # set by each(): thinking models reason before they answer
-        self._on_waiting = None   # set by each(): a retry's wait, said while it lasts
+        self._on_waiting = None   # set by each(): why nothing arrives yet, said while it lasts
 
     def __iter__(self) -> Iterator[str]:
         if self._iterator is None:
@@ -191,8 +192,9 @@ class Stream:
 
     def each(self, on_text, on_thinking=None, on_waiting=None) -> "Result":
         """Feed every delta to `on_text` (reasoning deltas to `on_thinking`, and why nothing arrives
-        yet — a retry's wait — to `on_waiting`); an interrupt anywhere (in the network wait or in
-        a callback) closes the response and raises InferenceInterrupted with the partial result."""
+        yet — a retry's wait, the embedded model starting — to `on_waiting`); an interrupt anywhere
+        (in the network wait or in a callback) closes the response and raises InferenceInterrupted
+        with the partial result."""
         self._on_thinking, self._on_waiting = on_thinking, on_waiting
         try:
             for text in self:
@@ -258,10 +260,15 @@ class Stream:
                             if self._on_thinking is not None:
                                 self._on_thinking(event.text)
                         elif isinstance(event, Notice):
-                            result.notices.append(event.text)
+                            if not event.transient:
+                                result.notices.append(event.text)
+                            elif self._on_waiting is not None:  # "starting the embedded model…"
+                                self._on_waiting(event.text)
                         elif isinstance(event, Waiting):
                             if self._on_waiting is not None:
                                 self._on_waiting(event.text)
+                        elif isinstance(event, ModelLoad):
+                            result.metrics.load_s = (result.metrics.load_s or 0) + event.seconds
                         elif isinstance(event, Done):
                             self._finish_ok(event, backend)
                     break
@@ -336,7 +343,7 @@ class Stream:
         metrics = result.metrics
         metrics.total_s = now - self._started
         if first_token_at is not None:
-            metrics.ttft_s = first_token_at - self._started
+            metrics.ttft_s = first_token_at - self._started - (metrics.load_s or 0)
             generating = now - first_token_at
             if result.usage.output_tokens and generating > 0 and not result.cached:
                 metrics.tokens_per_s = result.usage.output_tokens / generating

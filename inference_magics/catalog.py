@@ -45,6 +45,7 @@ def _roles(settings) -> dict[str, dict[str, list[str]]]:
                         ("code", settings.ollama_code_model), ("embeddings", settings.ollama_embed_model)):
         roles["ollama"].setdefault(model if ":" in model else f"{model}:latest", []).append(task)
     roles["local"][routing.model_for("local", "general", settings)] = ["default"]
+    roles["local"][routing.model_for("local", "embed", settings)] = ["embeddings"]
     if settings.openai_default_model:
         roles["openai"][settings.openai_default_model] = ["default"]
     return roles

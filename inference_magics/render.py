@@ -24,6 +24,8 @@ def footer(result) -> str:
     if result.route is not None:
         parts.append(result.route.reason)
     m = result.metrics
+    if m.load_s:
+        parts.append(f"model load {m.load_s:.1f} s")
     if m.ttft_s is not None:
         parts.append(f"first token {m.ttft_s:.2f} s")
     if m.tokens_per_s:
@@ -169,8 +171,11 @@ class CellView:
         return untrusted.bundle(untrusted.note_html(line), line)  # names a server chose: escaped
 
     def waiting(self, why: str) -> None:
-        """Why nothing has arrived yet (e.g. "rate limited by Claude; retrying in 12 s")."""
-        if not self._parts and not self._thinking:
+        """Why nothing has arrived yet: a retry's wait ("rate limited by Claude; retrying in 12 s"),
+        the embedded model starting. Serialised with the draws, never over an answer already shown."""
+        with self._throttle._lock:
+            if self._parts or self._thinking or self._throttle._closed:
+                return
             self._handle.update(self._waiting_bundle(why), raw=True)
 
     def add_thinking(self, text: str) -> None:

