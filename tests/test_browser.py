@@ -318,18 +318,3 @@ def test_regenerate_and_edit_replace_the_last_exchange_in_the_page(chat):
     widget.wait_for(lambda s: s["busy"] == "false" and [t["body"] for t in s["turns"] if t["kind"] == "user"]
                     == ["second try"], "the edited message to replace the first", 30)
 
-
-def test_a_saved_chat_notebook_reopens_with_its_conversation(lab):
-    """notebooks/06-chat.ipynb as committed (run by nbclient, which saves the widget state): opened,
-    not run, it shows the conversation, not `<ChatWidget object at 0x…>`."""
-    import shutil
-
-    shutil.copy(REPO / "notebooks" / "06-chat.ipynb", lab.server.root_dir / "saved-chat.ipynb")
-    try:
-        lab.open_notebook("saved-chat.ipynb")
-        lab.wait_for("() => document.querySelectorAll('.im-chat .im-turn.im-assistant').length >= 2",
-                     "the saved conversation to be drawn", 30)
-        text = lab.cell_outputs_text()
-        assert "ChatWidget object" not in text and "In one sentence, what is a notebook?" in text
-    finally:
-        lab.open_notebook(NOTEBOOK)

@@ -199,3 +199,11 @@ def test_an_answer_cut_at_the_limit_suggests_what_the_chat_can_do(chat):
     widget.ask("tell me everything", wait=True)
     notices = [t.text for t in widget.conversation.turns if t.role == "notice"]
     assert any("ask the model to continue" in n for n in notices) and not any("--max-tokens" in n for n in notices)
+
+
+def test_where_widgets_cannot_be_drawn_the_cell_says_what_it_is(chat):
+    widget, _, _ = chat
+    shown = widget._repr_mimebundle_()
+    data = shown[0] if isinstance(shown, tuple) else shown
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "object at 0x" not in data["text/plain"] and "chat" in data["text/plain"]
