@@ -12,8 +12,17 @@ alarm is not free either, since a private prompt with an explicit cloud model is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from . import privacy_words, secret_scan
+if TYPE_CHECKING:
+    from .secret_scan import Span
+
+
+def _secret_scan():
+    """The scanner, imported on first use: building its tables takes ~40 ms that `%load_ext` should not pay."""
+    from . import secret_scan
+
+    return secret_scan
 
 
 @dataclass(frozen=True)
@@ -38,13 +47,13 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return text.count("\n", 0, index) + 1, index - line_start + 1
 
 
-def find_secrets(text: str) -> list[secret_scan.Span]:
+def find_secrets(text: str) -> list[Span]:
     """Every secret in `text` (start, end, what), in order."""
-    return secret_scan.scan(text)
+    return _secret_scan().scan(text)
 
 
 def find_secret(text: str) -> PrivacyFinding | None:
-    spans = secret_scan.scan(text)
+    spans = _secret_scan().scan(text)
     if not spans:
         return None
     first = spans[0]
@@ -52,6 +61,8 @@ def find_secret(text: str) -> PrivacyFinding | None:
 
 
 def find_privacy_word(text: str) -> PrivacyFinding | None:
+    from . import privacy_words  # imported on first use, as the scanner is (~60 ms of tables)
+
     found = privacy_words.find(text)
     if found is None:
         return None
@@ -76,6 +87,7 @@ def redact_secrets(text: str) -> str:
 
     One scan; overlapping findings merge into one redaction. A private key's header is only the start
     of the secret, so the whole block (to its END line, or to the end of the text when cut off) goes."""
+    secret_scan = _secret_scan()
     spans = secret_scan.scan(text)
     if not spans:
         return text

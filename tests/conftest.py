@@ -170,7 +170,8 @@ def kernel(ollama_server, claude_server, tmp_path_factory):
     k.data_dir = home / "data"
     ollama_server.reset()
     load = k.run("%load_ext inference_magics\nimport sys\n"
-                 "print(sorted(m for m in ('anthropic', 'ollama', 'httpx', 'opentelemetry') if m in sys.modules))")
+                 "print(sorted(m for m in ('anthropic', 'ollama', 'httpx', 'opentelemetry', 'detect_secrets', "
+                 "'inference_magics.secret_scan', 'inference_magics.privacy_words') if m in sys.modules))")
     k.loaded = load
     k.requests_during_load = list(ollama_server.requests) + list(claude_server.requests)
     yield k
