@@ -47,8 +47,10 @@ INSPECT_JS = """(marker) => {
   for (const scope of scopes) {
     for (const el of scope.querySelectorAll('script, iframe, frame, form, input, button, textarea, select, style, object, embed, img, link, meta, base')) {
       // an image output of ours (the experiment's chart) is a PNG from the kernel, not from the model
-      const ours = el.tagName === 'IMG' && (scope.dataset.mimeType || '').startsWith('image/')
-                   && (el.getAttribute('src') || '').startsWith('data:image/png');
+      const ours = (el.tagName === 'IMG' && (scope.dataset.mimeType || '').startsWith('image/')
+                    && (el.getAttribute('src') || '').startsWith('data:image/png'))
+                   // the chat's own Copy / Regenerate / Edit buttons, added by chat.js around the transcript
+                   || (el.tagName === 'BUTTON' && el.closest('.im-code-tools, .im-turn-tools') !== null);
       if (!ours) found.push('<' + el.tagName.toLowerCase() + '>');
     }
     for (const el of [scope, ...scope.querySelectorAll('*')]) {
