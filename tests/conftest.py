@@ -52,6 +52,15 @@ def claude_peer(claude_server):
     claude_server.reset()
 
 
+@pytest.fixture
+def claude(monkeypatch, claude_peer):
+    """Claude is the loopback peer, with a key (modules may define their own `claude`)."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", claude_peer.api_key)
+    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "2")
+    return claude_peer
+
+
 # tests run as if the embedded model were not installed, unless they ask for it (`local_model`):
 # otherwise every fallback test would start a real llama-server
 NOT_INSTALLED = {"INFERENCE_LOCAL_SERVER": "/nonexistent/llama-server"}

@@ -7,14 +7,6 @@ from tests.conftest import needs_local
 SENTINEL = "sk-ant-sentinel-key-DO-NOT-LEAK-0123456789"
 
 
-@pytest.fixture
-def claude(monkeypatch, claude_peer):
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", claude_peer.api_key)
-    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "2")
-    return claude_peer
-
-
 def messages_posts(peer):
     return [r for r in peer.requests if r.path == "/v1/messages"]
 

@@ -13,14 +13,6 @@ from inference_magics.widget import ChatWidget
 
 
 @pytest.fixture
-def claude(monkeypatch, claude_peer):
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", claude_peer.api_key)
-    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "2")
-    return claude_peer
-
-
-@pytest.fixture
 def ollama(monkeypatch, ollama_peer):
     monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
     return ollama_peer
