@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from . import policy, routing, settings as settings_module, telemetry
-from .backends import get_backend, local_backend_installed
+from .backends import get_backend, not_installed, spec
 from .backends.base import Done, ModelLoad, Notice, Request, TextDelta, ThinkingDelta, Usage, Waiting
 from .errors import (BackendError, BackendUnavailable, ConfigError, Incomplete, InferenceError,
                      InferenceInterrupted)
@@ -95,14 +95,10 @@ def _routing_text(prompt: str, system: str | None, messages) -> str:
 
 def _resolve(route: Route, settings) -> Route:
     """Family names (sonnet, opus, haiku) become the newest dated id from the API's model list."""
-    if route.backend != "anthropic" or route.model not in routing.FAMILIES:
+    if not spec(route.backend).supports("resolve") or route.model not in spec(route.backend).aliases:
         return route
-    resolved = get_backend("anthropic", settings).resolve(route.model)
+    resolved = get_backend(route.backend, settings).resolve(route.model)
     return replace(route, model=resolved, reason=f"{route.reason}; {route.model} = {resolved}")
-
-
-def _not_installed(settings) -> frozenset[str]:
-    return frozenset() if local_backend_installed(settings) else frozenset({"local"})
 
 
 def route(prompt: str, *, model: str | None = None, backend: str | None = None, task: str | None = None,
@@ -111,7 +107,7 @@ def route(prompt: str, *, model: str | None = None, backend: str | None = None, 
     resolve a family name such as `sonnet`)."""
     current = settings_module.load()
     decided = routing.decide(_routing_text(prompt, system, messages), current, model=model, backend=backend, task=task,
-                             unavailable=_not_installed(current))
+                             unavailable=not_installed(current))
     return _resolve(decided, current)
 
 
@@ -154,7 +150,7 @@ class Stream:
         self._cache_mode = response_cache.mode(self._settings, cache)
         self._stable_prefix_chars = stable_prefix_chars  # a --map template's fixed part, for prompt caching
         self._sample = sample  # %%experiment --repeat: each sample is cached apart (sample 1 as a plain request)
-        self._unavailable = _not_installed(self._settings)
+        self._unavailable = not_installed(self._settings)
         self.route = _resolve(routing.decide(self._text_for_routing, self._settings, **self._choice,
                                              unavailable=self._unavailable), self._settings)
         self._result = Result(backend=self.route.backend, model=self.route.model, route=self.route,
@@ -327,8 +323,7 @@ class Stream:
                                          done.usage.cache_creation_input_tokens, done.usage.cache_read_input_tokens)))
         if isinstance(done.model, str) and done.model:
             result.model = done.model
-        note = getattr(backend, "deprecation", None)
-        if note and (line := note(result.model)):
+        if spec(self.route.backend).supports("resolve") and (line := backend.deprecation(result.model)):
             result.notices.append(line)
         if done.stop_reason in ("length", "max_tokens"):
             result.notices.append(CUT_AT_LIMIT)

@@ -1,5 +1,5 @@
 """One prompt template over many rows: `im.map("Classify: {row}", items)` (this module's
-`map_rows`) and `%%infer --map VAR`.
+`map_rows`) and `%%infer --map VAR`. (`--batch-api` is message_batches.py.)
 
 Rows run concurrently (bounded), each with its own routing, so privacy is judged per row: a row
 that carries a secret stays on this machine, or is refused in its own row. A failed row keeps its
@@ -9,20 +9,18 @@ stopped when run again.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import ChainMap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import api, policy, settings as settings_module, telemetry
-from .cache import cache_for, digest
-from .errors import ConfigError, InferenceError, InferenceInterrupted, PrivacyError
-from .interpolate import interpolate, unresolved, wire_safe
+from . import api, telemetry
+from .backends import REGISTRY
+from .errors import ConfigError, InferenceError, InferenceInterrupted
+from .interpolate import interpolate, unresolved
 
-CONCURRENCY = {"anthropic": 8, "openai": 8}  # a local server gets 4: more only queues there
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = 4  # each backend's spec says its own: a local server only queues more
 
 
 @dataclass
@@ -165,7 +163,8 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     pending = rows
     fixed = stable_prefix(template)
     if concurrency is None:
-        concurrency = CONCURRENCY.get(_backend_of(rows[0].prompt, model, backend, system), DEFAULT_CONCURRENCY)
+        first = _backend_of(rows[0].prompt, model, backend, system)
+        concurrency = REGISTRY[first].concurrency if first in REGISTRY else DEFAULT_CONCURRENCY
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be 1 or more, not {concurrency}.")
     started = time.perf_counter()
@@ -226,94 +225,3 @@ def _backend_of(prompt: str, model, backend, system) -> str | None:
         return api.route(prompt, model=model, backend=backend, system=system).backend
     except InferenceError:
         return None
-
-
-
-# --- Claude's Message Batches API: about half the price, results within 24 hours ----------------
-def submit(template: str, items, *, column: str | None = None, model: str = "sonnet", system=None, temperature=None,
-           max_tokens=None, namespace=None) -> dict:
-    """Send every row to Claude as one Message Batch and remember the job (in the data folder), so
-    a later kernel can collect it with `collect(id)`. Rows that must stay local are refused in
-    their row and never sent."""
-    from .backends import get_backend
-    from .backends.base import Request
-
-    settings = settings_module.load()
-    policy.check("", "anthropic", model, settings, how="--batch-api")  # local-only: not one request to Claude
-    # as im.stream does: lone surrogates become a visible ? before anything is sent
-    prompts = [wire_safe(prompt) for prompt in render_prompts(template, items, column, namespace)]
-    system = wire_safe(system) if system else system
-    requests, refused = {}, {}
-    for index, prompt in enumerate(prompts):
-        try:
-            route = api.route(prompt, model=model or "sonnet", system=system)
-            if route.backend != "anthropic":
-                raise ConfigError(f"--batch-api sends rows to Claude's Message Batches API, and {route.model} is not "
-                                  "a Claude model — name one (sonnet, haiku, claude-...).")
-            policy.check(policy.outgoing_text(prompt, system), route.backend, route.model, settings)
-        except PrivacyError as exc:
-            refused[str(index)] = exc.message
-            continue
-        requests[str(index)] = Request(model=route.model, messages=({"role": "user", "content": prompt},),
-                                       system=system, temperature=temperature, max_tokens=max_tokens)
-    if not requests:
-        raise ConfigError("every row was refused for the cloud (each carries something private) — run them locally "
-                          "without --batch-api.")
-    settings = settings_module.load()
-    from . import budget  # a batch's estimate counts against the caps when it is sent
-
-    found = budget.estimate("anthropic", route.model, [prompts[int(i)] for i in requests], system=system,
-                            max_tokens=max_tokens, settings=settings)
-    budget.refuse_over_budget(settings, found.batch_cost_usd, route.model, f"this Message Batch of {len(requests)} rows")
-    batch_id = get_backend("anthropic", settings).submit_batch(requests)
-    budget.add_spend(found.batch_cost_usd)
-    job = {"id": batch_id, "rows": len(prompts), "refused": refused, "model": route.model,
-           "created_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-    cache_for(settings).put_many("batch-job", "", [(digest(batch_id), json.dumps(job).encode())])
-    return job
-
-
-def jobs() -> list[dict]:
-    """Every Message Batch submitted from this machine, newest first, with its current status."""
-    from .backends import get_backend
-
-    settings = settings_module.load()
-    found, _ = cache_for(settings).values("batch-job", "")
-    known = sorted((json.loads(v) for v in found), key=lambda job: job["created_at"], reverse=True)
-    try:
-        policy.check("", "anthropic", None, settings, how="polling Message Batches")
-    except PrivacyError:  # local-only: list what this machine knows, ask Claude nothing
-        for job in known:
-            job["status"] = "not polled (INFERENCE_PRIVACY=local-only)"
-        return known
-    backend = get_backend("anthropic", settings)
-    for job in known:
-        try:
-            job.update(backend.batch_status(job["id"]))
-        except InferenceError as exc:
-            job["status"] = f"unknown: {exc.message}"
-    return known
-
-
-def collect(batch_id: str) -> Mapped:
-    """The rows of an ended batch, in input order (refused rows keep their reason)."""
-    from .backends import get_backend
-
-    settings = settings_module.load()
-    found, _ = cache_for(settings).get_many("batch-job", "", [digest(batch_id)])
-    if not found:
-        raise ConfigError(f"no batch {batch_id!r} was submitted from here — %infer_batches lists the known ones.")
-    job = json.loads(next(iter(found.values())))
-    policy.check("", "anthropic", job["model"], settings, how="collecting a Message Batch")
-    backend = get_backend("anthropic", settings)
-    status = backend.batch_status(batch_id)
-    if status["status"] != "ended":
-        raise ConfigError(f"batch {batch_id} is still {status['status']} ({status['processing']} rows to go) — "
-                          "collect it later; results arrive within 24 hours.")
-    results = backend.batch_results(batch_id)
-    rows = []
-    for index in range(job["rows"]):
-        row = Row(index, "", backend="anthropic", model=job["model"])
-        row.output, row.error, row.tokens = results.get(str(index), (None, job["refused"].get(str(index)), 0))
-        rows.append(row)
-    return Mapped(rows)

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .backends import REGISTRY
 from .errors import InferenceError
 from .pricing import BATCH_DISCOUNT, approximate_tokens, estimate_cost
 
@@ -58,8 +59,9 @@ def estimate(backend: str, model: str, prompts: list[str], *, system=None, messa
 
     settings = settings or settings_module.load()
     method, input_tokens = APPROXIMATE, None
-    if count and backend == "anthropic" and settings.has_anthropic_key and len(prompts) == 1:
-        input_tokens = _counted(settings, model, prompts[0], system, messages)
+    counts = backend in REGISTRY and REGISTRY[backend].supports("count_tokens") and REGISTRY[backend].has_key(settings)
+    if count and counts and len(prompts) == 1:
+        input_tokens = _counted(settings, backend, model, prompts[0], system, messages)
         method = COUNTED if input_tokens is not None else APPROXIMATE
     if input_tokens is None:
         input_tokens = sum(approximate_tokens(_text_of(p, system, messages)) for p in prompts)
@@ -68,13 +70,13 @@ def estimate(backend: str, model: str, prompts: list[str], *, system=None, messa
     return Estimate(backend, model, len(prompts), input_tokens, output_tokens, method, cost)
 
 
-def _counted(settings, model, prompt, system, messages) -> int | None:
+def _counted(settings, backend, model, prompt, system, messages) -> int | None:
     from .backends import get_backend
     from .backends.base import Request
 
     turns = tuple(messages or ()) + (({"role": "user", "content": prompt},) if prompt else ())
     try:
-        return get_backend("anthropic", settings).count_tokens(Request(model=model, messages=turns, system=system))
+        return get_backend(backend, settings).count_tokens(Request(model=model, messages=turns, system=system))
     except InferenceError:
         return None  # the approximation stands in, and says so
 
@@ -144,6 +146,6 @@ def confirmation_needed(settings, found: Estimate, *, batch: bool = False) -> st
     if cost is None or cost <= settings.confirm_usd:
         return None
     half = (f"; with --batch-api it would be about ${found.batch_cost_usd:.2f} (half price, results within 24 h)"
-            if found.backend == "anthropic" and not batch else "")
+            if found.backend in REGISTRY and REGISTRY[found.backend].supports("batch") and not batch else "")
     return (f"estimated ${cost:.2f}, above INFERENCE_CONFIRM_USD=${settings.confirm_usd:.2f}{half}. "
             "Start it? [y/N] ")

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from . import policy, routing, settings as settings_module
-from .backends import REGISTRY, get_backend, local_backend_installed
+from .backends import REGISTRY, get_backend, spec, specs
+from .backends.spec import FIRST_LISTED
 from .errors import ConfigError, InferenceError, PrivacyError
 
 
@@ -19,13 +20,9 @@ class ModelList(list):
 
 
 def listed_backends(settings) -> list[str]:
-    """Ollama and Claude always (a missing key is worth showing); the embedded model when installed;
-    an OpenAI-compatible server when one is configured."""
-    names = ["ollama", "anthropic"]
-    if local_backend_installed(settings):
-        names.append("local")
-    if settings.default_backend == "openai" or settings_module.configured("openai_base_url"):
-        names.append("openai")
+    """Each backend its spec lists: Ollama and Claude always (a missing key is worth showing); the
+    embedded model when installed; an OpenAI-compatible server when one is configured."""
+    names = [s.name for s in specs() if s.is_listed(settings, settings_module.configured)]
     return [name for name in names if _may_ask(name, settings)]  # local-only: not even a listing to the cloud
 
 
@@ -38,16 +35,17 @@ def _may_ask(name: str, settings) -> bool:
     return True
 
 
-def _roles(settings) -> dict[str, dict[str, list[str]]]:
-    """backend -> model name -> the tasks it is the configured default for."""
-    roles: dict[str, dict[str, list[str]]] = {name: {} for name in REGISTRY}
-    for task, model in (("default", settings.ollama_default_model), ("chat", settings.ollama_chat_model),
-                        ("code", settings.ollama_code_model), ("embeddings", settings.ollama_embed_model)):
-        roles["ollama"].setdefault(model if ":" in model else f"{model}:latest", []).append(task)
-    roles["local"][routing.model_for("local", "general", settings)] = ["default"]
-    roles["local"][routing.model_for("local", "embed", settings)] = ["embeddings"]
-    if settings.openai_default_model:
-        roles["openai"][settings.openai_default_model] = ["default"]
+ROLES = {"general": "default", "chat": "chat", "code": "code", "embed": "embeddings"}
+
+
+def _roles(name: str, settings) -> dict[str, list[str]]:
+    """Model name (as the backend lists it) -> the tasks it is the configured default for."""
+    described, roles = spec(name), {}
+    for task in described.models:
+        model = routing.model_for(name, task, settings)
+        if described.supports("resolve"):
+            model = get_backend(name, settings).resolve(model)
+        roles.setdefault(described.listed_name(model), []).append(ROLES.get(task, task))
     return roles
 
 
@@ -62,23 +60,17 @@ def models(backend: str | None = None) -> ModelList:
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         jobs = {name: pool.submit(get_backend(name, settings).list_models) for name in names}
     listing = ModelList()
-    roles = _roles(settings)
-    anthropic_default = None
     for name, job in jobs.items():
         try:
             found = job.result()
         except InferenceError as exc:
             listing.unavailable[name] = exc.message
             continue
-        if name == "anthropic":
-            anthropic_default = get_backend(name, settings).resolve(
-                routing.canonical_model(settings.anthropic_default_model))
+        roles = _roles(name, settings)
         for position, info in enumerate(found):
-            tasks = roles[name].get(info.name, [])
-            if name == "anthropic" and info.name == anthropic_default:
-                tasks = ["default"]
-            if name == "openai" and not settings.openai_default_model and position == 0:
-                tasks = ["default"]  # the server's first model is the one used
+            tasks = roles.get(info.name, [])
+            if position == 0 and FIRST_LISTED in roles:
+                tasks = roles[FIRST_LISTED]  # no default model set: the server's first model is the one used
             listing.append(replace(info, default_for=", ".join(tasks)) if tasks else info)
     return listing
 

@@ -6,14 +6,14 @@ import json
 from dataclasses import dataclass, field
 
 CHARS_PER_TOKEN = 4  # a rough, model-independent estimate; we only need to stay clear of the limit
-CONTEXT_TOKENS = {"anthropic": 200_000, "openai": 8_192, "ollama": 4_096}  # Ollama's default num_ctx
 
 
 def context_tokens(backend: str | None, settings) -> int:
-    """How many tokens a request to this backend may hold (the embedded model's is a setting)."""
-    if backend == "local":
-        return settings.local_ctx_size
-    return CONTEXT_TOKENS.get(backend or "ollama", 4_096)
+    """How many tokens a request to this backend may hold (its spec says; the embedded model's is a setting)."""
+    from .backends import REGISTRY
+
+    described = REGISTRY.get(backend) if backend else None
+    return described.context(settings) if described else 4_096  # not chosen yet: a small context is safe
 
 HELP = """Commands:
 /clear — start a new conversation

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import policy, routing, settings as settings_module, telemetry
-from .backends import get_backend, local_backend_installed
+from .backends import get_backend, not_installed, offering, spec
 from .cache import cache_for, digest
 from .errors import BackendError, BackendUnavailable, ConfigError
 from .progress import progress_bar
@@ -57,12 +57,15 @@ def as_texts(texts) -> tuple[list[str], bool]:
 
 
 def _route(settings, model, backend) -> routing.Route:
-    if backend is None and model is None and settings.default_backend != "anthropic":
+    embedders = offering("embed")
+    if backend is None and model is None and spec(settings.default_backend).supports("embed"):
         backend = settings.default_backend
-    chosen = routing.decide("", settings, model=model, backend=backend or ("ollama" if model is None else None),
+    chosen = routing.decide("", settings, model=model, backend=backend or (embedders[0].name if model is None else None),
                             task="embed")
-    if chosen.backend == "anthropic":
-        raise ConfigError("Claude has no embeddings API — use --backend ollama, local or openai.")
+    if not spec(chosen.backend).supports("embed"):
+        names = [s.name for s in embedders]
+        raise ConfigError(f"{spec(chosen.backend).label} has no embeddings API — use --backend "
+                          f"{', '.join(names[:-1])} or {names[-1]}.")
     return chosen
 
 
@@ -77,10 +80,12 @@ def run(texts, *, model=None, backend=None, cache=True, progress=None) -> Embedd
     try:
         return _embed(items, route, settings, cache, progress)
     except BackendUnavailable:
-        if backend or model or route.backend == "local" or not local_backend_installed(settings):
+        # the embedded model stands in for an unreachable server, unless the user chose one
+        embedded = next(s for s in offering("embed") if s.locality == "always")
+        if backend or model or route.backend == embedded.name or embedded.name in not_installed(settings):
             raise
-        fallback = routing.Route("local", routing.model_for("local", "embed", settings),
-                                 "Ollama is unreachable, so the embedded local model", "embed")
+        fallback = routing.Route(embedded.name, routing.model_for(embedded.name, "embed", settings),
+                                 f"{spec(route.backend).label} is unreachable, so {embedded.label}", "embed")
         return _embed(items, fallback, settings, cache, progress)
 
 

@@ -146,7 +146,7 @@ class InferenceMagics(BaseMagics):
     @magic_arguments()
     @argument("words", nargs="*", help="%%%%infer: an optional MODEL. %%infer: the prompt itself.")
     @argument("-m", "--model", help="model name, e.g. llama3.2:3b, sonnet, claude-haiku-4-5")
-    @argument("-b", "--backend", help="ollama, anthropic, local or openai (overrides routing)")
+    @argument("-b", "--backend", help=f"{', '.join(settings.REGISTRY)} (overrides routing)")
     @argument("-s", "--system", help="system prompt")
     @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2 (Claude: 0 to 1)")
     @argument("-n", "--max-tokens", type=int, help="the longest answer, in tokens")
@@ -242,7 +242,7 @@ class InferenceMagics(BaseMagics):
         return self._show(running, args.out)
 
     def _map(self, args, cell):
-        from . import batch, tables
+        from . import batch, message_batches, tables
 
         template = cell if cell is not None else " ".join(args.words)
         if not template.strip():
@@ -255,9 +255,9 @@ class InferenceMagics(BaseMagics):
         model = args.model or (args.words[0] if cell is not None and args.words else None)
         self._estimate_map(template, args, model)
         if args.batch_api:
-            job = batch.submit(template, self.shell.user_ns[args.map], column=args.column,
-                               model=model, system=args.system, temperature=args.temperature,
-                               max_tokens=args.max_tokens, namespace=self.shell.user_ns)
+            job = message_batches.submit(template, self.shell.user_ns[args.map], column=args.column,
+                                         model=model, system=args.system, temperature=args.temperature,
+                                         max_tokens=args.max_tokens, namespace=self.shell.user_ns)
             self._publish(tables.batch_job_bundle(job))
             return None
         try:
@@ -397,7 +397,7 @@ class InferenceMagics(BaseMagics):
     # --- chat --------------------------------------------------------------------------------------
     @magic_arguments()
     @argument("model", nargs="?", help="answer with this model (default: let the router choose per turn)")
-    @argument("-b", "--backend", help="ollama, anthropic, local or openai")
+    @argument("-b", "--backend", help=", ".join(settings.REGISTRY))
     @argument("-s", "--system", help="system prompt")
     @line_magic
     def chat(self, line):

@@ -126,7 +126,7 @@ class DataMagics(BaseMagics):
     def infer_batches(self, line):
         """Claude Message Batches sent with %%infer --map --batch-api: list and poll them, or
         collect one that has ended (results arrive within 24 hours; the list survives the kernel)."""
-        from . import batch, tables
+        from . import message_batches as batch, tables
 
         args = parse(self.infer_batches, line)
         self._check_out(args.out)

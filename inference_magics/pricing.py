@@ -68,7 +68,9 @@ def parse_overrides(var: str, raw: str) -> tuple:
 
 def price_for(backend: str, model: str, overrides=None) -> Price | None:
     """The price of a model, or None when it costs nothing per token (local) or is unknown."""
-    if backend != "anthropic":
+    from .backends import REGISTRY
+
+    if backend not in REGISTRY or not REGISTRY[backend].priced:
         return None
     table = {**PRICES, **dict(overrides or ())}
     if model in table:

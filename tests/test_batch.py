@@ -107,7 +107,7 @@ def test_message_batches_submit_persist_and_collect(rows):
     ollama, claude = rows
     claude.set(batch_seconds=0.3, tokens=4)
     items = ["the weather", "my password is hunter2hunter2", "the sea"]
-    from inference_magics import batch
+    from inference_magics import message_batches as batch
 
     job = batch.submit("Summarize: {row}", items, model="claude-haiku-4.5")
     assert job["id"].startswith("msgbatch_") and job["rows"] == 3 and list(job["refused"]) == ["1"]
@@ -124,7 +124,7 @@ def test_message_batches_submit_persist_and_collect(rows):
 
 
 def test_batch_api_needs_a_claude_model(rows):
-    from inference_magics import batch
+    from inference_magics import message_batches as batch
 
     with pytest.raises(im.ConfigError, match="not a Claude model"):
         batch.submit("{row}", ["a"], model="llama3.2:3b")

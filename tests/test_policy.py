@@ -5,7 +5,8 @@ remote. The Anthropic peer records every request: it must never see the secret."
 import pytest
 
 import inference_magics as im
-from inference_magics import batch, cache, policy, settings, workflows
+from inference_magics import cache, policy, settings, workflows
+from inference_magics import message_batches as batch
 from inference_magics.backends import is_cloud_model
 from inference_magics.widget import ChatWidget
 

@@ -45,7 +45,7 @@ def test_a_lone_surrogate_in_a_chat_history_message_is_replaced_too(ollama):
 
 
 def test_rows_and_system_sent_to_the_batch_api_are_cleaned_too(claude):
-    from inference_magics import batch
+    from inference_magics import message_batches as batch
 
     batch.submit("Classify {row}\udcff", ["a"], model="haiku", system="sys \ud800", namespace={})
     params = posts(claude, "/v1/messages/batches")[-1].body["requests"][0]["params"]

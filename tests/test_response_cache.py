@@ -162,7 +162,7 @@ def test_repeated_samples_of_an_experiment_are_cached_apart(cached, monkeypatch)
 
 
 def test_a_message_batch_past_the_budget_is_not_submitted(cached, monkeypatch):
-    from inference_magics import batch, budget
+    from inference_magics import budget, message_batches as batch
 
     _, claude = cached
     monkeypatch.setenv("INFERENCE_BUDGET_USD", f"{budget.kernel_spend() + 0.001:.6f}")

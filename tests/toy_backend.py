@@ -1,0 +1,40 @@
+"""A backend in one file: its spec and its class. tests/test_backend_specs.py registers it with one
+line (`register(SPEC)`) and drives %%infer, %models and %infer_health with it in a real kernel.
+
+It answers in process (no server): it reverses the prompt's words, so the answer proves the prompt
+arrived. Nothing in inference_magics names it."""
+from __future__ import annotations
+
+import time
+
+from inference_magics.backends.base import Done, Health, ModelInfo, TextDelta, Usage
+from inference_magics.backends.spec import BackendSpec
+
+SPEC = BackendSpec("toy", "the toy backend", "tests.toy_backend:ToyBackend", models={"general": "toy_model"},
+                   fallback_models={"general": "toy-small"}, context_tokens=1_000, concurrency=2,
+                   capabilities=frozenset({"chat", "list"}), locality="always", provider="toy")
+
+
+class ToyBackend:
+    name = "toy"
+
+    @classmethod
+    def config_key(cls, settings) -> tuple:
+        return ()
+
+    def __init__(self, settings) -> None:
+        self.asked = 0
+
+    def stream(self, request):
+        self.asked += 1
+        words = str(request.messages[-1]["content"]).split()
+        for word in reversed(words):
+            yield TextDelta(word + " ")
+        yield Done("end_turn", Usage(len(words), len(words)), model=request.model)
+
+    def list_models(self) -> list[ModelInfo]:
+        return [ModelInfo("toy", "toy-small", parameter_size="1K"), ModelInfo("toy", "toy-large")]
+
+    def health(self) -> Health:
+        started = time.perf_counter()
+        return Health(True, f"toy backend, asked {self.asked} times", time.perf_counter() - started)
