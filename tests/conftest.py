@@ -157,7 +157,7 @@ def llama_server(tmp_path_factory):
     """One real llama-server (a third-party implementation of the OpenAI and Anthropic APIs)
     with the packaged model, shared by the tests that speak to it over the wire."""
     from inference_magics.backends.local import BASE_MODEL_TEMPLATE, find_server, resolve_model
-    from inference_magics.llama_server import LlamaServer
+    from inference_magics.backends.llama_server import LlamaServer
 
     alias, path = resolve_model(None)
     server = LlamaServer(find_server(None), path, alias=alias, ctx_size=2048, start_timeout_s=120, purpose="tests",

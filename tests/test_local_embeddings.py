@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import inference_magics as im
-from inference_magics import minilm_gguf
+from inference_magics.backends import minilm_gguf
 from tests.conftest import needs_local
 
 pytestmark = [needs_local, pytest.mark.usefixtures("local_model")]

@@ -79,7 +79,7 @@ def test_loopback_openai_compatible_server_is_reached_directly(proxy, monkeypatc
 def test_llama_server_readiness_polls_go_straight_to_the_server(proxy, ollama_peer):
     """The embedded server's /health polls (what `LlamaServer` waits on) with every proxy variable
     set: they reach the loopback server itself, so it can look ready."""
-    from inference_magics.llama_server import _health
+    from inference_magics.backends.llama_server import _health
 
     status = _health(ollama_peer.url, timeout=2)
     assert status == 404 and ollama_peer.requests_to("/health")  # answered by the server, not a proxy

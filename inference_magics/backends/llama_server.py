@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from .errors import BackendError, BackendUnavailable
+from ..errors import BackendError, BackendUnavailable
 from .llama_supervisor import no_users, read_state
-from .paths import create_private_file, make_private_dir
+from ..paths import create_private_file, make_private_dir
 
 
 def log_dir() -> Path:
@@ -70,8 +70,8 @@ class LlamaServer:
         key = hashlib.sha1(json.dumps([os.path.realpath(binary), os.path.realpath(model), *self._command[2:]])
                            .encode()).hexdigest()[:12]
         if registry_dir is None:
-            from . import settings
-            from .paths import data_dir
+            from .. import settings
+            from ..paths import data_dir
 
             registry_dir = data_dir(settings.load()) / "servers"
         self._dir = Path(registry_dir)
@@ -164,12 +164,12 @@ class LlamaServer:
         create_private_file(self.log_path)  # owner-only before the first line is written
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "inference_magics.llama_supervisor", "--state", str(self._state_path),
+                [sys.executable, "-m", "inference_magics.backends.llama_supervisor", "--state", str(self._state_path),
                  "--users", str(self._users_path), "--registry", str(self._registry_path), "--log",
                  str(self.log_path), "--idle-timeout", str(self._idle_timeout_s), "--", *self._command],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True,
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-                    str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))},
+                    str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))},
                 # its own session: a kernel interrupt (SIGINT to the kernel's group) must not reach it,
                 # and it must outlive this kernel to serve the others and to stop the server when idle
                 start_new_session=True)

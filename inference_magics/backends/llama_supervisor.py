@@ -8,7 +8,7 @@ The state file (JSON, replaced atomically) tells kernels where the server listen
 stopped, why. Only a kernel holding the registry lock starts a supervisor, and the supervisor takes
 the same lock before it decides to stop, so a kernel never joins a server that is going away.
 
-    python -m inference_magics.llama_supervisor --state S --users U --registry R --log L
+    python -m inference_magics.backends.llama_supervisor --state S --users U --registry R --log L
         --idle-timeout SECONDS -- llama-server [ARGS...]      (it adds --host and --port)
 """
 from __future__ import annotations

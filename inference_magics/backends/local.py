@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from .. import minilm_gguf
+from . import minilm_gguf
 from ..errors import BackendError, BackendUnavailable, ConfigError, InferenceError
-from ..llama_server import LlamaServer
+from .llama_server import LlamaServer
 from ..paths import data_dir
 from .base import Event, Health, ModelInfo, ModelLoad, Notice, Request, TextDelta
 from .openai import OpenAIWire

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import BackendUnavailable
+from ..errors import BackendUnavailable
 
 NAME = "all-minilm-l6-v2"
 PACKAGE = "all_minilm_l6_v2"  # its __init__ prints a banner, so we read its files without importing it
