@@ -282,8 +282,7 @@ class Stream:
             if isinstance(exc, Incomplete):
                 result.stop_reason = "incomplete"
             self._finish(chunks, thinking, first_token_at, error=exc.message)
-            exc.result = result
-            raise
+            raise exc.with_result(result) from exc
         except (KeyboardInterrupt, GeneratorExit) as exc:
             self._finish(chunks, thinking, first_token_at, interrupted=True)
             if isinstance(exc, GeneratorExit):
@@ -376,9 +375,8 @@ class Stream:
             result.parsed = json.loads(text)
         except ValueError as exc:
             result.error = f"the answer is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-            error = BackendError(f"{result.error} — the raw text is kept in .text; ask again or drop --format json.")
-            error.result = result
-            raise error from None
+            raise BackendError(f"{result.error} — the raw text is kept in .text; ask again or drop --format json.",
+                               result=result) from None
 
 
 def _messages_digest(request: Request) -> str:

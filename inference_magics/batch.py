@@ -206,9 +206,7 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)  # rows not started never start; running ones finish
         mapped.wall_s = time.perf_counter() - started
-        interrupted = InferenceInterrupted(None)
-        interrupted.mapped = mapped
-        raise interrupted from None
+        raise InferenceInterrupted(mapped=mapped) from None
     finally:
         pool.shutdown(wait=False)
         trace.end()

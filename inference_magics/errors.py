@@ -11,12 +11,14 @@ class InferenceError(Exception):
     IPython calls ``_render_traceback_`` on the exception it is about to display.
     """
 
-    #: the partial Result of a stream that failed after producing text (set by the API)
-    result = None
-
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, result=None):
         # one line, whatever a server put in the text it sent us (line breaks, terminal escapes)
         super().__init__(printable(redact(message)))
+        self.result = result  # the partial Result of a stream that failed after producing text
+
+    def with_result(self, result) -> "InferenceError":
+        """The same error, carrying the Result that was being built when it was raised."""
+        return type(self)(self.message, result=result)
 
     @property
     def message(self) -> str:
@@ -61,11 +63,12 @@ class Incomplete(BackendError):
 
 class InferenceInterrupted(KeyboardInterrupt):
     """Ctrl-C / kernel interrupt during a stream. Still a KeyboardInterrupt, so loops stop;
-    ``.result`` holds the partial Result, marked interrupted."""
+    ``.result`` holds the partial Result, marked interrupted (``.mapped`` the finished rows of a
+    --map, ``.experiment`` the runs of an experiment)."""
 
-    def __init__(self, result):
+    def __init__(self, result=None, *, mapped=None, experiment=None):
         super().__init__("interrupted")
-        self.result = result
+        self.result, self.mapped, self.experiment = result, mapped, experiment
 
     def _render_traceback_(self) -> list[str]:
         if self.result is None:

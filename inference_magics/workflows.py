@@ -277,9 +277,7 @@ def experiment(prompt: str, models: list[str], *, repeat: int = 1, on_progress=N
         # first token it could take as long as a model load)
         stop.set()
         result.wall_s = time.perf_counter() - started
-        interrupted = InferenceInterrupted(None)
-        interrupted.experiment = result  # the partial runs, for the caller to show
-        raise interrupted from None
+        raise InferenceInterrupted(experiment=result) from None  # the partial runs, for the caller to show
     finally:
         pool.shutdown(wait=False)
         trace.end()
