@@ -13,10 +13,16 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from . import migrations
 from .paths import create_private_file, data_dir, make_private_dir
 
 _CHUNK = 500  # SQLite's limit on bound parameters is far above this; keeps statements small
 FILENAME = "cache.sqlite3"
+MIGRATIONS = (  # numbered by position; only ever appended to (see migrations.py)
+    # a file from before the migrations already has this table (user_version 0): kept as it is
+    lambda db: db.execute("CREATE TABLE IF NOT EXISTS blobs (kind TEXT, scope TEXT, digest BLOB, value BLOB, "
+                          "PRIMARY KEY (kind, scope, digest)) WITHOUT ROWID"),
+)
 
 
 def digest(text: str) -> bytes:
@@ -35,8 +41,7 @@ class BlobCache:
             make_private_dir(self.path.parent)
             create_private_file(self.path)  # owner-only before the first byte; SQLite's journal gets this mode
             db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False)
-            db.execute("CREATE TABLE IF NOT EXISTS blobs (kind TEXT, scope TEXT, digest BLOB, value BLOB, "
-                       "PRIMARY KEY (kind, scope, digest)) WITHOUT ROWID")
+            migrations.upgrade(db, MIGRATIONS)
             self._db = db
         return self._db
 

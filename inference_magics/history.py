@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import migrations
 from .errors import InferenceError
 from .paths import create_private_file, data_dir, make_private_dir, redacted
 
 FILENAME = "history.sqlite3"
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 2.0  # a locked database fails fast instead of hanging a cell
 _FIX = "set INFERENCE_HISTORY to another file, or INFERENCE_HISTORY=off"
 
@@ -27,6 +27,12 @@ _TABLE = """CREATE TABLE completions (
     prompt TEXT NOT NULL, system TEXT, backend TEXT, model TEXT, reason TEXT, options TEXT NOT NULL,
     output TEXT NOT NULL, thinking TEXT NOT NULL, stop_reason TEXT, input_tokens INTEGER, output_tokens INTEGER,
     ttft_s REAL, total_s REAL, tokens_per_s REAL, cost_usd REAL, interrupted INTEGER NOT NULL, error TEXT)"""
+MIGRATIONS = (  # numbered by position; only ever appended to (see migrations.py)
+    lambda conn: conn.execute(_TABLE),
+    # the daily budget reads today's spend: an index, not a scan of every completion ever made
+    lambda conn: conn.execute("CREATE INDEX completions_created_at ON completions (created_at)"),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class HistoryError(InferenceError):
@@ -108,18 +114,16 @@ class HistoryStore:
 
     @staticmethod
     def _prepare(conn: sqlite3.Connection) -> None:
-        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return  # the usual case: nothing to write
-        conn.execute("BEGIN IMMEDIATE")  # two kernels may create it at once: decide under the write lock
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise _Unusable(f"was written by a newer inference_magics (schema {version}) — upgrade it, {_FIX}")
-        if version == 0:
-            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        def ours(version: int) -> None:
+            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                 raise _Unusable(f"is another program's SQLite database, not a history — {_FIX}")
-            conn.execute(_TABLE)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+
+        try:
+            migrations.upgrade(conn, MIGRATIONS, ours)
+        except sqlite3.DatabaseError as exc:
+            if "newer inference_magics" not in str(exc):
+                raise
+            raise _Unusable(f"{exc} — upgrade it, {_FIX}") from None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
