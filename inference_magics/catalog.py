@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from . import policy, routing, settings as settings_module
-from .backends import REGISTRY, get_backend, spec, specs
+from .backends import REGISTRY, get_backend, spec
 from .backends.spec import FIRST_LISTED
 from .errors import ConfigError, InferenceError, PrivacyError
 
@@ -22,7 +22,7 @@ class ModelList(list):
 def listed_backends(settings) -> list[str]:
     """Each backend its spec lists: Ollama and Claude always (a missing key is worth showing); the
     embedded model when installed; an OpenAI-compatible server when one is configured."""
-    names = [s.name for s in specs() if s.is_listed(settings, settings_module.configured)]
+    names = [s.name for s in REGISTRY.values() if s.is_listed(settings, settings_module.configured)]
     return [name for name in names if _may_ask(name, settings)]  # local-only: not even a listing to the cloud
 
 

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "inference_magics"
 
 def test_specs_load_without_any_sdk():
     code = ("import sys, inference_magics.backends as b, inference_magics.routing as r\n"
-            "assert [s.label for s in b.specs()] and r.model_for('anthropic', 'general', r.__dict__.get('x') or "
+            "assert [s.label for s in b.REGISTRY.values()] and r.model_for('anthropic', 'general', r.__dict__.get('x') or "
             "__import__('inference_magics.settings').settings.Settings()) \n"
             "print(sorted(m for m in ('anthropic', 'ollama', 'httpx', 'openai', 'pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -18,10 +18,6 @@ SPEC = BackendSpec("toy", "the toy backend", "tests.toy_backend:ToyBackend", mod
 class ToyBackend:
     name = "toy"
 
-    @classmethod
-    def config_key(cls, settings) -> tuple:
-        return ()
-
     def __init__(self, settings) -> None:
         self.asked = 0
 

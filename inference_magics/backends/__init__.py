@@ -28,10 +28,6 @@ def spec(name: str) -> BackendSpec:
     return REGISTRY[name]
 
 
-def specs() -> list[BackendSpec]:
-    return list(REGISTRY.values())
-
-
 def fallback_order() -> list[BackendSpec]:
     """The backends routing may move to on its own, in order (an explicitly chosen one never moves)."""
     return sorted((s for s in REGISTRY.values() if s.fallback_rank is not None), key=lambda s: s.fallback_rank)
@@ -56,11 +52,6 @@ def keeps_data_local(name: str, settings, model: str | None = None) -> bool:
     return REGISTRY[name].keeps_data_local(model, settings)
 
 
-def local_backend_installed(settings) -> bool:
-    """Cheap check (no import, no process): is there a llama-server to run?"""
-    return LOCAL.installed(settings)
-
-
 def not_installed(settings) -> frozenset[str]:
     """Backends that cannot run here at all (no llama-server for the embedded model)."""
     return frozenset(s.name for s in REGISTRY.values() if not s.installed(settings))
@@ -73,9 +64,10 @@ _lock = threading.Lock()
 def get_backend(name: str, settings):
     """The backend instance for these settings (one per distinct configuration, reused so that
     HTTP connections and model lists are cached across cells)."""
-    module_name, _, class_name = REGISTRY[name].target.partition(":")
+    described = REGISTRY[name]
+    module_name, _, class_name = described.target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    key = (name, cls.config_key(settings))
+    key = (name, cls, *(getattr(settings, setting) for setting in described.settings))
     with _lock:
         backend = _instances.get(key)
         if backend is None:

@@ -33,11 +33,6 @@ warnings.filterwarnings("ignore", message=r"The model '.*' is deprecated", categ
 class AnthropicBackend:
     name = "anthropic"
 
-    @classmethod
-    def config_key(cls, settings) -> tuple:
-        return (settings.anthropic_api_key, settings.anthropic_base_url, settings.anthropic_timeout,
-                settings.anthropic_max_retries, settings.max_retry_wait_s)
-
     def __init__(self, settings):
         self._key = settings.anthropic_api_key
         self.url = (settings.anthropic_base_url or OFFICIAL_URL).rstrip("/")

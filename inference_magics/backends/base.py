@@ -96,10 +96,8 @@ class Backend(Protocol):
     capability names below; tests/test_backend_specs.py checks that each class has them."""
     name: str
 
-    @classmethod
-    def config_key(cls, settings) -> tuple: ...
-
-    def __init__(self, settings) -> None: ...
+    def __init__(self, settings) -> None:
+        """Built from the settings its spec names (one instance per distinct set of their values)."""
 
     def stream(self, request: Request) -> Iterator[Event]:
         """Yield TextDelta/ThinkingDelta events, then exactly one Done. Raise InferenceError

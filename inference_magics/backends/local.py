@@ -105,11 +105,6 @@ def resolve_model(spec: str | None) -> tuple[str, Path]:
 class LocalBackend:
     name = "local"
 
-    @classmethod
-    def config_key(cls, settings) -> tuple:
-        return (settings.local_server, settings.local_model, settings.local_ctx_size, settings.local_start_timeout,
-                settings.local_parallel, settings.local_idle_timeout, settings.local_embed_model, settings.data_dir)
-
     def __init__(self, settings):
         self._settings = settings
         self._servers: dict[tuple[str, bool], LlamaServer] = {}

@@ -18,10 +18,6 @@ from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDe
 class OllamaBackend:
     name = "ollama"
 
-    @classmethod
-    def config_key(cls, settings) -> tuple:
-        return (settings.ollama_base_url, settings.ollama_timeout)
-
     def __init__(self, settings):
         self.url = settings.ollama_base_url
         self._timeout_ms = settings.ollama_timeout

@@ -263,10 +263,6 @@ class OpenAIBackend:
 
     name = "openai"
 
-    @classmethod
-    def config_key(cls, settings) -> tuple:
-        return (settings.openai_base_url, settings.openai_api_key, settings.openai_timeout, settings.max_retry_wait_s)
-
     def __init__(self, settings):
         self.wire = OpenAIWire(settings.openai_base_url, api_key=settings.openai_api_key,
                                timeout_ms=settings.openai_timeout, label="the OpenAI-compatible server",

@@ -23,7 +23,7 @@ class BackendSpec:
     name: str
     label: str                      # how a Route reason names it ("Claude")
     target: str                     # "module:Class", imported on first use (with its SDK)
-    settings: tuple[str, ...] = ()  # its fields in settings.py's table
+    settings: tuple[str, ...] = ()  # the settings an instance is built from (settings.py's table)
     models: dict = field(default_factory=dict)          # task -> setting holding its default model
     fallback_models: dict = field(default_factory=dict)  # task -> model when that setting is empty
     context_tokens: int = 4_096
@@ -127,8 +127,7 @@ _VISION_OLLAMA = re.compile(r"llava|vision|gemma3|qwen2\.5vl|qwen2\.5-vl|minicpm
 
 OLLAMA = BackendSpec(
     "ollama", "Ollama", "inference_magics.backends.ollama:OllamaBackend",
-    settings=("ollama_base_url", "ollama_timeout", "ollama_default_model", "ollama_chat_model", "ollama_code_model",
-              "ollama_embed_model"),
+    settings=("ollama_base_url", "ollama_timeout"),
     models={"general": "ollama_default_model", "chat": "ollama_chat_model", "code": "ollama_code_model",
             "embed": "ollama_embed_model"},
     context_tokens=4_096,  # Ollama's default num_ctx
@@ -138,8 +137,8 @@ OLLAMA = BackendSpec(
     default_tag=":latest", provider="ollama")
 ANTHROPIC = BackendSpec(
     "anthropic", "Claude", "inference_magics.backends.anthropic:AnthropicBackend",
-    settings=("anthropic_api_key", "anthropic_default_model", "anthropic_timeout", "anthropic_base_url",
-              "anthropic_max_retries"),
+    settings=("anthropic_api_key", "anthropic_base_url", "anthropic_timeout", "anthropic_max_retries",
+              "max_retry_wait_s"),
     models={"general": "anthropic_default_model"}, context_tokens=200_000, concurrency=8,
     capabilities=frozenset({"chat", "list", "batch", "count_tokens", "resolve", "vision", "tools", "schema"}),
     claims=lambda model: model in FAMILIES or model.startswith("claude"), fallback_rank=1,
@@ -148,7 +147,7 @@ ANTHROPIC = BackendSpec(
 LOCAL = BackendSpec(
     "local", "the embedded local model", "inference_magics.backends.local:LocalBackend",
     settings=("local_server", "local_model", "local_ctx_size", "local_start_timeout", "local_parallel",
-              "local_idle_timeout", "local_embed_model"),
+              "local_idle_timeout", "local_embed_model", "data_dir"),
     models={"general": "local_model", "embed": "local_embed_model"},
     fallback_models={"general": "gemma-3-270m", "embed": "all-minilm-l6-v2"}, context_setting="local_ctx_size",
     capabilities=frozenset({"chat", "embed", "list", "schema"}), locality="always",
@@ -156,7 +155,7 @@ LOCAL = BackendSpec(
     installed=llama_server_installed, provider="llama.cpp")
 OPENAI = BackendSpec(
     "openai", "the OpenAI-compatible server", "inference_magics.backends.openai:OpenAIBackend",
-    settings=("openai_base_url", "openai_api_key", "openai_default_model", "openai_timeout"),
+    settings=("openai_base_url", "openai_api_key", "openai_timeout", "max_retry_wait_s"),
     models={"general": "openai_default_model"}, context_tokens=8_192, concurrency=8,
     capabilities=frozenset({"chat", "embed", "list", "vision", "tools", "schema"}),
     locality="loopback", url_setting="openai_base_url", listed="configured", provider="openai")
