@@ -49,7 +49,6 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
     if not requests:
         raise ConfigError("every row was refused for the cloud (each carries something private) — run them locally "
                           "without --batch-api.")
-    settings = settings_module.load()
     from . import budget  # a batch's estimate counts against the caps when it is sent
 
     found = budget.estimate(batcher.name, route.model, [prompts[int(i)] for i in requests], system=system,

