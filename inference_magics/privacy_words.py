@@ -29,6 +29,33 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _QUESTION_MARKS = re.compile(rb"\?\?*")  # a literal first: `re` searches for it fast (not so for "\?+")
 
 
+# the same look-alikes with their case kept (Cyrillic "А" -> "A"), for the secret scan, where case matters
+_CONFUSABLES_CASED = str.maketrans({src: (dst.upper() if src.isupper() else dst)
+                                    for src, dst in ((chr(k), chr(v)) for k, v in _CONFUSABLES.items())})
+
+
+@functools.lru_cache(maxsize=4096)  # the same few runs ("—", "…", "é") recur throughout a text
+def unconfused(run: str) -> str | None:
+    """A run of non-ASCII text as the ASCII it stands for, when some of it does (see stands_for_ascii):
+    NFKC (full-width letters), format characters such as a zero-width space removed, look-alike
+    Cyrillic and Greek letters as Latin, case kept. None when nothing in it stands for ASCII."""
+    if not any(map(stands_for_ascii, run)):
+        return None
+    plain = unicodedata.normalize("NFKC", run)
+    if not plain.isascii():
+        plain = "".join(ch for ch in plain if unicodedata.category(ch) != "Cf").translate(_CONFUSABLES_CASED)
+    return plain
+
+
+@functools.lru_cache(maxsize=4096)
+def stands_for_ascii(ch: str) -> bool:
+    """Whether a non-ASCII character can hide part of a secret or its label: a full-width or other
+    compatibility form of one ASCII character ("ｐ", "＿", "："), a look-alike letter, a format character
+    (a zero-width space inside a word). "…" (three dots) or "é" cannot."""
+    plain = unicodedata.normalize("NFKC", ch)
+    return (len(plain) == 1 and plain.isascii()) or unicodedata.category(ch) == "Cf" or ch.translate(_CONFUSABLES) != ch
+
+
 def _non_ascii_runs(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each run of non-ASCII characters in `text`. Encoding with "?" for each of them and
     searching the bytes for "?" is a fast literal search; a character-class scan over the text is not
@@ -47,6 +74,7 @@ class Normalised:
 
     def __init__(self, original: str):
         self.original = original
+        self.runs: list[tuple[int, int]] = []  # (start, end) of each run of non-ASCII characters
         if original.isascii():  # the common case: nothing moves
             self.text = self.latin = original.lower()
             self._norm_starts, self._orig_starts = [0], [0]
@@ -59,6 +87,7 @@ class Normalised:
         length = 0
         last = 0
         for start, end in _non_ascii_runs(original):
+            self.runs.append((start, end))
             run = original[start:end]
             if start > last:
                 pieces.append(original[last:start].lower())
@@ -307,9 +336,10 @@ def _prepared(text: str) -> _Prepared:
     return made
 
 
-def prepared(text: str) -> _Prepared:
-    """`text` normalised and folded (`text_fold`: one byte per character of `text`), kept for the next check."""
-    return _prepared(text)
+def prepared(text: str, *, keep: bool = True) -> _Prepared:
+    """`text` normalised and folded (`text_fold`: one byte per character of `text`), kept for the next
+    check unless `keep` is false (a piece of the text looked at once, which must not push the text out)."""
+    return _prepared(text) if keep else _Prepared(text)
 
 
 def _trigger_needles():

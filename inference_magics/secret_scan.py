@@ -808,10 +808,57 @@ def _token_at(raw: bytes, at: int) -> tuple[int, int] | None:
 
 def scan(text: str, *, depth: int = 0) -> list[Span]:
     """Every secret span in `text`, in order; overlapping spans are kept (redaction merges them)."""
+    made = privacy_words.prepared(text)
+    found = _scan(text, depth, made)
+    if depth == 0 and made.norm.runs:
+        found = sorted(set(found).union(_scan_unconfused(text, made.norm.runs)))
+    return found
+
+
+_CONTEXT = 1200  # around a look-alike character, how far a secret that holds it may reach
+
+
+def _scan_unconfused(text: str, runs: list[tuple[int, int]]) -> list[Span]:
+    """Secrets written with look-alike characters ("pаssword" with a Cyrillic "а", full-width "ｇｈｐ＿",
+    a zero-width space inside a label): the text around each such character is scanned again as the
+    ASCII it stands for, and what is found is reported at its place in the text."""
+    changes = []  # (start, end, what it stands for)
+    for first, last in runs:
+        for start in range(first, last, 256):  # a long run in pieces: an interrupt lands between them
+            end = min(start + 256, last)
+            plain = privacy_words.unconfused(text[start:end])
+            if plain is not None:
+                changes.append((start, end, plain))
+    found: list[Span] = []
+    k = 0
+    for lo, hi in _windows(((start - _CONTEXT, end + _CONTEXT) for start, end, _ in changes), len(text)):
+        pieces, at_piece, at_text = [], [0], [lo]  # where each piece starts in the window and in the text
+        pos, length = lo, 0
+        while k < len(changes) and changes[k][0] < hi:
+            start, end, plain = changes[k]
+            pieces += [text[pos:start], plain]
+            length += start - pos
+            at_piece += [length, length + len(plain)]
+            at_text += [start, end]
+            length += len(plain)
+            pos, k = end, k + 1
+        pieces.append(text[pos:hi])
+        window = "".join(pieces)
+
+        def place(i: int) -> int:  # a position in the window -> in the text (inside a change: its last character)
+            j = bisect.bisect_right(at_piece, i) - 1
+            spot = at_text[j] + (i - at_piece[j])
+            return min(spot, at_text[j + 1] - 1) if j + 1 < len(at_text) else spot
+
+        for span in _scan(window, 0, privacy_words.prepared(window, keep=False)):
+            found.append(Span(place(span.start), place(span.end - 1) + 1, span.label))
+    return found
+
+
+def _scan(text: str, depth: int, made) -> list[Span]:
     p = plan()
     found: list[Span] = []
     raw = text.encode("ascii", "replace")  # one byte per character: positions are the text's
-    made = privacy_words.prepared(text)  # folded: lower case, digits as letters ("l0gin" -> "iogin")
 
     # 1. needles, all in one pass: label stems ("password: ...", "Passwort lautet ..."), the words and
     # strings rules are anchored on, provider prefixes that may start a token
