@@ -34,17 +34,15 @@ _CONFUSABLES_CASED = str.maketrans({src: (dst.upper() if src.isupper() else dst)
                                     for src, dst in ((chr(k), chr(v)) for k, v in _CONFUSABLES.items())})
 
 
-@functools.lru_cache(maxsize=4096)  # the same few runs ("—", "…", "é") recur throughout a text
-def unconfused(run: str) -> str | None:
-    """A run of non-ASCII text as the ASCII it stands for, when some of it does (see stands_for_ascii):
-    NFKC (full-width letters), format characters such as a zero-width space removed, look-alike
-    Cyrillic and Greek letters as Latin, case kept. None when nothing in it stands for ASCII."""
-    if not any(map(stands_for_ascii, run)):
-        return None
-    plain = unicodedata.normalize("NFKC", run)
-    if not plain.isascii():
-        plain = "".join(ch for ch in plain if unicodedata.category(ch) != "Cf").translate(_CONFUSABLES_CASED)
-    return plain
+@functools.lru_cache(maxsize=4096)
+def unconfused(ch: str) -> str:
+    """A non-ASCII character as the ASCII it stands for, when it does (see stands_for_ascii): NFKC
+    ("ｐ" -> "p"), nothing for a format character such as a zero-width space, a look-alike Cyrillic or
+    Greek letter as Latin, case kept. Otherwise the character itself."""
+    if not stands_for_ascii(ch):
+        return ch
+    plain = unicodedata.normalize("NFKC", ch)
+    return "" if unicodedata.category(ch) == "Cf" else plain if plain.isascii() else ch.translate(_CONFUSABLES_CASED)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -307,8 +305,12 @@ class _Prepared:
     """One prompt, normalised and folded: made once for the secret scan and the phrase search
     (classify runs both on the same string), with the needles found in each fold."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, *, scan_only: bool = False):
         self.text = text
+        if scan_only:  # only the secret scan's fold (`norm` and `fold` are the phrase search's)
+            self.text_fold = folded(text)
+            self._found = {}
+            return
         self.norm = Normalised(text)
         self.fold = folded(self.norm.latin)   # positions are the normalised text's
         # the same positions as the text's when nothing moved: the scan shares it
@@ -318,7 +320,7 @@ class _Prepared:
 
     def found(self, needles, *, in_text: bool) -> list[tuple[int, int]]:
         """(start, needle index) of every needle in the text's fold (in_text) or the normalised one."""
-        key = (id(needles), in_text or self.norm.aligned)
+        key = (id(needles), True if in_text else self.norm.aligned)
         if key not in self._found:
             self._found[key] = needles.find(self.text_fold if in_text else self.fold)
         return self._found[key]
@@ -338,8 +340,9 @@ def _prepared(text: str) -> _Prepared:
 
 def prepared(text: str, *, keep: bool = True) -> _Prepared:
     """`text` normalised and folded (`text_fold`: one byte per character of `text`), kept for the next
-    check unless `keep` is false (a piece of the text looked at once, which must not push the text out)."""
-    return _prepared(text) if keep else _Prepared(text)
+    check. With keep=False (a piece of a text, scanned once, which must not push the text out), only
+    folded for the secret scan."""
+    return _prepared(text) if keep else _Prepared(text, scan_only=True)
 
 
 def _trigger_needles():

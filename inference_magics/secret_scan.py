@@ -824,11 +824,23 @@ def _scan_unconfused(text: str, runs: list[tuple[int, int]]) -> list[Span]:
     ASCII it stands for, and what is found is reported at its place in the text."""
     changes = []  # (start, end, what it stands for)
     for first, last in runs:
-        for start in range(first, last, 256):  # a long run in pieces: an interrupt lands between them
-            end = min(start + 256, last)
-            plain = privacy_words.unconfused(text[start:end])
-            if plain is not None:
+        for start in range(first, last, 4096):  # a long run in pieces: an interrupt lands between them
+            end = min(start + 4096, last)
+            piece = text[start:end]
+            if not any(map(privacy_words.stands_for_ascii, piece)):
+                continue  # "—", "…", "é": nothing here stands for ASCII
+            plain = "".join(map(privacy_words.unconfused, piece))
+            if len(plain) == len(piece):  # one character for one: positions inside map back as they are
                 changes.append((start, end, plain))
+                continue
+            for at in range(start, end):  # a format character went: a change per character (or stretch of them)
+                plain = privacy_words.unconfused(text[at])
+                if plain == text[at]:
+                    continue
+                if plain == "" and changes and changes[-1][1] == at and changes[-1][2] == "":
+                    changes[-1] = (changes[-1][0], at + 1, "")
+                else:
+                    changes.append((at, at + 1, plain))
     found: list[Span] = []
     k = 0
     for lo, hi in _windows(((start - _CONTEXT, end + _CONTEXT) for start, end, _ in changes), len(text)):
@@ -845,10 +857,9 @@ def _scan_unconfused(text: str, runs: list[tuple[int, int]]) -> list[Span]:
         pieces.append(text[pos:hi])
         window = "".join(pieces)
 
-        def place(i: int) -> int:  # a position in the window -> in the text (inside a change: its last character)
+        def place(i: int) -> int:  # a position in the window -> in the text
             j = bisect.bisect_right(at_piece, i) - 1
-            spot = at_text[j] + (i - at_piece[j])
-            return min(spot, at_text[j + 1] - 1) if j + 1 < len(at_text) else spot
+            return at_text[j] + (i - at_piece[j])
 
         for span in _scan(window, 0, privacy_words.prepared(window, keep=False)):
             found.append(Span(place(span.start), place(span.end - 1) + 1, span.label))
