@@ -41,6 +41,11 @@ class Span:
     label: str  # what it is, safe to show: "a password", "a GitHub token"
 
 
+def _order(span: Span) -> tuple[int, int, str]:
+    """Span's own order, as a tuple: sorting compares in C, not through the dataclass's __lt__."""
+    return span.start, span.end, span.label
+
+
 @dataclass(frozen=True)
 class Rule:
     """A pattern, what it finds, and how the scan finds the few places worth running it.
@@ -811,7 +816,7 @@ def scan(text: str, *, depth: int = 0) -> list[Span]:
     made = privacy_words.prepared(text)
     found = _scan(text, depth, made)
     if depth == 0 and made.norm.runs:
-        found = sorted(set(found).union(_scan_unconfused(text, made.norm.runs)))
+        found = sorted(set(found).union(_scan_unconfused(text, made.norm.runs)), key=_order)
     return found
 
 
@@ -952,7 +957,7 @@ def _scan(text: str, depth: int, made) -> list[Span]:
     # 4. anything left that could not be anchored (none of ours; a future plugin, say)
     for rule in p.everywhere:
         _run(rule, text, 0, len(text), found)
-    return sorted(set(found))
+    return sorted(set(found), key=_order)
 
 
 def _long_tokens(raw: bytes) -> Iterator[tuple[int, int]]:
