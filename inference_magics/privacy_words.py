@@ -288,7 +288,9 @@ _needles = None  # needles.Needles of the triggers, built at the first search
 _OTHER = tuple(OTHER)
 # one alternation: `re` skips to the characters phrases start with, one pass for all of them
 _OTHER_ANY = re.compile("|".join(map(re.escape, OTHER)))
-_HAS_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+# the scripts of OTHER, and forms NFKC turns into them (enclosed and half-width CJK, compatibility ideographs)
+_HAS_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3200-\u33ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff"
+                               r"\uff61-\uffdc]")
 _LETTER = frozenset(range(0x61, 0x7B))
 
 
@@ -378,7 +380,8 @@ def find(text: str) -> tuple[int, int, str] | None:
                 match = pattern.search(fold, lo, hi)
                 if match and (best is None or match.start() < best[0]):
                     best = match.span()
-    if not norm.text.isascii() and _HAS_OTHER_SCRIPT.search(norm.text):
+    # looked for in the text's own non-ASCII runs: a search over the whole text costs ~6 ms per MB
+    if any(_HAS_OTHER_SCRIPT.search(text, start, end) for start, end in norm.runs):
         found = _OTHER_ANY.search(norm.text)
         if found is not None and (best is None or found.start() < best[0]):
             best = found.span()
