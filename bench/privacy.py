@@ -20,7 +20,8 @@ TARGET_RECALL = 0.99
 TARGET_FALSE_ALARMS = 0.02
 CORPUS = REPO / "tests" / "privacy_corpus.jsonl"
 HOSTILE = ["a", "a=", " ", "Ab3+/", "1", "1 ", "key=", "password: ", "://a:", "1.", "pass", "eyJ", "sk-", "AKIA",
-           "-----BEGIN PRIVATE KEY-----\n", "Authorization: ", "\u200b", "конфиденц ", "機", "do not "]
+           "-----BEGIN PRIVATE KEY-----\n", "Authorization: ", "\u200b", "конфиденц ", "機", "do not ",
+           "ｐａｓｓｗｏｒｄ：", "pаss= "]  # the last two with look-alike letters: scanned twice (see secret_scan)
 
 
 def prompt_text(size: int) -> str:
@@ -152,7 +153,10 @@ def run(quick: bool) -> Section:
         "on prose while choosing the design: about 13 s per MB, and it flagged ordinary words (its keyword and "
         "entropy plugins). So we take its plugins' patterns (`denylist`) at the first check and run each only "
         "where it can match: around the words it needs, on long tokens that start with its literal prefix, or "
-        "over runs of digits (`inference_magics/secret_scan.py`).")
+        "over runs of digits (`inference_magics/secret_scan.py`). Every anchor (label stems, rule words and "
+        "strings, token prefixes, privacy-phrase triggers) is found in one native Aho-Corasick pass "
+        "(ahocorasick-rs, `inference_magics/needles.py`); before it, one `bytes.find` per anchor plus a Python "
+        "set of the text's words cost ~165 ms per MB.")
     if per_mb and max(per_mb.values()) > TARGET_MS_PER_MB:
         section.notes.append(
             "**Over the per-MB target.** The cost is Python bytecode per candidate (each place a label word like "

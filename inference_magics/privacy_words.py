@@ -16,6 +16,7 @@ import bisect
 import functools
 import re
 import unicodedata
+from collections.abc import Iterator
 
 # --- normalisation with a map back to the original ------------------------------------------------
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "′": "'", "`": "'", "´": "'", "“": '"', "”": '"', "„": '"',
@@ -25,6 +26,45 @@ _CONFUSABLES = str.maketrans(
     "аеорсухіјѕԁһӏвкмнтьгпАВЕКМНОРСТУХІЈЅαβεικνορτυχηςοΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
     "aeopcyxijsdhlbkmhtbrnabekmhopctyxijsabeikvoptuxnsoabezhikmnoptyx")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_QUESTION_MARKS = re.compile(rb"\?\?*")  # a literal first: `re` searches for it fast (not so for "\?+")
+
+
+# the same look-alikes with their case kept (Cyrillic "А" -> "A"), for the secret scan, where case matters
+_CONFUSABLES_CASED = str.maketrans({src: (dst.upper() if src.isupper() else dst)
+                                    for src, dst in ((chr(k), chr(v)) for k, v in _CONFUSABLES.items())})
+
+
+@functools.lru_cache(maxsize=4096)
+def unconfused(ch: str) -> str:
+    """A non-ASCII character as the ASCII it stands for, when it does (see stands_for_ascii): NFKC
+    ("ｐ" -> "p"), nothing for a format character such as a zero-width space, a look-alike Cyrillic or
+    Greek letter as Latin, case kept. Otherwise the character itself."""
+    if not stands_for_ascii(ch):
+        return ch
+    plain = unicodedata.normalize("NFKC", ch)
+    return "" if unicodedata.category(ch) == "Cf" else plain if plain.isascii() else ch.translate(_CONFUSABLES_CASED)
+
+
+@functools.lru_cache(maxsize=4096)
+def stands_for_ascii(ch: str) -> bool:
+    """Whether a non-ASCII character can hide part of a secret or its label: a full-width or other
+    compatibility form of one ASCII character ("ｐ", "＿", "："), a look-alike letter, a format character
+    (a zero-width space inside a word). "…" (three dots) or "é" cannot."""
+    plain = unicodedata.normalize("NFKC", ch)
+    return (len(plain) == 1 and plain.isascii()) or unicodedata.category(ch) == "Cf" or ch.translate(_CONFUSABLES) != ch
+
+
+def _non_ascii_runs(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of non-ASCII characters in `text`. Encoding with "?" for each of them and
+    searching the bytes for "?" is a fast literal search; a character-class scan over the text is not
+    (~15 ms per MB). A "?" the text really has is told apart from a replaced character here."""
+    for marks in _QUESTION_MARKS.finditer(text.encode("ascii", "replace")):
+        start, end = marks.span()
+        if "?" not in text[start:end]:
+            yield start, end
+        else:
+            for run in _NON_ASCII.finditer(text, start, end):
+                yield run.span()
 
 
 class Normalised:
@@ -32,6 +72,7 @@ class Normalised:
 
     def __init__(self, original: str):
         self.original = original
+        self.runs: list[tuple[int, int]] = []  # (start, end) of each run of non-ASCII characters
         if original.isascii():  # the common case: nothing moves
             self.text = self.latin = original.lower()
             self._norm_starts, self._orig_starts = [0], [0]
@@ -43,27 +84,29 @@ class Normalised:
         orig_starts: list[int] = [0]
         length = 0
         last = 0
-        for run in _NON_ASCII.finditer(original):
-            if run.start() > last:
-                pieces.append(original[last:run.start()].lower())
+        for start, end in _non_ascii_runs(original):
+            self.runs.append((start, end))
+            run = original[start:end]
+            if start > last:
+                pieces.append(original[last:start].lower())
                 latin.append(pieces[-1])
-                length += run.start() - last
-            chunk = _fold_run(run.group(0))
+                length += start - last
+            chunk = _fold_run(run)
             if chunk is not None:  # same length: nothing moves
                 pieces.append(chunk)
                 latin.append(chunk.translate(_CONFUSABLES))
                 length += len(chunk)
             else:
-                for offset, ch in enumerate(run.group(0)):
+                for offset, ch in enumerate(run):
                     norm_starts.append(length)
-                    orig_starts.append(run.start() + offset)
+                    orig_starts.append(start + offset)
                     folded = _fold_char(ch)
                     pieces.append(folded)
                     latin.append(folded.translate(_CONFUSABLES))
                     length += len(folded)
             norm_starts.append(length)
-            orig_starts.append(run.end())
-            last = run.end()
+            orig_starts.append(end)
+            last = end
         pieces.append(original[last:].lower())
         latin.append(pieces[-1])
         self.text, self.latin = "".join(pieces), "".join(latin)
@@ -222,7 +265,7 @@ OTHER = [
 # the text's fold: lower case, digits and symbols that stand in for letters, and "l" (which "1" also
 # stands for) to "i"; one byte per character, so positions stay put
 _FOLD = bytes(range(256)).lower().translate(bytes.maketrans(b"0134578@$l", b"oieastbasi"))
-_WORDS = bytes((b if 0x61 <= b <= 0x7A else 0x20) for b in _FOLD)  # letters stay, the rest is a space
+_WORDS = bytes((b if 0x61 <= b <= 0x7A else 0x20) for b in range(256))  # letters stay, the rest is a space
 
 
 def _fold_pattern(pattern: str) -> str:
@@ -237,13 +280,18 @@ for _trigger, _pattern in LATIN:
     _TRIGGERS.setdefault(_fold_pattern(_trigger), []).append(
         re.compile(rb"(?<![a-z])(?:" + _fold_pattern(_pattern).encode() + rb")(?![a-z])"))
 _TRIGGERS = {k.encode(): v for k, v in _TRIGGERS.items()}
-_EXACT = frozenset(t for t in _TRIGGERS if not t.endswith(b"*"))
-_PREFIXES = tuple(t[:-1] for t in _TRIGGERS if t.endswith(b"*"))
-# the literal first, so `re` finds it with its fast substring search; the boundary is checked after it
-_WHOLE = {t: re.compile(re.escape(t) + rb"(?<![a-z]" + re.escape(t) + rb")(?![a-z])") for t in _EXACT}
-_START = {t: re.compile(re.escape(t) + rb"(?<![a-z]" + re.escape(t) + rb")") for t in _PREFIXES}
+# each trigger as a needle: the word (exact: a whole word), or a stem (only its start is a word boundary)
+_NEEDLE_KEYS: dict[bytes, list[tuple[bytes, bool]]] = {}
+for _key in _TRIGGERS:
+    _NEEDLE_KEYS.setdefault(_key.rstrip(b"*"), []).append((_key, not _key.endswith(b"*")))
+_needles = None  # needles.Needles of the triggers, built at the first search
 _OTHER = tuple(OTHER)
-_HAS_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+# one alternation: `re` skips to the characters phrases start with, one pass for all of them
+_OTHER_ANY = re.compile("|".join(map(re.escape, OTHER)))
+# the scripts of OTHER, and forms NFKC turns into them (enclosed and half-width CJK, compatibility ideographs)
+_HAS_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u3040-\u30ff\u3200-\u33ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff"
+                               r"\uff61-\uffdc]")
+_LETTER = frozenset(range(0x61, 0x7B))
 
 
 def folded(text: str) -> bytes:
@@ -255,24 +303,29 @@ def fold_word(word: str) -> bytes:
     return word.encode().translate(_FOLD)
 
 
-def words_of(fold: bytes) -> set[bytes]:
-    return set(fold.translate(_WORDS).split())
-
-
 class _Prepared:
-    """One prompt, normalised and folded, with its words: made once for the secret scan and the phrase
-    search (classify runs both on the same string)."""
+    """One prompt, normalised and folded: made once for the secret scan and the phrase search
+    (classify runs both on the same string), with the needles found in each fold."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, *, scan_only: bool = False):
         self.text = text
+        if scan_only:  # only the secret scan's fold (`norm` and `fold` are the phrase search's)
+            self.text_fold = folded(text)
+            self._found = {}
+            return
         self.norm = Normalised(text)
         self.fold = folded(self.norm.latin)   # positions are the normalised text's
-        self.words = words_of(self.fold)
-        if self.norm.aligned:                 # the same positions as the text's: the scan shares it
-            self.text_fold, self.text_words = self.fold, self.words
-        else:
-            self.text_fold = folded(text)
-            self.text_words = words_of(self.text_fold)
+        # the same positions as the text's when nothing moved: the scan shares it
+        self.text_fold = self.fold if self.norm.aligned else folded(text)
+        self._found: dict[tuple[int, bool], list[tuple[int, int]]] = {}
+        self.triggers: list[tuple[int, int]] | None = None  # where a trigger word starts (see find)
+
+    def found(self, needles, *, in_text: bool) -> list[tuple[int, int]]:
+        """(start, needle index) of every needle in the text's fold (in_text) or the normalised one."""
+        key = (id(needles), True if in_text else self.norm.aligned)
+        if key not in self._found:
+            self._found[key] = needles.find(self.text_fold if in_text else self.fold)
+        return self._found[key]
 
 
 _last: _Prepared | None = None
@@ -287,36 +340,51 @@ def _prepared(text: str) -> _Prepared:
     return made
 
 
-def prepared(text: str) -> tuple[bytes, set[bytes]]:
-    """`text` folded (one byte per character of `text`), and the words in it."""
-    made = _prepared(text)
-    return made.text_fold, made.text_words
+def prepared(text: str, *, keep: bool = True) -> _Prepared:
+    """`text` normalised and folded (`text_fold`: one byte per character of `text`), kept for the next
+    check. With keep=False (a piece of a text, scanned once, which must not push the text out), only
+    folded for the secret scan."""
+    return _prepared(text) if keep else _Prepared(text, scan_only=True)
+
+
+def _trigger_needles():
+    global _needles
+    if _needles is None:
+        from .needles import Needles
+
+        # each needle with a space in front, searched for in the fold with every non-letter a space: only
+        # where a word starts is reported ("not" in "another" is not)
+        _needles = Needles(b" " + key for key in _NEEDLE_KEYS)
+    return _needles
 
 
 def find(text: str) -> tuple[int, int, str] | None:
     """The first phrase that marks `text` private: (start, end, the phrase as written), positions in `text`."""
     made = _prepared(text)
-    norm, fold, words = made.norm, made.fold, made.words
+    norm, fold = made.norm, made.fold
+    needles = _trigger_needles()
     best: tuple[int, int] | None = None
-    vocabulary = b" " + b" ".join(words)  # each distinct word once: cheap to search for a stem
-    keys = [(w, True) for w in words & _EXACT] + [(p, False) for p in _PREFIXES if b" " + p in vocabulary]
-    for needle, exact in keys:
-        patterns = _TRIGGERS[needle if exact else needle + b"*"]
-        # the trigger as a whole word (the start of one, for a stem): "not" in "another" is not looked at
-        for found in (_WHOLE if exact else _START)[needle].finditer(fold):
-            at = found.start()
-            if best is not None and at - 40 >= best[0]:
-                break
-            lo, hi = max(at - 40, 0), min(found.end() + 60, len(fold))
-            for pattern in patterns:
+    if made.triggers is None:
+        made.triggers = needles.find(b" " + fold.translate(_WORDS))  # a match at i: the word starts at i
+    for at, index in made.triggers:
+        if best is not None and at - 40 >= best[0]:
+            break
+        needle = needles.needles[index][1:]
+        end = at + len(needle)
+        whole = end >= len(fold) or fold[end] not in _LETTER
+        lo, hi = max(at - 40, 0), min(end + 60, len(fold))
+        for key, exact in _NEEDLE_KEYS[needle]:
+            if exact and not whole:
+                continue
+            for pattern in _TRIGGERS[key]:
                 match = pattern.search(fold, lo, hi)
                 if match and (best is None or match.start() < best[0]):
                     best = match.span()
-    if not norm.text.isascii() and _HAS_OTHER_SCRIPT.search(norm.text):
-        for phrase in _OTHER:
-            at = norm.text.find(phrase)
-            if at != -1 and (best is None or at < best[0]):
-                best = (at, at + len(phrase))
+    # looked for in the text's own non-ASCII runs: a search over the whole text costs ~6 ms per MB
+    if any(_HAS_OTHER_SCRIPT.search(text, start, end) for start, end in norm.runs):
+        found = _OTHER_ANY.search(norm.text)
+        if found is not None and (best is None or found.start() < best[0]):
+            best = found.span()
     if best is None:
         return None
     start, end = norm.position(best[0]), norm.position(best[1] - 1) + 1

@@ -27,10 +27,11 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from . import privacy_words
+from .needles import Needles
 
 
 @dataclass(frozen=True, order=True)
@@ -38,6 +39,11 @@ class Span:
     start: int
     end: int
     label: str  # what it is, safe to show: "a password", "a GitHub token"
+
+
+def _order(span: Span) -> tuple[int, int, str]:
+    """Span's own order, as a tuple: sorting compares in C, not through the dataclass's __lt__."""
+    return span.start, span.end, span.label
 
 
 @dataclass(frozen=True)
@@ -273,8 +279,9 @@ _LABEL = re.compile(
 _STEMS = tuple(privacy_words.fold_word(w) for w in (
     "pass pw psk secret token key auth cred sig cookie session kennwort mdp contrase clave senha wachtwoord parola "
     "pin geheimnis chiave llave chave sleutel jeton mot".split()))
-_LABEL_NON_ASCII = tuple((w, next(ch for ch in w if not ch.isascii())) for w in (
-    "schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен"))
+_LABEL_NON_ASCII = tuple((w, w[i], i) for w in (
+    "schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен")
+    for i in [next(i for i, ch in enumerate(w) if not ch.isascii())])
 
 _LONG_CORES = ("password", "passwd", "passwort", "passphrase", "secret", "token", "apikey", "credential")
 _LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|also|in|on|at|to|for|and|or|of|"
@@ -286,6 +293,11 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
     for at in positions:
         if examined[0] <= at < examined[1]:
             continue
+        if at > 0 and text[at - 1].isalpha():
+            before, first = text[at - 1], text[at]
+            if not (first.isupper() and (before.islower() or before.isupper())) \
+                    and not text[at:at + 12].lower().startswith(_LONG_CORES):
+                continue  # inside a word, and not in one of the ways checked below: no need to match
         match = _LABEL.match(text, at)
         if match is None:
             continue
@@ -666,27 +678,36 @@ _B64_ONLY = re.compile(r"[A-Za-z0-9+/_\-]+=*")
 
 
 # --- the scan ----------------------------------------------------------------------------------------
-_TOKEN = re.compile(rb"a{16,}b{0,2}")  # over _TOKEN_MAP'd bytes: runs of [A-Za-z0-9+/_\-.~], then "=" padding
-_TOKEN_MAP = bytes(0x61 if (chr(b).isascii() and chr(b).isalnum()) or chr(b) in "+/_-.~" else 0x62 if chr(b) == "="
-                   else 0x20 for b in range(256))
+# A token is a run of at least 16 of [A-Za-z0-9+/_\-.~], then up to two "=" of padding. Most are words,
+# names or paths; only those with a digit, a "+" or padding (or a provider prefix, found as a needle)
+# are looked at. They are found with bytes.find (fast) over the text's bytes mapped so: letters and
+# "/_-.~" -> "a", digits and "+" -> "d", anything else (and "=") -> " ".
+_TOKEN_ASCII = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-.~")
+_TOKEN_LEAD = frozenset(b"/+._-~")  # what a token may start with before its body (stripped, as `bare`)
+_TOKEN_MAP = bytes(0x64 if chr(b).isdigit() or chr(b) == "+" else 0x61 if b in _TOKEN_ASCII else 0x20
+                   for b in range(256))
+_RUN = b"a" * 16
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/_\-.~]+")
-_WORD = re.compile(rb"[a-z]+")
+_TOKEN_REST = re.compile(rb"[A-Za-z0-9+/_\-.~]*")
 _NUMBER = re.compile(rb"0(?:\.?0){5,40}")
 # bytes of the text, one per character (non-ASCII becomes "?"): digits -> 0, separators -> ".", the rest " "
 _DIGIT_MAP = bytes((0x30 if chr(b).isdigit() else 0x2E if chr(b) in " .-_/" else 0x20) for b in range(256))
+_JWT = "eyJ"
 
 
 @dataclass
 class _Plan:
-    """The rules, sorted by how each finds its places."""
+    """The rules, sorted by how each finds its places, and the needles that find them."""
     by_word: dict[bytes, list[Rule]]     # folded word -> the rules it anchors
     by_literal: dict[bytes, list[Rule]]  # folded string -> the rules it anchors
-    literal_gates: dict[bytes, bytes | None]
     by_prefix: dict[str, list[Rule]]
     prefixes: tuple[str, ...]
     gated: list[Rule]
     digit: list[Rule]
     everywhere: list[Rule]
+    needles: Needles                     # every label stem, word, string and token prefix, folded
+    # for each needle: (a label stem, the rules it anchors, a token prefix)
+    actions: list[tuple[bool, tuple[Rule, ...], bool]]
 
 
 _plan: _Plan | None = None
@@ -732,8 +753,17 @@ def _make_plan(all_rules: list[Rule]) -> _Plan:
                 by_prefix.setdefault(_no_scheme(prefix), []).append(rule)
         else:
             everywhere.append(rule)
-    gates = {s: max(re.findall(rb"[a-z]+", s), key=len, default=None) for s in by_literal}
-    return _Plan(by_word, by_literal, gates, by_prefix, tuple(by_prefix), gated, digit, everywhere)
+    # one needle per folded string: a match of a rule holds its word folded (folding is per character),
+    # and a token that starts with a prefix, in any case, starts with the prefix folded
+    stems, anchors, starts = set(_STEMS), {}, set()
+    for table in (by_word, by_literal):
+        for key, anchored in table.items():
+            anchors.setdefault(key, []).extend(anchored)
+    for prefix in (*by_prefix, _JWT):
+        starts.add(privacy_words.fold_word(prefix.lower()))
+    needles = Needles([*stems, *anchors, *starts])
+    actions = [(n in stems, tuple(dict.fromkeys(anchors.get(n, ()))), n in starts) for n in needles.needles]
+    return _Plan(by_word, by_literal, by_prefix, tuple(by_prefix), gated, digit, everywhere, needles, actions)
 
 
 def _no_scheme(prefix: str) -> str:
@@ -752,14 +782,6 @@ def _windows(points: Iterable[tuple[int, int]], size: int) -> list[tuple[int, in
     return [(lo, hi) for lo, hi in merged]
 
 
-def _occurrences(haystack: bytes, needle: bytes) -> Iterable[int]:
-    """Every place `needle` occurs (bytes.find: a fast scan, unlike a regex alternation)."""
-    i = haystack.find(needle)
-    while i != -1:
-        yield i
-        i = haystack.find(needle, i + 1)
-
-
 _CHUNK = 1 << 16    # no single regex call looks at more than this (plus _OVERLAP): an interrupt lands at once
 _OVERLAP = 2048     # longer than any match: one cut in two chunks is found whole in one of them
 
@@ -773,59 +795,134 @@ def _run(rule: Rule, text: str, lo: int, hi: int, found: list[Span]) -> None:
                 found.append(Span(start, end, rule.label))
 
 
+def _token_at(raw: bytes, at: int) -> tuple[int, int] | None:
+    """The token whose body (after any leading "/+._-~") starts at `at`: (its start, its end), or None
+    when `at` is not where a token's body starts or the run is shorter than a token."""
+    if at < len(raw) and raw[at] in _TOKEN_LEAD:
+        return None
+    start = at
+    while start > 0 and raw[start - 1] in _TOKEN_LEAD:
+        start -= 1
+    if start > 0 and raw[start - 1] in _TOKEN_ASCII:
+        return None
+    end = _TOKEN_REST.match(raw, at).end()
+    if end - start < 16:
+        return None
+    return start, end + (2 if raw.startswith(b"==", end) else 1 if raw.startswith(b"=", end) else 0)
+
+
 def scan(text: str, *, depth: int = 0) -> list[Span]:
     """Every secret span in `text`, in order; overlapping spans are kept (redaction merges them)."""
+    made = privacy_words.prepared(text)
+    found = _scan(text, depth, made)
+    if depth == 0 and made.norm.runs:
+        found = sorted(set(found).union(_scan_unconfused(text, made.norm.runs)), key=_order)
+    return found
+
+
+_CONTEXT = 1200  # around a look-alike character, how far a secret that holds it may reach
+
+
+def _scan_unconfused(text: str, runs: list[tuple[int, int]]) -> list[Span]:
+    """Secrets written with look-alike characters ("pаssword" with a Cyrillic "а", full-width "ｇｈｐ＿",
+    a zero-width space inside a label): the text around each such character is scanned again as the
+    ASCII it stands for, and what is found is reported at its place in the text."""
+    changes = []  # (start, end, what it stands for)
+    for first, last in runs:
+        for start in range(first, last, 4096):  # a long run in pieces: an interrupt lands between them
+            end = min(start + 4096, last)
+            piece = text[start:end]
+            if not any(map(privacy_words.stands_for_ascii, piece)):
+                continue  # "—", "…", "é": nothing here stands for ASCII
+            plain = "".join(map(privacy_words.unconfused, piece))
+            if len(plain) == len(piece):  # one character for one: positions inside map back as they are
+                changes.append((start, end, plain))
+                continue
+            for at in range(start, end):  # a format character went: a change per character (or stretch of them)
+                plain = privacy_words.unconfused(text[at])
+                if plain == text[at]:
+                    continue
+                if plain == "" and changes and changes[-1][1] == at and changes[-1][2] == "":
+                    changes[-1] = (changes[-1][0], at + 1, "")
+                else:
+                    changes.append((at, at + 1, plain))
+    found: list[Span] = []
+    k = 0
+    for lo, hi in _windows(((start - _CONTEXT, end + _CONTEXT) for start, end, _ in changes), len(text)):
+        pieces, at_piece, at_text = [], [0], [lo]  # where each piece starts in the window and in the text
+        pos, length = lo, 0
+        while k < len(changes) and changes[k][0] < hi:
+            start, end, plain = changes[k]
+            pieces += [text[pos:start], plain]
+            length += start - pos
+            at_piece += [length, length + len(plain)]
+            at_text += [start, end]
+            length += len(plain)
+            pos, k = end, k + 1
+        pieces.append(text[pos:hi])
+        window = "".join(pieces)
+
+        def place(i: int) -> int:  # a position in the window -> in the text
+            j = bisect.bisect_right(at_piece, i) - 1
+            return at_text[j] + (i - at_piece[j])
+
+        for span in _scan(window, 0, privacy_words.prepared(window, keep=False)):
+            found.append(Span(place(span.start), place(span.end - 1) + 1, span.label))
+    return found
+
+
+def _scan(text: str, depth: int, made) -> list[Span]:
     p = plan()
     found: list[Span] = []
     raw = text.encode("ascii", "replace")  # one byte per character: positions are the text's
-    fold, words = privacy_words.prepared(text)  # lower case, digits folded to letters: "l0gin" -> "iogin"
 
-    # 1. words: labels ("password: ...", "Passwort lautet ...") and the rules anchored on a word
-    vocabulary = b" ".join(words)  # each distinct word once: cheap to search for a stem
-    stems = [s for s in _STEMS if s in vocabulary]
+    # 1. needles, all in one pass: label stems ("password: ...", "Passwort lautet ..."), the words and
+    # strings rules are anchored on, provider prefixes that may start a token
     label_at: list[int] = []
-    for stem in stems:
-        label_at.extend(_occurrences(fold, stem))
-    if not text.isascii():
-        lowered = None
-        for word, mark in _LABEL_NON_ASCII:  # looked for only when its telling letter occurs (ü, é, ñ, п ...)
-            if mark in text or mark.upper() in text:
-                lowered = text.lower() if lowered is None else lowered
-                i = lowered.find(word) if len(lowered) == len(text) else -1
-                while i != -1:
-                    label_at.append(i)
-                    i = lowered.find(word, i + 1)
-    found.extend(_labelled(text, sorted(set(label_at))))
     places: dict[int, list[int]] = {}  # rule -> where its words or strings occur
     anchored: dict[int, Rule] = {}
-    # a string is looked for only when the word in it occurs ("-----begin " when "begin" does)
-    for key, table in [(w, p.by_word) for w in words & p.by_word.keys()] + \
-            [(s, p.by_literal) for s, gate in p.literal_gates.items() if gate is None or gate in words]:
-        at = list(_occurrences(fold, key))
-        if not at:
-            continue
-        for rule in table[key]:
-            places.setdefault(id(rule), []).extend(at)
+    token_starts: set[int] = set()
+    actions = p.actions
+    for at, index in made.found(p.needles, in_text=True):
+        stem, anchoring, starts = actions[index]
+        if stem:
+            label_at.append(at)
+        for rule in anchoring:
+            places.setdefault(id(rule), []).append(at)
             anchored[id(rule)] = rule
+        if starts and (at == 0 or raw[at - 1] not in _TOKEN_ASCII or raw[at - 1] in _TOKEN_LEAD):
+            token_starts.add(at)
+    if not text.isascii():
+        label_at.extend(_non_ascii_labels(text))
+        label_at.sort()
+    found.extend(_labelled(text, label_at))
     for key, at in places.items():
         rule = anchored[key]
         for lo, hi in _windows(((i - rule.back, i + rule.reach) for i in at), len(text)):
             _run(rule, text, lo, hi, found)
 
-    # 2. long tokens: provider prefixes, gated shapes, unlabelled AWS secrets, key bodies, wrapped secrets
-    for match in _TOKEN.finditer(raw.translate(_TOKEN_MAP)):
-        start, end = match.span()
-        token = text[start:end]
-        bare = token.lstrip("/+=._-~")
-        offset = start + len(token) - len(bare)
+    # 2. long tokens: provider prefixes and JSON web tokens (where a needle starts one)
+    for at in sorted(token_starts):
+        token = _token_at(raw, at)
+        if token is None:
+            continue
+        end = token[1]
+        bare = text[at:end]
         head = bare[:24].lower()
         if bare.startswith(p.prefixes) or head.startswith(p.prefixes):
             for prefix in p.prefixes:
                 if bare.startswith(prefix) or head.startswith(prefix):
                     for rule in p.by_prefix[prefix]:
-                        _run(rule, text, max(offset - 1, 0), end, found)
-        if bare.startswith("eyJ") and _jwt_ok(bare):
-            found.append(Span(offset, end, "a JSON web token"))
+                        _run(rule, text, max(at - 1, 0), end, found)
+        if bare.startswith(_JWT) and _jwt_ok(bare):
+            found.append(Span(at, end, "a JSON web token"))
+
+    # long tokens with a digit, a "+" or padding: gated shapes, unlabelled AWS secrets, key bodies,
+    # base64- and hex-wrapped secrets
+    for start, end in _long_tokens(raw):
+        token = text[start:end]
+        bare = token.lstrip("/+=._-~")
+        offset = start + len(token) - len(bare)
         if not (_A_DIGIT.search(bare) or bare.endswith("=") or "+" in bare):
             continue  # a word, a name, a path: none of the shapes below is written without a digit
         if "." in bare:  # a dotted name or a host: of the shapes below only a Discord token has dots
@@ -860,7 +957,37 @@ def scan(text: str, *, depth: int = 0) -> list[Span]:
     # 4. anything left that could not be anchored (none of ours; a future plugin, say)
     for rule in p.everywhere:
         _run(rule, text, 0, len(text), found)
-    return sorted(set(found))
+    return sorted(set(found), key=_order)
+
+
+def _long_tokens(raw: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each token with a digit, a "+" or "=" padding; the end after the padding."""
+    mapped = raw.translate(_TOKEN_MAP)
+    runs = mapped.replace(b"d", b"a")  # every token character an "a"
+    find, size = runs.find, len(raw)
+    start = find(_RUN)
+    while start != -1:  # a run of 16 is found only at the start of a token: shorter runs hold none
+        end = find(b" ", start)
+        end = size if end == -1 else end
+        padding = 2 if raw.startswith(b"==", end) else 1 if raw.startswith(b"=", end) else 0
+        if padding or mapped.find(b"d", start, end) != -1:
+            yield start, end + padding
+        start = find(_RUN, end)
+
+
+def _non_ascii_labels(text: str) -> list[int]:
+    """Where a label with a non-ASCII letter starts ("schlüssel", "clé", "пароль", "パスワード"): around each
+    place its telling letter (ü, é, п ...) occurs, compared without case."""
+    at: list[int] = []
+    for word, mark, offset in _LABEL_NON_ASCII:
+        for letter in {mark, mark.upper()}:
+            i = text.find(letter)
+            while i != -1:
+                start = i - offset
+                if start >= 0 and text[start:start + len(word)].lower() == word:
+                    at.append(start)
+                i = text.find(letter, i + 1)
+    return at
 
 
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|Private-MAC: *[0-9a-fA-F]+")

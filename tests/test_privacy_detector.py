@@ -138,6 +138,26 @@ def test_a_finding_says_where_in_the_text_as_given_never_the_value():
     assert (word.line, word.column) == (2, 5)
 
 
+def test_secrets_written_with_look_alike_characters_are_found_where_they_were_typed():
+    """Full-width letters, a Cyrillic letter or a zero-width space inside a label or a token: the
+    finding's line and column, and the redaction, are in the text as given."""
+    token = "Zq7Rt2Lm9Xc4Vb8Nk1Hs6Jd3Fw5Gy0Pa2Ue"
+    for text, label, where in [
+        ("x\nｐａｓｓｗｏｒｄ：Sunfl0wer#Riv3r", "a password", (2, 10)),
+        ("hi —\nDB_PASS\u200bWORD=Tr0ub4dor&3xq", "a password", (2, 14)),
+        ("the pаssword = Tr0ub4dor&3xq …", "a password", (1, 16)),   # a Cyrillic "а"
+        ("why a 401 for …ｇｈｐ＿" + token, "a GitHub token", (1, 16)),
+    ]:
+        found = find_secret(text)
+        assert found is not None and (found.detail, (found.line, found.column)) == (label, where), (text, found)
+        clean = redact_secrets(text)
+        assert "[redacted: " in clean and "Sunfl0wer" not in clean and "Tr0ub4dor" not in clean and token not in clean
+    # look-alike characters in prose stay prose
+    for text in ["Как сбросить пароль пользователя в Django admin?", "ＡＰＩキーの管理方法を教えてください。",
+                 "σ(z)_i = e^{z_i} / Σ_j e^{z_j}, with α = 0.5"]:
+        assert find_secret(text) is None, text
+
+
 def test_a_refusal_names_what_and_where_but_not_the_value():
     from inference_magics.errors import PrivacyError
     from inference_magics.routing import decide
@@ -168,7 +188,7 @@ def test_a_private_key_goes_whole_even_when_repeated_or_cut_off():
 # --- linear, and interruptible ----------------------------------------------------------------------------
 HOSTILE_UNITS = ["a", "a=", "eyJ", "xoxb-1-", "cos_key" + " " * 200, "sk-ant-", " ", "Ab3+/", "1", "1 ", "key=", "password: ", "://a:", "1.", "deadbeef", "pass", "'",
                  "-----BEGIN PRIVATE KEY-----\n", "AKIA", "eyJ.", "sk-", "\u200b", "конфиденц ", "機", "do not ",
-                 "Authorization: ", "Zx9/", "a_b-", "@", ":"]
+                 "Authorization: ", "Zx9/", "a_b-", "@", ":", "ｐａｓｓｗｏｒｄ：", "pаss= ", "ｇｈｐ＿", "…", "\u200bkey="]
 
 
 @pytest.mark.parametrize("unit", HOSTILE_UNITS)
@@ -194,7 +214,7 @@ def test_every_rule_is_anchored_so_no_pattern_runs_over_the_whole_text():
 
 def test_detect_secrets_is_imported_at_the_first_check_not_at_load():
     code = ("import sys, inference_magics, inference_magics.magics, inference_magics.privacy as p\n"
-            "assert 'detect_secrets' not in sys.modules\n"
+            "assert 'detect_secrets' not in sys.modules and 'ahocorasick_rs' not in sys.modules\n"
             "assert p.classify('DB_PASS=Quartz-Lamp-81')\n"
             "assert 'detect_secrets' in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
