@@ -25,6 +25,10 @@ COMMON_KNOBS = {
     "fault_after": 3,         # tokens written before a mid-stream fault
     "fail_times": None,       # the fault hits this many requests, then the peer heals
     "raw_stream": None,       # bytes (or a list of byte chunks) served verbatim as a streaming reply's body
+    # tool calling: [{"name": ..., "arguments": {...}}] asked for when the request offers tools and
+    # does not end with tool results; a request that ends with tool results is answered
+    # "Tool results: <each result>" (so a test sees that a result reached the final answer)
+    "tool_calls": None,
 }
 MID_STREAM_FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line")
 
@@ -58,6 +62,17 @@ def reply_tokens(knobs, json_mode=False):
         return split_tokens(knobs["text"])
     words = [f"word{i}" if i == 0 else f" word{i}" for i in range(knobs["tokens"])]
     return ['{"answer": "', *words, '"}'] if json_mode else words
+
+
+def planned_calls(knobs, offered_tools, after_results):
+    """The tool calls to answer with (only tools the request offers), or [] to answer with text."""
+    if after_results or not offered_tools or not knobs["tool_calls"]:
+        return []
+    return [c for c in knobs["tool_calls"] if c["name"] in offered_tools]
+
+
+def results_reply(results):
+    return split_tokens("Tool results: " + " | ".join(results))
 
 
 def count_words(*texts):
