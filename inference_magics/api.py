@@ -436,7 +436,7 @@ def infer(prompt: str, *, model=None, backend=None, system=None, temperature=Non
         from . import typed_answers, tools as tool_loop
 
         options = dict(model=model, backend=backend, system=system, temperature=temperature, max_tokens=max_tokens,
-                       stream=stream, messages=messages, task=task, keep_local=keep_local, cache=cache)
+                       format=format, stream=stream, messages=messages, task=task, keep_local=keep_local, cache=cache)
         if tools:
             if schema is not None:
                 raise ConfigError("schema= and tools= together are not supported yet — ask with tools first, then "

@@ -41,7 +41,7 @@ class Schema:
 
         self.name = spec.__name__
         try:
-            self._adapter = TypeAdapter(spec)
+            self._adapter = TypeAdapter(_for_pydantic(spec))
             self.json = self._adapter.json_schema()
         except (PydanticSchemaGenerationError, TypeError) as exc:
             raise ConfigError(f"cannot make a JSON schema from {spec.__name__} ({str(exc).splitlines()[0][:160]}) — "
@@ -94,6 +94,21 @@ class Schema:
             where = ".".join(str(p) for p in first["loc"]) or "the answer"
             more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
             raise ValueError(f"field {where}: {first['msg']}{more}") from None
+
+
+def _for_pydantic(spec):
+    """pydantic reads a `typing.TypedDict` only from Python 3.12: before that, the same fields as a
+    `typing_extensions.TypedDict` (which it reads everywhere)."""
+    import sys
+    import typing
+
+    if sys.version_info >= (3, 12) or not typing.is_typeddict(spec) or type(spec).__module__ != "typing":
+        return spec
+    import typing_extensions
+
+    remade = typing_extensions.TypedDict(spec.__name__, typing.get_type_hints(spec), total=spec.__total__)
+    remade.__module__ = spec.__module__
+    return remade
 
 
 def as_fields(value) -> dict:
