@@ -215,3 +215,9 @@ def test_a_model_without_tools_gets_one_line(local_model):
 def test_schema_and_tools_together_are_refused_plainly():
     with pytest.raises(ConfigError, match="together"):
         api.infer("x", tools=[add], schema={"type": "object"})
+
+
+def test_a_peer_set_to_auto_calls_the_first_tool_with_arguments_that_follow_its_schema(claude):
+    claude.set(tool_calls="auto")
+    result = im.infer("Add.", backend="anthropic", tools=[add])
+    assert [(r.name, r.arguments, r.result) for r in result.tool_runs] == [("add", {"a": 7, "b": 7}, "14")]

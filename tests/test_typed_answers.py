@@ -144,3 +144,8 @@ def test_map_with_a_schema_on_the_embedded_model(local_model):
     assert str(frame["stars"].dtype) == "Int64" and str(frame["positive"].dtype) == "boolean"
     assert frame["error"].isna().all(), frame["error"].tolist()
     assert json.dumps(frame["stars"].tolist())  # plain ints
+
+
+def test_a_peer_answers_a_schema_with_a_value_that_follows_it(ollama_peer, monkeypatch):
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)  # as a constrained model would: no text knob needed
+    assert im.infer("x", backend="ollama", schema=Paper).parsed == Paper(title="word0", year=7, peer_reviewed=True)

@@ -99,7 +99,7 @@ def validate(body, need_max_tokens):
 def reply_plan(body, knobs):
     """(tokens, stop reason) of the reply to a valid /v1/messages body under these knobs."""
     fmt = (body.get("output_config") or {}).get("format") or {}
-    tokens = reply_tokens(knobs, json_mode=fmt.get("type") == "json_schema")
+    tokens = reply_tokens(knobs, json_mode=fmt.get("type") == "json_schema", schema=fmt.get("schema"))
     if body["max_tokens"] < len(tokens):
         return tokens[:body["max_tokens"]], "max_tokens"
     return tokens, "end_turn"
@@ -417,7 +417,7 @@ class AnthropicHandler(BaseHandler):
             return self.error(400, "invalid_request_error", problem)
         if results is not None:
             tokens = results_reply(results)
-        offered = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+        offered = {t.get("name"): t.get("input_schema") for t in body.get("tools") or [] if isinstance(t, dict)}
         calls = [dict(c, id=self.peer._new_id("toolu_01", 22)) for c in planned_calls(k, offered, results is not None)]
         if calls:
             tokens, reason = [], "tool_use"

@@ -285,7 +285,7 @@ class OllamaHandler(BaseHandler):
 
     def reply(self, body, name, prompt_count, chat):
         k = self.knobs
-        tokens = reply_tokens(k, json_mode=bool(body.get("format")))
+        tokens = reply_tokens(k, json_mode=bool(body.get("format")), schema=body.get("format"))
         if k["echo"]:  # answer with the prompt itself, so concurrent streams can be told apart
             asked = (body.get("messages") or [{}])[-1].get("content", "") if chat else body.get("prompt", "")
             tokens = split_tokens(f"echo: {asked}")
@@ -298,7 +298,8 @@ class OllamaHandler(BaseHandler):
                     break
                 tail.insert(0, str(m.get("content", "")))
             tokens = results_reply(tail)
-        offered = [t.get("function", {}).get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+        offered = {t["function"].get("name"): t["function"].get("parameters") for t in body.get("tools") or []
+                   if isinstance(t, dict) and isinstance(t.get("function"), dict)}
         calls = planned_calls(k, offered, after_results)
         if calls:   # a tool-calling turn: no text, one chunk with the calls (arguments as objects)
             tokens = []

@@ -152,7 +152,8 @@ class OpenAIHandler(BaseHandler):
         fmt = body.get("response_format")
         json_mode = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
         thoughts = split_tokens(k["reasoning"]) if k["reasoning"] is not None else []
-        tokens = reply_tokens(k, json_mode)
+        schema = (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
+        tokens = reply_tokens(k, json_mode, schema=schema if isinstance(schema, dict) else None)
         reason = "stop"
         after_results = isinstance(msgs[-1], dict) and msgs[-1].get("role") == "tool"
         if after_results:   # the results since the last assistant turn, each answering one of its calls
@@ -168,7 +169,8 @@ class OpenAIHandler(BaseHandler):
                 return self.send_json(400, oai_error("a 'tool' message must answer a tool_call_id of the "
                                                      "assistant message before it"))
             tokens = results_reply([str(m.get("content", "")) for m in tail])
-        offered = [(t.get("function") or {}).get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+        offered = {t["function"].get("name"): t["function"].get("parameters") for t in body.get("tools") or []
+                   if isinstance(t, dict) and isinstance(t.get("function"), dict)}
         calls = [dict(c, id=f"call_{self.peer._new_id()[-24:]}") for c in planned_calls(k, offered, after_results)]
         if calls:
             thoughts, tokens, reason = [], [], "tool_calls"
