@@ -173,6 +173,9 @@ class ToolLoop:
         self._turns = list(messages or ()) + ([{"role": "user", "content": prompt}] if prompt.strip() else [])
         self._running = api.Stream(prompt, messages=messages, tools=self._specs, **options)
         self.route = self._running.route
+        from .typed_answers import require
+
+        require(self.route, "tools")
         self.runs: list[ToolRun] = []
         self._shown: list[str] = []
         self._steps: list = []

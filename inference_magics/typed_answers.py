@@ -177,6 +177,7 @@ class TypedStream:
         self._prompt, self._options = prompt, options
         self._running = api.Stream(prompt, schema=self.schema.json, **options)
         self.route = self._running.route
+        require(self.route, "schema")
 
     @property
     def result(self):
@@ -217,6 +218,17 @@ class TypedStream:
             result.parsed = None
             return str(exc)
         return None
+
+
+def require(route, capability: str) -> None:
+    """One line, before anything is sent, when the chosen backend cannot do this at all."""
+    from . import settings
+    from .backends import LABELS, get_backend
+
+    if capability not in getattr(get_backend(route.backend, settings.load()), "capabilities", ()):
+        what = {"schema": "constrain an answer to a schema", "tools": "call tools"}[capability]
+        raise ConfigError(f"{LABELS.get(route.backend, route.backend)} cannot {what} — choose another backend "
+                          "(--backend) or model.")
 
 
 def infer(prompt: str, schema, **options):

@@ -221,3 +221,25 @@ def test_a_peer_set_to_auto_calls_the_first_tool_with_arguments_that_follow_its_
     claude.set(tool_calls="auto")
     result = im.infer("Add.", backend="anthropic", tools=[add])
     assert [(r.name, r.arguments, r.result) for r in result.tool_runs] == [("add", {"a": 7, "b": 7}, "14")]
+
+
+class ToyBackend:
+    """A backend that declares no capabilities."""
+    name = "toy"
+
+    @classmethod
+    def config_key(cls, settings) -> tuple:
+        return ()
+
+    def __init__(self, settings):
+        pass
+
+
+def test_a_backend_without_tools_or_schema_gets_one_line_before_anything_is_sent(monkeypatch):
+    from inference_magics import backends
+
+    monkeypatch.setitem(backends.REGISTRY, "toy", "tests.test_tools:ToyBackend")
+    with pytest.raises(ConfigError, match="^toy cannot call tools"):
+        im.infer("x", backend="toy", tools=[add])
+    with pytest.raises(ConfigError, match="^toy cannot constrain an answer to a schema"):
+        im.infer("x", backend="toy", schema={"type": "object", "properties": {"n": {"type": "integer"}}})

@@ -32,6 +32,7 @@ warnings.filterwarnings("ignore", message=r"The model '.*' is deprecated", categ
 
 class AnthropicBackend:
     name = "anthropic"
+    capabilities = frozenset({"schema", "tools"})  # typed answers, tool calling (the lead moves this to spec.supports)
 
     @classmethod
     def config_key(cls, settings) -> tuple:

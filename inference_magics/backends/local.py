@@ -104,6 +104,7 @@ def resolve_model(spec: str | None) -> tuple[str, Path]:
 
 class LocalBackend:
     name = "local"
+    capabilities = frozenset({"schema", "tools"})  # tools: not with the packaged base model (see _for_base_model)
 
     @classmethod
     def config_key(cls, settings) -> tuple:

@@ -17,6 +17,7 @@ from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDe
 
 class OllamaBackend:
     name = "ollama"
+    capabilities = frozenset({"schema", "tools"})  # typed answers, tool calling (the lead moves this to spec.supports)
 
     @classmethod
     def config_key(cls, settings) -> tuple:

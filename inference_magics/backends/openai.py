@@ -316,6 +316,7 @@ class OpenAIBackend:
     """OPENAI_BASE_URL, with an optional OPENAI_API_KEY."""
 
     name = "openai"
+    capabilities = frozenset({"schema", "tools"})  # typed answers, tool calling (the lead moves this to spec.supports)
 
     @classmethod
     def config_key(cls, settings) -> tuple:
