@@ -165,6 +165,9 @@ class ToolLoop:
         if options.get("format") is not None:
             raise ConfigError("--format does not apply with tools.")
         options.pop("format", None)
+        # never from the response cache: it keeps an answer's text, not the calls it asked for, and a
+        # call is something to run again (the functions, or the data they read, may have changed)
+        options["cache"] = False
         self.max_steps = max_steps
         self.confirm = ask_in_terminal if confirm is True else confirm or None
         self.on_call = on_call
