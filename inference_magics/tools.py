@@ -215,7 +215,8 @@ class ToolLoop:
                 self._turns += [{"role": "tool", "tool_call_id": run.id, "name": run.name,
                                  "content": run.error or run.result or "", "is_error": bool(run.error or run.skipped)}
                                 for run in ran]
-                if self._shown and not self._shown[-1].endswith("\n\n"):
+                said = "".join(self._shown)
+                if said.strip() and not said.endswith("\n\n"):
                     shown("\n\n")  # the next request's text starts a new paragraph
                 options = {k: v for k, v in self._options.items() if k not in ("backend", "model", "task", "keep_local")}
                 self._running = api.Stream("", messages=self._turns, backend=self.route.backend,

@@ -243,3 +243,26 @@ def test_a_backend_without_tools_or_schema_gets_one_line_before_anything_is_sent
         im.infer("x", backend="toy", tools=[add])
     with pytest.raises(ConfigError, match="^toy cannot constrain an answer to a schema"):
         im.infer("x", backend="toy", schema={"type": "object", "properties": {"n": {"type": "integer"}}})
+
+
+@pytest.mark.parametrize("backend", ["ollama", "anthropic", "openai"])
+def test_tools_without_streaming(backend, peers, openai_peer, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_peer.url + "/v1")
+    for peer in (*peers, openai_peer):
+        peer.set(tool_calls=CALL)
+    result = im.infer("What is 2 + 40?", backend=backend, tools=[add], stream=False)
+    assert result.text == "Tool results: 42" and result.tool_runs[0].result == "42"
+
+
+def test_an_interrupt_in_a_tool_keeps_what_was_said_and_the_calls(ollama_peer, monkeypatch):
+    from inference_magics.errors import InferenceInterrupted
+
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+    ollama_peer.set(tool_calls=[{"name": "stuck", "arguments": {}}])
+
+    def stuck() -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(InferenceInterrupted) as caught:
+        im.infer("Wait.", backend="ollama", tools=[stuck])
+    assert caught.value.result.interrupted and [r.name for r in caught.value.result.tool_runs] == ["stuck"]
