@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, not_installed, spec
-from .backends.base import Done, ModelLoad, Notice, Request, TextDelta, ThinkingDelta, Usage, Waiting
+from .backends.base import Done, ModelLoad, Notice, Request, TextDelta, ThinkingDelta, ToolCall, Usage, Waiting
 from .errors import (BackendError, BackendUnavailable, ConfigError, Incomplete, InferenceError,
                      InferenceInterrupted)
 from .interpolate import wire_safe
@@ -59,6 +59,9 @@ class Result:
     messages_sha256: str | None = None               # SHA-256 of the exact system + messages sent
     cached: bool = False
     cached_at: str | None = None                     # when the cached answer was first made (UTC)
+    # typed answers and tools (typed_answers.py, tools.py)
+    tool_calls: list = field(default_factory=list)   # ToolCall events the model asked for in this answer
+    tool_runs: list = field(default_factory=list)    # tools.ToolRun: the calls the tool loop ran, in order
 
     def __str__(self) -> str:
         return self.text
@@ -123,7 +126,7 @@ class Stream:
 
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
                  format=None, stream=True, messages=None, task=None, keep_local=None, cache=None,
-                 stable_prefix_chars=0, sample=1):
+                 stable_prefix_chars=0, sample=1, schema=None, tools=None):
         self._started = time.perf_counter()
         self._trace_parent = telemetry.parent()  # a map row's or an experiment run's span, if tracing
 
@@ -145,6 +148,8 @@ class Stream:
         self._choice = dict(model=model, backend=backend, task=task, keep_local=keep_local)
         self._options = dict(system=system, temperature=temperature, max_tokens=max_tokens, format=format,
                              stream=stream)
+        self._typed = dict(schema=schema, tools=tuple(tools or ()))  # a JSON schema dict, tool specs (tools.py)
+        self.record_extra: dict = {}  # the tool loop adds the calls it ran before this request (history)
         from . import response_cache  # imported on first use: %load_ext stays light (no sqlite3)
 
         self._cache_mode = response_cache.mode(self._settings, cache)
@@ -206,7 +211,8 @@ class Stream:
         from . import response_cache
 
         return response_cache.request_key(self.route.backend, self.route.model, self._turns,
-                                          self._options["system"], self._options, sample=self._sample)
+                                          self._options["system"], self._options, sample=self._sample,
+                                          schema=self._typed["schema"], tools=list(self._typed["tools"]) or None)
 
     def _cached(self) -> dict | None:
         """The response cache's answer to this request, if the mode allows one; replay never asks a model."""
@@ -242,7 +248,7 @@ class Stream:
                 policy.check(self._text_for_routing, self.route.backend, self.route.model, self._settings)
                 backend = get_backend(self.route.backend, self._settings)
                 request = Request(model=self.route.model, messages=self._turns, **self._options,
-                                  stable_prefix_chars=self._stable_prefix_chars)
+                                  stable_prefix_chars=self._stable_prefix_chars, **self._typed)
                 result.messages_sha256 = _messages_digest(request)
                 try:
                     for event in _checked(backend.stream(request), self.route.backend):
@@ -251,6 +257,8 @@ class Stream:
                                 first_token_at = time.perf_counter()
                             chunks.append(event.text)
                             yield event.text
+                        elif isinstance(event, ToolCall):
+                            result.tool_calls.append(event)
                         elif isinstance(event, ThinkingDelta):
                             thinking.append(event.text)
                             if self._on_thinking is not None:
@@ -288,7 +296,7 @@ class Stream:
             if isinstance(exc, GeneratorExit):
                 raise
             raise InferenceInterrupted(result) from None
-        if not "".join(chunks).strip():  # said plainly, never passed along as if it were an answer
+        if not "".join(chunks).strip() and not result.tool_calls:  # said plainly, never passed along as if it were an answer
             result.notices.append(EMPTY_ANSWER)
         self._finish(chunks, thinking, first_token_at)
         if self._options["format"] == "json":
@@ -362,7 +370,7 @@ class Stream:
         store = store_for(self._settings)
         if store is None:
             return
-        options = {**self._choice, **{k: v for k, v in self._options.items() if k != "system"}}
+        options = {**self._choice, **{k: v for k, v in self._options.items() if k != "system"}, **self.record_extra}
         notice = store.record(self._result, prompt=self._prompt, system=self._options["system"],
                               options={k: v for k, v in options.items() if v is not None})
         if notice:
@@ -411,9 +419,25 @@ def stream(prompt: str, **options) -> Stream:
 
 
 def infer(prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None, format=None,
-          stream=True, messages=None, task=None, keep_local=None, cache=None, stable_prefix_chars=0) -> Result:
+          stream=True, messages=None, task=None, keep_local=None, cache=None, stable_prefix_chars=0,
+          schema=None, tools=None, max_steps=None, confirm=None) -> Result:
     """Ask a model and return the whole Result (str(result) is the text). `cache`: None follows
-    INFERENCE_CACHE; True uses the response cache (replay stays replay), False skips it."""
+    INFERENCE_CACHE; True uses the response cache (replay stays replay), False skips it.
+    `schema`: a pydantic model, dataclass, TypedDict or JSON-schema dict; `.parsed` is then a
+    validated instance (typed_answers.py). `tools`: functions the model may call (tools.py)."""
+    if schema is not None or tools:  # typed answers and tool calling: their own modules, run over Stream
+        from . import typed_answers, tools as tool_loop
+
+        options = dict(model=model, backend=backend, system=system, temperature=temperature, max_tokens=max_tokens,
+                       format=format, stream=stream, messages=messages, task=task, keep_local=keep_local, cache=cache)
+        if tools:
+            if schema is not None:
+                raise ConfigError("schema= and tools= together are not supported yet — ask with tools first, then "
+                                  "pass the answer to a schema= request.")
+            running = tool_loop.ToolLoop(prompt, tools, max_steps=max_steps, confirm=confirm, **options)
+        else:
+            running = typed_answers.TypedStream(prompt, schema, **options)
+        return running.each(lambda text: None)
     running = Stream(prompt, model=model, backend=backend, system=system, temperature=temperature,
                      max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task,
                      keep_local=keep_local, cache=cache, stable_prefix_chars=stable_prefix_chars)

@@ -43,6 +43,7 @@ class Mapped:
     items: object = None  # what was mapped over, to give a DataFrame back its columns
     notices: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    schema: object = None  # typed_answers.Schema with --schema: one typed column per field
 
     @property
     def outputs(self) -> list:
@@ -60,7 +61,11 @@ class Mapped:
         extra = pandas.DataFrame([{"output": r.output, "backend": r.backend, "model": r.model, "tokens": r.tokens,
                                    "error": r.error} for r in self.rows])
         parsed = [r.parsed for r in self.rows]
-        if any(isinstance(p, dict) for p in parsed):
+        if self.schema is not None:  # typed columns: ints stay ints and bools bools, a failed row is empty
+            from .typed_answers import columns
+
+            extra = pandas.concat([extra, columns(parsed, self.schema)], axis=1)
+        elif any(isinstance(p, dict) for p in parsed):
             extra = pandas.concat([extra, pandas.DataFrame([p if isinstance(p, dict) else {} for p in parsed])],
                                   axis=1)
         if isinstance(self.items, pandas.DataFrame):
@@ -149,7 +154,7 @@ def stable_prefix(template: str) -> int:
 
 def map_rows(template: str, items, *, column: str | None = None, model=None, backend=None, system=None,
              temperature=None, max_tokens=None, format=None, concurrency: int | None = None, cache: bool = True,
-             progress=None, on_progress=None, namespace=None) -> Mapped:
+             progress=None, on_progress=None, namespace=None, schema=None) -> Mapped:
     """Render `template` once per row (`{row}`, `{row.title}`, `{index}`) and ask a model for each,
     concurrently, in input order. Other `{name}`s come from `namespace` (the notebook's variables,
     for the magic). An interrupt stops the batch and keeps every finished row (InferenceInterrupted
@@ -159,7 +164,12 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     rows = [Row(i, prompt) for i, prompt in enumerate(render_prompts(template, items, column, namespace))]
     options = dict(model=model, backend=backend, system=system, temperature=temperature, max_tokens=max_tokens,
                    format=format)
-    mapped = Mapped(rows, items)
+    if schema is not None:  # checked once, before any row is sent; each row validates its own answer
+        from .typed_answers import Schema
+
+        schema = schema if isinstance(schema, Schema) else Schema(schema)
+        options["schema"] = schema
+    mapped = Mapped(rows, items, schema=schema)
     pending = rows
     fixed = stable_prefix(template)
     if concurrency is None:
@@ -175,6 +185,8 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
             result = api.infer(row.prompt, **options, cache=cache, stable_prefix_chars=fixed)
         except InferenceError as exc:
             row.error = exc.message
+            if schema is not None and getattr(exc, "result", None) is not None:
+                row.output = exc.result.text  # the answer that did not match, kept in its row
             return
         except Exception as exc:  # a row must never fail silently
             row.error = f"unexpected {type(exc).__name__}: {exc}"

@@ -171,6 +171,13 @@ class InferenceMagics(BaseMagics):
     @argument("--batch-api", action="store_true",
               help="with --map: send the rows to Claude's Message Batches API (about half the price, results within "
                    "24 h); %%infer_batches collects them")
+    # --- typed answers and tools (typed_answers.py, tools.py, tool_view.py) ---
+    @argument("--schema", metavar="NAME", help="a notebook variable holding a pydantic model, dataclass, TypedDict or "
+                                               "JSON-schema dict: the answer is validated into it (--out gets it)")
+    @argument("--tools", metavar="F,G", help="notebook functions the model may call (comma-separated names)")
+    @argument("--max-steps", type=int, help="with --tools: model requests at most (default 5)")
+    @argument("--confirm", action="store_true", help="with --tools: ask before each call")
+    # --- end typed answers and tools ---
     @no_var_expand
     @line_cell_magic
     def infer(self, line, cell=None):
@@ -208,6 +215,12 @@ class InferenceMagics(BaseMagics):
             raise UsageError(f"the prompt is empty — write it {where}.")
         prompt = interpolate(prompt, self.shell.user_ns)
         choice = dict(model=model, backend=args.backend, system=args.system)
+        if (args.schema or args.tools) and not args.explain:  # typed answers and tools: tool_view.py
+            from .tool_view import typed_or_tools
+
+            running = typed_or_tools(args, prompt, self.shell.user_ns, choice, stream=not args.no_stream,
+                                     temperature=args.temperature, max_tokens=args.max_tokens, cache=args.cache)
+            return self._show(running, args.out)
 
         if args.explain:
             from . import budget
@@ -266,7 +279,8 @@ class InferenceMagics(BaseMagics):
                                     model=model, system=args.system, temperature=args.temperature,
                                     max_tokens=args.max_tokens,
                                     format=args.format, concurrency=args.concurrency,
-                                    cache=args.cache is not False)  # rows resume from the cache unless --no-cache
+                                    cache=args.cache is not False,  # rows resume from the cache unless --no-cache
+                                    schema=self._named_schema(args))  # --schema: typed columns (typed_answers.py)
         except InferenceInterrupted as exc:  # every finished row is kept, in _map and --out
             self._keep_map(exc.mapped, args.out)
             self._publish(tables.map_bundle(exc.mapped), self._map_provenance(exc.mapped))
@@ -274,6 +288,16 @@ class InferenceMagics(BaseMagics):
         self._keep_map(mapped, args.out)
         self._publish(tables.map_bundle(mapped), self._map_provenance(mapped))
         return None
+
+    def _named_schema(self, args):
+        if args.tools:
+            raise UsageError("--tools does not go with --map (each row would run the tools) — use --schema, or "
+                             "ask with --tools in its own cell.")
+        if not args.schema:
+            return None
+        from .tool_view import notebook_value
+
+        return notebook_value(self.shell.user_ns, args.schema, "--schema")
 
     def _estimate_map(self, template: str, args, model) -> None:
         from . import batch, budget

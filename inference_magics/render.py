@@ -50,6 +50,10 @@ def footer(result) -> str:
 
 
 def _body_html(result, streamed=None) -> str:
+    if result.parsed is not None and result.options.get("schema"):  # a typed answer: a small table of fields
+        from .typed_answers import fields_html
+
+        return fields_html(result.parsed)
     if result.parsed is not None:
         return untrusted.code_html(json.dumps(result.parsed, indent=2, ensure_ascii=False), "json")
     text = result.text
@@ -59,6 +63,10 @@ def _body_html(result, streamed=None) -> str:
 
 
 def _body_plain(result) -> str:
+    if result.parsed is not None and result.options.get("schema"):
+        from .typed_answers import fields_plain
+
+        return fields_plain(result.parsed)
     if result.parsed is not None:
         return json.dumps(result.parsed, indent=2, ensure_ascii=False)
     return result.text

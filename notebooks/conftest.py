@@ -31,7 +31,9 @@ def pytest_runtest_setup(item):
         os.environ.pop("INFERENCE_LOCAL_SERVER", None)
         os.environ.update({**common, "INFERENCE_DEFAULT_BACKEND": "local", "OLLAMA_BASE_URL": "http://127.0.0.1:9"})
         return
-    ollama, claude = OllamaPeer(token_delay=0.005).start(), AnthropicPeer(token_delay=0.005).start()
+    # tool_calls="auto": asked for tools, the peers call the first one (notebook 08)
+    ollama = OllamaPeer(token_delay=0.005, tool_calls="auto").start()
+    claude = AnthropicPeer(token_delay=0.005, tool_calls="auto").start()
     _peers.extend([ollama, claude])
     os.environ.update({
         **common, "OLLAMA_BASE_URL": ollama.url, "ANTHROPIC_BASE_URL": claude.url, "ANTHROPIC_API_KEY": claude.api_key,

@@ -11,7 +11,7 @@ from typing import Iterator
 from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, ConfigError, Incomplete,
                       InferenceError, ModelNotFound, RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage, Waiting
+from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, ToolCall, Usage, Waiting
 from .retry import RetryBudget
 
 DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens; this suits an answer in a cell
@@ -123,7 +123,12 @@ class AnthropicBackend:
             raise ConfigError(f"Claude accepts --temperature from 0 to 1, not {request.temperature:g}.")
         client = self._sdk()
         call = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
-                    messages=list(request.messages))
+                    messages=_wire_messages(request.messages))
+        if request.schema:  # the Messages API's structured output: the answer follows the schema
+            call["output_config"] = {"format": {"type": "json_schema", "schema": _closed(request.schema)}}
+        if request.tools:
+            call["tools"] = [{"name": t["name"], "description": t.get("description", ""),
+                              "input_schema": t["parameters"]} for t in request.tools]
         system = request.system
         if request.format == "json":  # Claude has no JSON mode for free text: instruct, then validate
             system = f"{system}\n\n{JSON_INSTRUCTION}" if system else JSON_INSTRUCTION
@@ -140,6 +145,7 @@ class AnthropicBackend:
                 if not request.stream:
                     message = client.messages.create(**call)
                     yield TextDelta("".join(b.text for b in message.content if b.type == "text"))
+                    yield from _tool_calls(message)
                     yield _done(message)
                     return
                 finished = False
@@ -156,6 +162,7 @@ class AnthropicBackend:
                 if not finished:
                     raise Incomplete("incomplete: the stream ended before Claude finished (no message_stop) — the "
                                      "partial answer is kept; run the cell again.")
+                yield from _tool_calls(message)  # tool_use blocks, their input gathered from input_json_delta
                 yield _done(message)
                 return
             except InferenceError:
@@ -344,6 +351,49 @@ def _mark_cacheable(call: dict, stable_prefix_chars: int) -> None:
         text = last["content"]
         messages[-1] = {**last, "content": [marked(text[:stable_prefix_chars]),
                                             {"type": "text", "text": text[stable_prefix_chars:]}]}
+
+def _wire_messages(messages) -> list[dict]:
+    """Neutral tool turns (backends/base.py) as Messages API blocks: an assistant turn's calls
+    become tool_use blocks, and the results that follow become one user turn of tool_result blocks."""
+    wired: list[dict] = []
+    for message in messages:
+        if message.get("role") == "tool":
+            block = {"type": "tool_result", "tool_use_id": message["tool_call_id"], "content": message["content"]}
+            if message.get("is_error"):
+                block["is_error"] = True
+            if wired and wired[-1]["role"] == "user" and isinstance(wired[-1]["content"], list) and all(
+                    b.get("type") == "tool_result" for b in wired[-1]["content"]):
+                wired[-1]["content"].append(block)
+            else:
+                wired.append({"role": "user", "content": [block]})
+        elif message.get("tool_calls"):
+            blocks = [{"type": "text", "text": message["content"]}] if message.get("content") else []
+            blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"],
+                        "input": c["arguments"] if isinstance(c["arguments"], dict) else {}}
+                       for c in message["tool_calls"]]
+            wired.append({"role": "assistant", "content": blocks})
+        else:
+            wired.append(message)
+    return wired
+
+
+def _tool_calls(message) -> Iterator[ToolCall]:
+    for block in message.content:
+        if block.type == "tool_use":
+            yield ToolCall(block.id, block.name, block.input)
+
+
+def _closed(schema):
+    """Claude's structured output wants every object closed (additionalProperties: false)."""
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: _closed(value) for key, value in schema.items()}
+    if closed.get("type") == "object" and "additionalProperties" not in closed:
+        closed["additionalProperties"] = False
+    return closed
+
 
 def _checked_text(text) -> str:
     if not isinstance(text, str):

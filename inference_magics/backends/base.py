@@ -17,6 +17,13 @@ class Request:
     # the first N characters of the last user message repeat across requests (a --map template's
     # fixed part): a backend with prompt caching may mark that prefix as cacheable
     stable_prefix_chars: int = 0
+    # typed answers and tool calling (tools.py, typed_answers.py): a JSON schema the answer must
+    # follow, and the tools the model may call ({"name", "description", "parameters"} each). Tool
+    # turns in `messages` are neutral: an assistant turn may carry "tool_calls" [{"id", "name",
+    # "arguments"}], and a {"role": "tool", "tool_call_id", "name", "content", "is_error"} turn
+    # answers one; each backend encodes them in its own protocol.
+    schema: dict | None = None
+    tools: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,14 @@ class TextDelta:
 @dataclass(frozen=True)
 class ThinkingDelta:
     text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks to call one of the request's tools (arguments as the model wrote them)."""
+    id: str
+    name: str
+    arguments: object
 
 
 @dataclass(frozen=True)
@@ -66,7 +81,7 @@ class ModelLoad:
     seconds: float
 
 
-Event = TextDelta | ThinkingDelta | Notice | Waiting | ModelLoad | Done
+Event = TextDelta | ThinkingDelta | ToolCall | Notice | Waiting | ModelLoad | Done
 
 
 @dataclass(frozen=True)

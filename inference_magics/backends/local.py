@@ -203,7 +203,15 @@ class LocalBackend:
         extra: dict = {"stop": BASE_MODEL_STOP}
         if request.max_tokens is None:
             extra["max_tokens"] = BASE_MODEL_MAX_TOKENS
-        if request.format == "json":
+        if request.tools:
+            raise ConfigError(f"the packaged {PACKAGED} is a small base model: it cannot call tools — use a model "
+                              "that can (an Ollama model such as qwen3 or llama3.1, Claude, or an instruct GGUF in "
+                              "INFERENCE_LOCAL_MODEL).")
+        if request.schema:  # llama-server's json_schema grammar, with every string bounded (see _bounded)
+            extra["response_format"] = {"type": "json_schema",
+                                        "json_schema": {"name": "answer", "schema": _bounded(request.schema)}}
+            request = replace(request, schema=None, messages=BASE_MODEL_JSON_EXAMPLE + tuple(request.messages))
+        elif request.format == "json":
             extra["response_format"] = BASE_MODEL_JSON_FORMAT
             request = replace(request, messages=BASE_MODEL_JSON_EXAMPLE + tuple(request.messages))
         return request, extra
@@ -241,6 +249,19 @@ class LocalBackend:
         if state == "loading":
             return Health(False, f"llama-server is still loading {alias} (it answers 503 until ready)")
         return Health(True, f"llama-server at {server.url} serving {alias} (pid {server.pid})")
+
+
+def _bounded(schema):
+    """The schema with a length bound on every string that has none: a base model otherwise writes
+    one string until it is cut off, and the answer never closes."""
+    if isinstance(schema, list):
+        return [_bounded(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    bounded = {key: _bounded(value) for key, value in schema.items()}
+    if bounded.get("type") == "string" and "maxLength" not in bounded and "enum" not in bounded:
+        bounded["maxLength"] = 80
+    return bounded
 
 
 def resolve_embed_model(spec: str | None) -> tuple[str, Path]:

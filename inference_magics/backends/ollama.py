@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ..errors import BackendError, BackendUnavailable, InferenceError, ModelNotFound, RateLimited
 from ..settings import CONNECT_TIMEOUT_S
 from ..transport import RedirectRefused, client_options, get
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage
+from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, ToolCall, Usage
 
 
 class OllamaBackend:
@@ -35,11 +35,13 @@ class OllamaBackend:
             options["temperature"] = request.temperature
         if request.max_tokens is not None:
             options["num_predict"] = request.max_tokens
-        messages = list(request.messages)
+        messages = [_wire_message(m) for m in request.messages]
         if request.system:
             messages.insert(0, {"role": "system", "content": request.system})
         call = dict(model=request.model, messages=messages, options=options or None,
-                    format=request.format or None, stream=request.stream)
+                    format=request.schema or request.format or None, stream=request.stream)
+        if request.tools:  # Ollama's tools: {"type": "function", "function": {name, description, parameters}}
+            call["tools"] = [{"type": "function", "function": spec} for spec in request.tools]
         try:
             if not request.stream:
                 reply = self._client.chat(**call)
@@ -72,6 +74,9 @@ class OllamaBackend:
             yield ThinkingDelta(message.thinking)
         if message.content:
             yield TextDelta(message.content)
+        for call in message.tool_calls or ():  # Ollama gives no call ids: the name and order tell them apart
+            self._calls = getattr(self, "_calls", 0) + 1
+            yield ToolCall(f"call_{self._calls}", call.function.name, dict(call.function.arguments or {}))
 
     @staticmethod
     def _done(chunk) -> Done:
@@ -176,6 +181,18 @@ class OllamaBackend:
         if version is None:
             return Health(False, f"no Ollama server at {self.url} — start it with `ollama serve`", latency)
         return Health(True, f"Ollama {version} at {self.url}", latency)
+
+
+def _wire_message(message: dict) -> dict:
+    """A neutral tool turn (backends/base.py) as Ollama's: tool_calls' arguments as objects, a
+    tool result as role `tool` with `tool_name`."""
+    if message.get("role") == "tool":
+        return {"role": "tool", "content": message["content"], "tool_name": message.get("name")}
+    if message.get("tool_calls"):
+        return {"role": "assistant", "content": message.get("content") or "",
+                "tool_calls": [{"function": {"name": c["name"], "arguments": c["arguments"]}}
+                               for c in message["tool_calls"]]}
+    return message
 
 
 def _is_embedding(model) -> bool:

@@ -18,7 +18,7 @@ from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, In
                       RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
 from ..transport import client_options
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, Usage, Waiting
+from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, ToolCall, Usage, Waiting
 from .retry import RetryBudget
 
 RETRIES = 2  # for 429 and 503 ("Loading model") before any output, with backoff
@@ -43,17 +43,22 @@ class OpenAIWire:
 
     # --- chat ---------------------------------------------------------------------------------
     def stream(self, request: Request, model: str, extra_body: dict | None = None) -> Iterator[Event]:
-        messages = list(request.messages)
+        messages = [_wire_message(m) for m in request.messages]
         if request.system:
             messages.insert(0, {"role": "system", "content": request.system})
         body = {"model": model, "messages": messages, "stream": request.stream}
+        if request.schema:  # llama-server turns it into a grammar; vLLM and LM Studio constrain with it too
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": _schema_name(request.schema), "schema": request.schema}}
+        if request.tools:
+            body["tools"] = [{"type": "function", "function": spec} for spec in request.tools]
         if request.stream:
             body["stream_options"] = {"include_usage": True}
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
-        if request.format == "json":
+        if request.format == "json" and not request.schema:
             body["response_format"] = {"type": "json_object"}
         body.update(extra_body or {})
         try:
@@ -97,11 +102,13 @@ class OpenAIWire:
 
     def _sse(self, response: httpx.Response, model: str) -> Iterator[Event]:
         stop, usage, speed, reported = None, Usage(), None, model
+        calls: dict = {}  # streamed tool calls, by index: their arguments arrive in pieces
         for line in response.iter_lines():
             if not line.startswith("data:"):
                 continue  # comments, blank separators, event: lines
             data = line[5:].strip()
             if data == "[DONE]":
+                yield from self._tool_calls(calls)
                 yield Done(stop_reason=stop, usage=usage, model=reported, server_tokens_per_s=speed)
                 return
             chunk = self._json(data)
@@ -110,6 +117,7 @@ class OpenAIWire:
                                    "kept; run the cell again.")
             for choice in self._choices(chunk):
                 yield from self._deltas(choice, "delta")
+                self._collect_calls(choice.get("delta"), calls)
                 stop = _text(choice.get("finish_reason")) or stop
             reported, usage, speed = _text(chunk.get("model")) or reported, _usage(chunk) or usage, _speed(chunk) or speed
         raise BackendError(f"the stream from {self.label} at {self.url} ended before [DONE] — the partial answer is "
@@ -119,6 +127,9 @@ class OpenAIWire:
         reply = self._json(raw)
         choice = next(iter(self._choices(reply)), {})
         yield from self._deltas(choice, "message")
+        calls: dict = {}
+        self._collect_calls(choice.get("message"), calls)
+        yield from self._tool_calls(calls)
         yield Done(stop_reason=_text(choice.get("finish_reason")), model=_text(reply.get("model")) or model,
                    usage=_usage(reply) or Usage(), server_tokens_per_s=_speed(reply))
 
@@ -144,6 +155,31 @@ class OpenAIWire:
                 raise self._not_openai(f"{field} is {_kind(value)}, not text")
             if value:
                 yield event(value)
+
+    def _collect_calls(self, delta, calls: dict) -> None:
+        """Gather `tool_calls` pieces: the first piece of a call has its id and name, the rest add
+        to its arguments (a JSON string)."""
+        pieces = delta.get("tool_calls") if isinstance(delta, dict) else None
+        if pieces is None:
+            return
+        if not isinstance(pieces, list) or not all(isinstance(p, dict) for p in pieces):
+            raise self._not_openai(f"its tool_calls are {_kind(pieces)}, not a list of objects")
+        for n, piece in enumerate(pieces):
+            index = piece.get("index") if isinstance(piece.get("index"), int) else n
+            call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+            function = piece.get("function") if isinstance(piece.get("function"), dict) else {}
+            call["id"] = _text(piece.get("id")) or call["id"]
+            call["name"] += _text(function.get("name")) or ""
+            arguments = function.get("arguments")
+            call["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+
+    def _tool_calls(self, calls: dict) -> Iterator[ToolCall]:
+        for index, call in sorted(calls.items()):
+            try:
+                arguments = json.loads(call["arguments"] or "{}")
+            except ValueError:
+                arguments = call["arguments"]  # the tool loop reports it to the model as an error
+            yield ToolCall(call["id"] or f"call_{index}", call["name"], arguments)
 
     def _not_openai(self, what: str) -> BackendError:
         return BackendError(f"{self.label} at {self.url} sent a reply that is not the OpenAI API ({what}) — check "
@@ -218,6 +254,24 @@ class OpenAIWire:
             return BackendError(f"{self.label} does not support this ({detail}) — for embeddings, start it with "
                                 "--embeddings or use another backend.")
         return BackendError(f"{self.label} answered HTTP {status}: {detail[:300]} — check the model and options.")
+
+
+def _wire_message(message: dict) -> dict:
+    """A neutral tool turn (backends/base.py) as the OpenAI protocol's: assistant `tool_calls`
+    with JSON-string arguments, then one role `tool` message per result."""
+    if message.get("role") == "tool":
+        return {"role": "tool", "tool_call_id": message["tool_call_id"], "content": message["content"]}
+    if message.get("tool_calls"):
+        return {"role": "assistant", "content": message.get("content") or None,
+                "tool_calls": [{"id": c["id"], "type": "function",
+                                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                               for c in message["tool_calls"]]}
+    return message
+
+
+def _schema_name(schema: dict) -> str:
+    name = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in str(schema.get("title") or "answer"))
+    return name[:64] or "answer"
 
 
 def _error_text(payload) -> str:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .base import COMMON_KNOBS, BaseHandler, Peer, count_words, reply_tokens
+from .base import COMMON_KNOBS, BaseHandler, Peer, count_words, planned_calls, reply_tokens, results_reply
 
 # Newest first, as GET /v1/models lists them.
 DEFAULT_MODELS = (
@@ -99,10 +99,33 @@ def validate(body, need_max_tokens):
 def reply_plan(body, knobs):
     """(tokens, stop reason) of the reply to a valid /v1/messages body under these knobs."""
     fmt = (body.get("output_config") or {}).get("format") or {}
-    tokens = reply_tokens(knobs, json_mode=fmt.get("type") == "json_schema")
+    tokens = reply_tokens(knobs, json_mode=fmt.get("type") == "json_schema", schema=fmt.get("schema"))
     if body["max_tokens"] < len(tokens):
         return tokens[:body["max_tokens"]], "max_tokens"
     return tokens, "end_turn"
+
+
+def tool_turn(body):
+    """(tool results the last user turn carries, or None; a problem the API would report, or None).
+    Each tool_result must answer a tool_use of the assistant turn just before it."""
+    msgs = body["messages"]
+    last = msgs[-1].get("content")
+    results = [b for b in last if isinstance(b, dict) and b.get("type") == "tool_result"] \
+        if isinstance(last, list) else []
+    if not results:
+        return None, None
+    before = msgs[-2].get("content") if len(msgs) > 1 and msgs[-2].get("role") == "assistant" else None
+    asked = {b.get("id") for b in before if isinstance(b, dict) and b.get("type") == "tool_use"} \
+        if isinstance(before, list) else set()
+    for b in results:
+        if b.get("tool_use_id") not in asked:
+            return None, (f"messages.{len(msgs) - 1}.content: unexpected `tool_use_id` found in `tool_result` "
+                          "blocks: each `tool_result` block must have a corresponding `tool_use` block in the "
+                          "previous message.")
+    if asked - {b.get("tool_use_id") for b in results}:
+        return None, ("messages: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                      + ", ".join(sorted(asked - {b.get('tool_use_id') for b in results})))
+    return [text_of(b.get("content")) for b in results], None
 
 
 def message_object(msg_id, model, n_in, content, stop, out, written=0, read=0):
@@ -389,6 +412,15 @@ class AnthropicHandler(BaseHandler):
         written, read = self.peer.use_prompt_cache(model, marks)
         n_in -= written + read
         tokens, reason = reply_plan(body, k)
+        results, problem = tool_turn(body)
+        if problem is not None:
+            return self.error(400, "invalid_request_error", problem)
+        if results is not None:
+            tokens = results_reply(results)
+        offered = {t.get("name"): t.get("input_schema") for t in body.get("tools") or [] if isinstance(t, dict)}
+        calls = [dict(c, id=self.peer._new_id("toolu_01", 22)) for c in planned_calls(k, offered, results is not None)]
+        if calls:
+            tokens, reason = [], "tool_use"
         slow = self.fault == "slow_headers"   # its delay was spent before the status line
         msg_id = self.peer._new_id("msg_01", 22)
 
@@ -403,6 +435,9 @@ class AnthropicHandler(BaseHandler):
             if tokens:   # the generation still takes its time
                 self.pause(0 if slow else k["first_token_delay"])
                 self.pause(k["token_delay"] * (len(tokens) - 1))
+            if calls:
+                return self.send_json(200, message([{"type": "tool_use", "id": c["id"], "name": c["name"],
+                                                     "input": c["arguments"]} for c in calls], reason, len(calls)))
             return self.send_json(200, message([{"type": "text", "text": "".join(tokens)}],
                                                reason, len(tokens)))
 
@@ -416,6 +451,20 @@ class AnthropicHandler(BaseHandler):
                 self.write_chunk(f"event: {name}\ndata: {self.dumps(data)}\n\n")
 
             event("message_start", {"type": "message_start", "message": message([], None, 1)})
+            if calls:   # tool_use blocks: the input arrives as input_json_delta pieces of one JSON text
+                for i, c in enumerate(calls):
+                    event("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
+                        "type": "tool_use", "id": c["id"], "name": c["name"], "input": {}}})
+                    text = self.dumps(c["arguments"])
+                    for piece in (text[j:j + 7] for j in range(0, len(text), 7)):
+                        event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                      "delta": {"type": "input_json_delta", "partial_json": piece}})
+                    event("content_block_stop", {"type": "content_block_stop", "index": i})
+                event("message_delta", {"type": "message_delta",
+                                        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                        "usage": {"output_tokens": len(calls)}})
+                event("message_stop", {"type": "message_stop"})
+                return self.finish_stream()
             event("content_block_start", {"type": "content_block_start", "index": 0,
                                           "content_block": {"type": "text", "text": ""}})
             event("ping", {"type": "ping"})

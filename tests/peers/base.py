@@ -25,6 +25,10 @@ COMMON_KNOBS = {
     "fault_after": 3,         # tokens written before a mid-stream fault
     "fail_times": None,       # the fault hits this many requests, then the peer heals
     "raw_stream": None,       # bytes (or a list of byte chunks) served verbatim as a streaming reply's body
+    # tool calling: [{"name": ..., "arguments": {...}}] asked for when the request offers tools and
+    # does not end with tool results; a request that ends with tool results is answered
+    # "Tool results: <each result>" (so a test sees that a result reached the final answer)
+    "tool_calls": None,
 }
 MID_STREAM_FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line")
 
@@ -52,12 +56,55 @@ def split_tokens(text):
     return re.findall(r"\s*\S+|\s+", text)
 
 
-def reply_tokens(knobs, json_mode=False):
-    """The tokens a generation reply streams for these knobs."""
+def reply_tokens(knobs, json_mode=False, schema=None):
+    """The tokens a generation reply streams for these knobs. With a JSON schema (constrained
+    output), a value that follows it, as a constrained model's answer would."""
     if knobs["text"] is not None:
         return split_tokens(knobs["text"])
+    if isinstance(schema, dict) and schema.get("properties"):  # "any object" keeps the default reply
+        return split_tokens(json.dumps(example_of(schema, schema)))
     words = [f"word{i}" if i == 0 else f" word{i}" for i in range(knobs["tokens"])]
     return ['{"answer": "', *words, '"}'] if json_mode else words
+
+
+def example_of(schema, root, depth=0):
+    """A small value that follows a JSON schema (objects, arrays, scalars, enums, anyOf, $ref)."""
+    if not isinstance(schema, dict) or depth > 6:
+        return None
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return example_of(target, root, depth + 1)
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return example_of(schema[key][0], root, depth + 1)
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object" or "properties" in schema:
+        return {name: example_of(sub, root, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
+    return {"array": lambda: [example_of(schema.get("items") or {}, root, depth + 1)], "string": lambda: "word0",
+            "integer": lambda: 7, "number": lambda: 0.5, "boolean": lambda: True}.get(kind, lambda: None)()
+
+
+def planned_calls(knobs, offered_tools, after_results):
+    """The tool calls to answer with (only tools the request offers: {name: parameters schema}),
+    or [] to answer with text. tool_calls="auto" calls the first offered tool with arguments that
+    follow its schema."""
+    if after_results or not offered_tools or not knobs["tool_calls"]:
+        return []
+    if knobs["tool_calls"] == "auto":
+        name, parameters = next(iter(offered_tools.items()))
+        return [{"name": name, "arguments": example_of(parameters or {}, parameters or {}) or {}}]
+    return [c for c in knobs["tool_calls"] if c["name"] in offered_tools]
+
+
+def results_reply(results):
+    return split_tokens("Tool results: " + " | ".join(results))
 
 
 def count_words(*texts):

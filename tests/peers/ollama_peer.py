@@ -9,7 +9,8 @@ import random
 import time
 import zlib
 
-from .base import COMMON_KNOBS, BaseHandler, Peer, count_words, reply_tokens, split_tokens
+from .base import (COMMON_KNOBS, BaseHandler, Peer, count_words, planned_calls, reply_tokens, results_reply,
+                   split_tokens)
 
 MODEL_ERROR = "an error was encountered while running the model"
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
@@ -284,10 +285,24 @@ class OllamaHandler(BaseHandler):
 
     def reply(self, body, name, prompt_count, chat):
         k = self.knobs
-        tokens = reply_tokens(k, json_mode=bool(body.get("format")))
+        tokens = reply_tokens(k, json_mode=bool(body.get("format")), schema=body.get("format"))
         if k["echo"]:  # answer with the prompt itself, so concurrent streams can be told apart
             asked = (body.get("messages") or [{}])[-1].get("content", "") if chat else body.get("prompt", "")
             tokens = split_tokens(f"echo: {asked}")
+        msgs = [m for m in body.get("messages") or [] if isinstance(m, dict)] if chat else []
+        after_results = bool(msgs) and msgs[-1].get("role") == "tool"
+        if after_results:   # the results since the last assistant turn
+            tail = []
+            for m in reversed(msgs):
+                if m.get("role") != "tool":
+                    break
+                tail.insert(0, str(m.get("content", "")))
+            tokens = results_reply(tail)
+        offered = {t["function"].get("name"): t["function"].get("parameters") for t in body.get("tools") or []
+                   if isinstance(t, dict) and isinstance(t.get("function"), dict)}
+        calls = planned_calls(k, offered, after_results)
+        if calls:   # a tool-calling turn: no text, one chunk with the calls (arguments as objects)
+            tokens = []
         limit = (body.get("options") or {}).get("num_predict")
         reason = "stop"
         if isinstance(limit, int) and 0 < limit < len(tokens):
@@ -324,6 +339,11 @@ class OllamaHandler(BaseHandler):
                 self.t_first = time.perf_counter_ns()
                 self.pause(k["token_delay"] * (len(tokens) - 1))
             whole = obj("".join(tokens), **final(len(tokens)))
+            if calls:
+                whole["message"]["tool_calls"] = [
+                    {"id": f"call_{self.peer._new_call_id()}",
+                     "function": {"index": i, "name": c["name"], "arguments": c["arguments"]}}
+                    for i, c in enumerate(calls)]
             if thinks:
                 whole["message"]["thinking"] = k["thinking"]
             return self.send_json(200, whole)
@@ -338,6 +358,12 @@ class OllamaHandler(BaseHandler):
                 self.pause(k["token_delay"])
                 line({"model": name, "created_at": rfc3339(),
                       "message": {"role": "assistant", "content": "", "thinking": piece}, "done": False})
+            if calls:
+                line({"model": name, "created_at": rfc3339(), "message": {
+                    "role": "assistant", "content": "", "tool_calls": [
+                        {"id": f"call_{self.peer._new_call_id()}",
+                         "function": {"index": i, "name": c["name"], "arguments": c["arguments"]}}
+                        for i, c in enumerate(calls)]}, "done": False})
             n, fault = self.token_loop(tokens, lambda t: line(obj(t)), skip_first_delay=slow)
             if fault == "error_mid_stream":   # status stays 200, no done line
                 line({"error": k["error_text"]})
@@ -452,6 +478,11 @@ class OllamaPeer(Peer):
     FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line", "http_500_html",
               "busy_503", "rate_limited_429", "hang", "slow_headers")
     Handler = OllamaHandler
+
+    def _new_call_id(self):
+        with self._lock:
+            self._calls_made = getattr(self, "_calls_made", 0) + 1
+            return f"{self._calls_made:08x}"
 
     def _clear(self):
         super()._clear()

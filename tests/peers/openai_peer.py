@@ -8,7 +8,8 @@ import struct
 import time
 
 from .anthropic_peer import HTML_500
-from .base import COMMON_KNOBS, BaseHandler, Peer, count_words, reply_tokens, split_tokens
+from .base import (COMMON_KNOBS, BaseHandler, Peer, count_words, planned_calls, reply_tokens, results_reply,
+                   split_tokens)
 from .ollama_peer import unit_vector
 
 DEFAULT_MODELS = ("gemma-3-270m", "qwen2.5-7b-instruct", "nomic-embed-text-v1.5")
@@ -151,8 +152,28 @@ class OpenAIHandler(BaseHandler):
         fmt = body.get("response_format")
         json_mode = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
         thoughts = split_tokens(k["reasoning"]) if k["reasoning"] is not None else []
-        tokens = reply_tokens(k, json_mode)
+        schema = (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
+        tokens = reply_tokens(k, json_mode, schema=schema if isinstance(schema, dict) else None)
         reason = "stop"
+        after_results = isinstance(msgs[-1], dict) and msgs[-1].get("role") == "tool"
+        if after_results:   # the results since the last assistant turn, each answering one of its calls
+            tail = []
+            for m in reversed(msgs):
+                if not isinstance(m, dict) or m.get("role") != "tool":
+                    asked = {c.get("id") for c in (m.get("tool_calls") or [])} if isinstance(m, dict) else set()
+                    break
+                tail.insert(0, m)
+            else:
+                asked = set()
+            if any(m.get("tool_call_id") not in asked for m in tail):
+                return self.send_json(400, oai_error("a 'tool' message must answer a tool_call_id of the "
+                                                     "assistant message before it"))
+            tokens = results_reply([str(m.get("content", "")) for m in tail])
+        offered = {t["function"].get("name"): t["function"].get("parameters") for t in body.get("tools") or []
+                   if isinstance(t, dict) and isinstance(t.get("function"), dict)}
+        calls = [dict(c, id=f"call_{self.peer._new_id()[-24:]}") for c in planned_calls(k, offered, after_results)]
+        if calls:
+            thoughts, tokens, reason = [], [], "tool_calls"
         limit = int_field(body, "max_completion_tokens", "max_tokens")
         if limit is not None and 0 < limit < len(thoughts) + len(tokens):   # reasoning counts
             thoughts, tokens = thoughts[:limit], tokens[:max(0, limit - len(thoughts))]
@@ -172,6 +193,10 @@ class OpenAIHandler(BaseHandler):
                 self.t_first = time.perf_counter_ns()
                 self.pause(k["token_delay"] * (n - 1))
             message = {"role": "assistant", "content": "".join(tokens)}
+            if calls:
+                message = {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": c["id"], "type": "function",
+                     "function": {"name": c["name"], "arguments": self.dumps(c["arguments"])}} for c in calls]}
             if k["reasoning"] is not None:
                 message["reasoning_content"] = "".join(thoughts)
             return self.send_json(200, {
@@ -195,6 +220,12 @@ class OpenAIHandler(BaseHandler):
             self.start_stream("text/event-stream", [("Cache-Control", "no-cache")])
             send = lambda obj: self.write_chunk(f"data: {self.dumps(obj)}\n\n")
             send(chunk({"role": "assistant", "content": None}))
+            for i, c in enumerate(calls):   # the first piece names the call; its arguments follow in pieces
+                send(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
+                                            "function": {"name": c["name"], "arguments": ""}}]}))
+                text = self.dumps(c["arguments"])
+                for j in range(0, len(text), 7):
+                    send(chunk({"tool_calls": [{"index": i, "function": {"arguments": text[j:j + 7]}}]}))
             t_first = None
             for i, t in enumerate(thoughts):   # reasoning first; faults count content tokens
                 self.pause(k["token_delay"] if i else 0 if slow else k["first_token_delay"])
