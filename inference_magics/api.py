@@ -63,6 +63,13 @@ class Result:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def code(self) -> str | None:
+        """The answer's code: its first fenced block, or all of it when the answer is only code (issue 16)."""
+        from .code_blocks import extract_code
+
+        return extract_code(self.text)
+
     def __repr__(self) -> str:
         state = "interrupted" if self.interrupted else "error" if self.error else self.stop_reason
         preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
@@ -127,7 +134,7 @@ class Stream:
 
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
                  format=None, stream=True, messages=None, task=None, keep_local=None, cache=None,
-                 stable_prefix_chars=0, sample=1):
+                 stable_prefix_chars=0, sample=1, images=None):
         self._started = time.perf_counter()
         self._trace_parent = telemetry.parent()  # a map row's or an experiment run's span, if tracing
 
@@ -142,6 +149,9 @@ class Stream:
         messages = [{**m, "content": wire_safe(m["content"])}
                     if isinstance(m, dict) and isinstance(m.get("content"), str) else m for m in messages or ()]
         self._prompt = prompt
+        from .attachments import load_all  # images/PDFs follow the text: judged and routed by it (issue 16)
+
+        self._attachments = load_all(images)
         history = tuple(messages)
         self._history = history
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
@@ -210,7 +220,8 @@ class Stream:
         from . import response_cache
 
         return response_cache.request_key(self.route.backend, self.route.model, self._turns,
-                                          self._options["system"], self._options, sample=self._sample)
+                                          self._options["system"], self._options, sample=self._sample,
+                                          attachments=[a.sha256 for a in self._attachments])
 
     def _cached(self) -> dict | None:
         """The response cache's answer to this request, if the mode allows one; replay never asks a model."""
@@ -245,8 +256,12 @@ class Stream:
                 # the one policy, at the moment of sending: system, history and prompt, to this backend and model
                 policy.check(self._text_for_routing, self.route.backend, self.route.model, self._settings)
                 backend = get_backend(self.route.backend, self._settings)
+                if self._attachments:  # a model that cannot see them is one line naming one that can
+                    from . import vision
+
+                    vision.check(self.route.backend, self.route.model, self._attachments, self._settings)
                 request = Request(model=self.route.model, messages=self._turns, **self._options,
-                                  stable_prefix_chars=self._stable_prefix_chars)
+                                  stable_prefix_chars=self._stable_prefix_chars, attachments=self._attachments)
                 result.messages_sha256 = _messages_digest(request)
                 try:
                     for event in _checked(backend.stream(request), self.route.backend):
@@ -389,6 +404,8 @@ class Stream:
 def _messages_digest(request: Request) -> str:
     """SHA-256 of the exact system prompt and messages a backend was given (provenance)."""
     sent = {"system": request.system, "messages": [dict(m) for m in request.messages]}
+    if request.attachments:  # the bytes sent, by their digests
+        sent["attachments"] = [a.sha256 for a in request.attachments]
     return hashlib.sha256(json.dumps(sent, sort_keys=True, ensure_ascii=False, default=str)
                           .encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -418,11 +435,14 @@ def stream(prompt: str, **options) -> Stream:
 
 
 def infer(prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None, format=None,
-          stream=True, messages=None, task=None, keep_local=None, cache=None, stable_prefix_chars=0) -> Result:
+          stream=True, messages=None, task=None, keep_local=None, cache=None, stable_prefix_chars=0,
+          images=None) -> Result:
     """Ask a model and return the whole Result (str(result) is the text). `cache`: None follows
-    INFERENCE_CACHE; True uses the response cache (replay stays replay), False skips it."""
+    INFERENCE_CACHE; True uses the response cache (replay stays replay), False skips it. `images`:
+    paths, PNG/JPEG bytes, PIL images, matplotlib Figures or PDFs, sent with the prompt (a
+    private prompt's attachments stay on this machine with it)."""
     running = Stream(prompt, model=model, backend=backend, system=system, temperature=temperature,
                      max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task,
-                     keep_local=keep_local, cache=cache, stable_prefix_chars=stable_prefix_chars)
+                     keep_local=keep_local, cache=cache, stable_prefix_chars=stable_prefix_chars, images=images)
     return running.each(lambda text: None)
 

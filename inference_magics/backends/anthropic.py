@@ -128,7 +128,7 @@ class AnthropicBackend:
             raise ConfigError(f"Claude accepts --temperature from 0 to 1, not {request.temperature:g}.")
         client = self._sdk()
         call = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
-                    messages=list(request.messages))
+                    messages=_with_attachments(request))
         system = request.system
         if request.format == "json":  # Claude has no JSON mode for free text: instruct, then validate
             system = f"{system}\n\n{JSON_INSTRUCTION}" if system else JSON_INSTRUCTION
@@ -211,7 +211,7 @@ class AnthropicBackend:
     def count_tokens(self, request: Request) -> int:
         """Input tokens of this request, from the API's token counter (POST /v1/messages/count_tokens; no generation)."""
         client = self._sdk()
-        call = dict(model=request.model, messages=list(request.messages))
+        call = dict(model=request.model, messages=_with_attachments(request))
         if request.system:
             call["system"] = request.system
         try:
@@ -349,6 +349,21 @@ def _mark_cacheable(call: dict, stable_prefix_chars: int) -> None:
         text = last["content"]
         messages[-1] = {**last, "content": [marked(text[:stable_prefix_chars]),
                                             {"type": "text", "text": text[stable_prefix_chars:]}]}
+
+def _with_attachments(request: Request) -> list[dict]:
+    """The messages, with the attachments as base64 blocks before the last user turn's text:
+    images as `image` blocks, PDFs as `document` blocks (issue 16)."""
+    messages = list(request.messages)
+    if not request.attachments:
+        return messages
+    blocks = [{"type": "image" if a.is_image else "document",
+               "source": {"type": "base64", "media_type": a.mime, "data": a.b64()}} for a in request.attachments]
+    last = messages[-1]
+    text = last.get("content")
+    messages[-1] = {**last, "content": blocks + ([{"type": "text", "text": text}] if isinstance(text, str) and text
+                                                 else list(text or []))}
+    return messages
+
 
 def _checked_text(text) -> str:
     if not isinstance(text, str):

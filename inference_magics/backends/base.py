@@ -17,6 +17,8 @@ class Request:
     # the first N characters of the last user message repeat across requests (a --map template's
     # fixed part): a backend with prompt caching may mark that prefix as cacheable
     stable_prefix_chars: int = 0
+    # images and PDFs for the last user message (attachments.Attachment); each backend encodes them
+    attachments: tuple = ()
 
 
 @dataclass(frozen=True)
