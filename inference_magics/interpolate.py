@@ -72,6 +72,8 @@ def wire_safe(text: str) -> str:
 def _rendered(render, path: str, value) -> str:
     try:
         return render(path, value)
+    except ConfigError:
+        raise
     except Exception as exc:  # a user object's len/str/indexing may raise anything
         raise ConfigError(f"could not put {{{path}}} into the prompt: rendering it raised "
                           f"{type(exc).__name__}: {_one_line(exc)} — pass a plain value.") from None

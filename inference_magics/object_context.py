@@ -40,7 +40,14 @@ class Renderer:
             return self._string(path, value)
         if isinstance(value, (list, tuple, set, frozenset, dict)):
             return self._collection(path, value)
-        return self._string(path, str(value))
+        try:
+            text = str(value)
+        except Exception as exc:  # a user object's __str__ may raise anything: said as interpolate says it
+            from .errors import ConfigError
+
+            raise ConfigError(f"could not put {{{path}}} into the prompt: str() of it raised {type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:200]} — pass a string instead.") from None
+        return self._string(path, text)
 
     # --- the kinds ----------------------------------------------------------------------------
     def _string(self, path: str, text: str) -> str:
