@@ -16,6 +16,7 @@ CHARS_PER_TOKEN = 4
 CELL_CHARS = 40      # a table cell longer than this is cut (a long text column must not eat the budget)
 MAX_COLUMNS = 20     # columns shown in a table; the rest are named in the columns line only
 MAX_LISTED_COLUMNS = 200
+SHOW_ALL_UP_TO = 50  # rows (or values) a frame or series may have to be shown whole when it fits
 
 
 @dataclass
@@ -128,7 +129,10 @@ class Renderer:
     def _fit(self, draw, total: int, room: int | None = None) -> tuple[str, int]:
         """The largest preview (5, 3, 2, 1 rows at each end) that fits the room, and how many rows it shows."""
         room = self.budget_chars if room is None else room
-        for each_end in (5, 3, 2, 1):
+        whole = (total + 1) // 2 if total <= 2 * SHOW_ALL_UP_TO else None  # a small one whole, when it fits
+        for each_end in (whole, 5, 3, 2, 1):
+            if each_end is None:
+                continue
             text = draw(each_end)
             shown = min(total, 2 * each_end)
             if len(text) <= room:
