@@ -204,6 +204,11 @@ class InferenceMagics(BaseMagics):
             from . import notebook_context
 
             return notebook_context.reset(args)
+        context_flags = [flag for flag, used in (("--image", args.image), ("--figure", args.figure), ("--fix", args.fix),
+                                                 ("--insert", args.insert), ("--continue", args.continue_),
+                                                 ("--thread", args.thread)) if used]
+        if context_flags and (args.workflow or args.map):  # issue 16: one cell, one kind of request
+            raise UsageError(f"{context_flags[0]} goes with a plain prompt, not with --{'workflow' if args.workflow else 'map'}.")
         if args.model is not None and not args.model.strip():
             raise UsageError("the model name is empty — name a model (see %models) or leave --model out.")
         if args.workflow:

@@ -113,6 +113,6 @@ def list_threads(name: str | None) -> None:
     if not turns:
         print(f"thread {name!r} is empty.")
     for number, turn in enumerate(turns, 1):
-        text = _CONTROL.sub("", turn["content"])
+        text = _CONTROL.sub("", turn["content"]).strip()
         preview = text if len(text) <= 300 else text[:299] + "…"
         print(f"[{number}] {turn['role']}: {preview}")
