@@ -35,6 +35,22 @@ def load_ipython_extension(ipython) -> None:
 
     ipython.register_magics(InferenceMagics)
     ipython.register_magics(DataMagics)
+    _remember_errors(ipython)
+
+
+def _remember_errors(ipython) -> None:
+    """issue 16: keep each failed cell's error for %infer --fix (ours and interrupts never replace it)."""
+    def remember(result) -> None:
+        from .last_error import remember_run
+
+        remember_run(result, getattr(getattr(ipython, "compile", None), "_filename_map", None))
+
+    try:
+        ipython.events.unregister("post_run_cell", getattr(ipython, "_inference_magics_errors"))
+    except (AttributeError, ValueError):
+        pass
+    ipython._inference_magics_errors = remember
+    ipython.events.register("post_run_cell", remember)
 
 
 def unload_ipython_extension(ipython) -> None:

@@ -66,6 +66,13 @@ class Result:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def code(self) -> str | None:
+        """The answer's code: its first fenced block, or all of it when the answer is only code (issue 16)."""
+        from .code_blocks import extract_code
+
+        return extract_code(self.text)
+
     def __repr__(self) -> str:
         state = "interrupted" if self.interrupted else "error" if self.error else self.stop_reason
         preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
@@ -126,7 +133,7 @@ class Stream:
 
     def __init__(self, prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None,
                  format=None, stream=True, messages=None, task=None, keep_local=None, cache=None,
-                 stable_prefix_chars=0, sample=1, schema=None, tools=None):
+                 stable_prefix_chars=0, sample=1, schema=None, tools=None, images=None):
         self._started = time.perf_counter()
         self._trace_parent = telemetry.parent()  # a map row's or an experiment run's span, if tracing
 
@@ -141,6 +148,9 @@ class Stream:
         messages = [{**m, "content": wire_safe(m["content"])}
                     if isinstance(m, dict) and isinstance(m.get("content"), str) else m for m in messages or ()]
         self._prompt = prompt
+        from .attachments import load_all  # images/PDFs follow the text: judged and routed by it (issue 16)
+
+        self._attachments = load_all(images)
         history = tuple(messages)
         self._history = history
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
@@ -212,7 +222,8 @@ class Stream:
 
         return response_cache.request_key(self.route.backend, self.route.model, self._turns,
                                           self._options["system"], self._options, sample=self._sample,
-                                          schema=self._typed["schema"], tools=list(self._typed["tools"]) or None)
+                                          schema=self._typed["schema"], tools=list(self._typed["tools"]) or None,
+                                          attachments=[a.sha256 for a in self._attachments])
 
     def _cached(self) -> dict | None:
         """The response cache's answer to this request, if the mode allows one; replay never asks a model."""
@@ -247,8 +258,13 @@ class Stream:
                 # the one policy, at the moment of sending: system, history and prompt, to this backend and model
                 policy.check(self._text_for_routing, self.route.backend, self.route.model, self._settings)
                 backend = get_backend(self.route.backend, self._settings)
+                if self._attachments:  # a model that cannot see them is one line naming one that can
+                    from . import vision
+
+                    vision.check(self.route.backend, self.route.model, self._attachments, self._settings)
                 request = Request(model=self.route.model, messages=self._turns, **self._options,
-                                  stable_prefix_chars=self._stable_prefix_chars, **self._typed)
+                                  stable_prefix_chars=self._stable_prefix_chars, attachments=self._attachments,
+                                  **self._typed)
                 result.messages_sha256 = _messages_digest(request)
                 try:
                     for event in _checked(backend.stream(request), self.route.backend):
@@ -390,6 +406,8 @@ class Stream:
 def _messages_digest(request: Request) -> str:
     """SHA-256 of the exact system prompt and messages a backend was given (provenance)."""
     sent = {"system": request.system, "messages": [dict(m) for m in request.messages]}
+    if request.attachments:  # the bytes sent, by their digests
+        sent["attachments"] = [a.sha256 for a in request.attachments]
     return hashlib.sha256(json.dumps(sent, sort_keys=True, ensure_ascii=False, default=str)
                           .encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -420,16 +438,19 @@ def stream(prompt: str, **options) -> Stream:
 
 def infer(prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None, format=None,
           stream=True, messages=None, task=None, keep_local=None, cache=None, stable_prefix_chars=0,
-          schema=None, tools=None, max_steps=None, confirm=None) -> Result:
+          schema=None, tools=None, max_steps=None, confirm=None, images=None) -> Result:
     """Ask a model and return the whole Result (str(result) is the text). `cache`: None follows
     INFERENCE_CACHE; True uses the response cache (replay stays replay), False skips it.
     `schema`: a pydantic model, dataclass, TypedDict or JSON-schema dict; `.parsed` is then a
-    validated instance (typed_answers.py). `tools`: functions the model may call (tools.py)."""
+    validated instance (typed_answers.py). `tools`: functions the model may call (tools.py).
+    `images`: paths, PNG/JPEG bytes, PIL images, matplotlib Figures or PDFs, sent with the prompt
+    (a private prompt's attachments stay on this machine with it)."""
     if schema is not None or tools:  # typed answers and tool calling: their own modules, run over Stream
         from . import typed_answers, tools as tool_loop
 
         options = dict(model=model, backend=backend, system=system, temperature=temperature, max_tokens=max_tokens,
-                       format=format, stream=stream, messages=messages, task=task, keep_local=keep_local, cache=cache)
+                       format=format, stream=stream, messages=messages, task=task, keep_local=keep_local, cache=cache,
+                       images=images)
         if tools:
             if schema is not None:
                 raise ConfigError("schema= and tools= together are not supported yet — ask with tools first, then "
@@ -440,6 +461,6 @@ def infer(prompt: str, *, model=None, backend=None, system=None, temperature=Non
         return running.each(lambda text: None)
     running = Stream(prompt, model=model, backend=backend, system=system, temperature=temperature,
                      max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task,
-                     keep_local=keep_local, cache=cache, stable_prefix_chars=stable_prefix_chars)
+                     keep_local=keep_local, cache=cache, stable_prefix_chars=stable_prefix_chars, images=images)
     return running.each(lambda text: None)
 

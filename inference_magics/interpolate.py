@@ -69,17 +69,31 @@ def wire_safe(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def _rendered(render, path: str, value) -> str:
+    try:
+        return render(path, value)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a user object's len/str/indexing may raise anything
+        raise ConfigError(f"could not put {{{path}}} into the prompt: rendering it raised "
+                          f"{type(exc).__name__}: {_one_line(exc)} — pass a plain value.") from None
+
+
 def unresolved(template: str, namespace: dict) -> list[str]:
     """The `{path}` fields of `template` that this namespace leaves as written."""
     return [path for escaped, path in _FIELD.findall(template) if path and _lookup(path, namespace) is _MISSING]
 
 
-def interpolate(template: str, namespace: dict) -> str:
+def interpolate(template: str, namespace: dict, render=None) -> str:
+    """`render(path, value) -> str`, when given, turns an object into text for a model
+    (object_context.Renderer.render: DataFrames, arrays, long lists within a budget) instead of str()."""
     def field(match: re.Match) -> str:
         escaped, path = match.groups()
         if escaped is not None:
             return "{" + escaped + "}"
         value = _lookup(path, namespace)
-        return match.group(0) if value is _MISSING else _as_text(path, value)
+        if value is _MISSING:
+            return match.group(0)
+        return _as_text(path, value if render is None else _rendered(render, path, value))
 
     return _FIELD.sub(field, template)

@@ -137,6 +137,7 @@ class InferenceMagics(BaseMagics):
     confirm_usd = _config_trait("confirm_usd")
     budget_usd = _config_trait("budget_usd")
     daily_budget_usd = _config_trait("daily_budget_usd")
+    context_tokens = _config_trait("context_tokens")
 
     @validate(*CONFIGURABLE)
     def _store_override(self, proposal):
@@ -161,7 +162,7 @@ class InferenceMagics(BaseMagics):
     @argument("--explain", action="store_true", help="show where the prompt would go and why; call no model")
     @argument("-w", "--workflow", choices=["review", "summarize"],
               help="review: a structured code review (kept local by default); summarize: map-reduce summary")
-    @argument("--file", help="with --workflow: read the code or text from this file")
+    @argument("--file", help="with --workflow: read the code or text from this file; otherwise an image or PDF to send")
     @argument("--var", help="with --workflow: take the code or text from this variable")
     @argument("--length", choices=["short", "medium", "long"], default="medium", help="with --workflow summarize")
     @argument("--map", metavar="VAR", help="run the cell (a template with {row}, {row.col}, {index}) once per item of "
@@ -178,6 +179,19 @@ class InferenceMagics(BaseMagics):
     @argument("--max-steps", type=int, help="with --tools: model requests at most (default 5)")
     @argument("--confirm", action="store_true", help="with --tools: ask before each call")
     # --- end typed answers and tools ---
+    # --- issue 16: the notebook as context (notebook_context.py) ---
+    @argument("--image", action="append", metavar="X",
+              help="send an image (repeatable): a file path, or a variable holding a matplotlib Figure, PIL image or "
+                   "PNG/JPEG bytes")
+    @argument("--figure", action="store_true", help="send matplotlib's current figure")
+    @argument("--fix", action="store_true",
+              help="explain the last error of this kernel and offer a corrected cell below (never run)")
+    @argument("--insert", action="store_true", help="offer the answer's code as a new cell below (never run)")
+    @argument("-c", "--continue", dest="continue_", action="store_true",
+              help="continue the previous %%%%infer conversation, sending its earlier turns")
+    @argument("--thread", metavar="NAME", help="continue (or start) the named conversation")
+    @argument("--reset", action="store_true", help="clear the conversation (--thread NAME, or the default one)")
+    # --- end issue 16 ---
     @no_var_expand
     @line_cell_magic
     def infer(self, line, cell=None):
@@ -193,6 +207,15 @@ class InferenceMagics(BaseMagics):
         """
         args = self._parse(line, line_form=cell is None)
         self._check_out(args.out)
+        if args.reset:  # issue 16: --reset clears a conversation and asks nothing
+            from . import notebook_context
+
+            return notebook_context.reset(args)
+        context_flags = [flag for flag, used in (("--image", args.image), ("--figure", args.figure), ("--fix", args.fix),
+                                                 ("--insert", args.insert), ("--continue", args.continue_),
+                                                 ("--thread", args.thread)) if used]
+        if context_flags and (args.workflow or args.map):  # issue 16: one cell, one kind of request
+            raise UsageError(f"{context_flags[0]} goes with a plain prompt, not with --{'workflow' if args.workflow else 'map'}.")
         if args.model is not None and not args.model.strip():
             raise UsageError("the model name is empty — name a model (see %models) or leave --model out.")
         if args.workflow:
@@ -201,8 +224,8 @@ class InferenceMagics(BaseMagics):
             return self._map(args, cell)
         if args.format not in (None, "json"):
             raise UsageError(f"--format {args.format} shapes a summary — use it with --workflow summarize.")
-        if args.file or args.var:
-            raise UsageError("--file and --var go with --workflow review or summarize; for a prompt, use {name}.")
+        if args.var:
+            raise UsageError("--var goes with --workflow review or summarize; for a prompt, use {name}.")
         if cell is None:
             prompt, model = " ".join(args.words), args.model
         else:
@@ -210,16 +233,27 @@ class InferenceMagics(BaseMagics):
                 raise UsageError(f"%%infer takes at most one MODEL before the options, got {' '.join(args.words)!r} "
                                  "— put the prompt in the cell body.")
             prompt, model = cell, args.model or (args.words[0] if args.words else None)
+        # --- issue 16: {var} rendered for a model; --fix, attachments, threads (notebook_context.py) ---
+        from . import notebook_context as context
+
+        question = context.render_prompt(prompt, self.shell.user_ns) if prompt.strip() else prompt
+        # with --fix the failing cell's source is not interpolated: only the user's question is
+        prompt = context.fix_prompt(question) if args.fix else question
         if not prompt.strip():
             where = "in the cell body below %%infer" if cell is not None else "after %infer"
             raise UsageError(f"the prompt is empty — write it {where}.")
-        prompt = interpolate(prompt, self.shell.user_ns)
+        images = context.attachments(args, self.shell.user_ns)
+        thread = context.thread_name(args)
         choice = dict(model=model, backend=args.backend, system=args.system)
+        if args.fix:
+            choice.update(task="code")
+        # --- end issue 16 ---
         if (args.schema or args.tools) and not args.explain:  # typed answers and tools: tool_view.py
             from .tool_view import typed_or_tools
 
             running = typed_or_tools(args, prompt, self.shell.user_ns, choice, stream=not args.no_stream,
-                                     temperature=args.temperature, max_tokens=args.max_tokens, cache=args.cache)
+                                     temperature=args.temperature, max_tokens=args.max_tokens, cache=args.cache,
+                                     images=images)
             return self._show(running, args.out)
 
         if args.explain:
@@ -234,10 +268,30 @@ class InferenceMagics(BaseMagics):
                                  f"{chosen.backend} · {chosen.model} — {chosen.reason}\nestimate: {found.line()}"))
             return None
 
+        # --- issue 16: a thread's earlier turns go along; the answer's code may become a new cell ---
+        history = context.thread_messages(thread, prompt, api.route(prompt, **choice).backend) if thread else None
         running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,
-                             format=args.format, stream=not args.no_stream, cache=args.cache)
-        return self._show(running, args.out)
+                             format=args.format, stream=not args.no_stream, cache=args.cache, images=images,
+                             messages=history, keep_local=context.FIX_KEEP_LOCAL if args.fix else None)
+        self._show(running, args.out)
+        context.keep_exchange(thread, prompt, running.result)
+        if args.insert or args.fix:
+            context.offer_code(self.shell, running.result)
+        return None
+        # --- end issue 16 ---
 
+    # --- issue 16: conversations across cells ---
+    @magic_arguments()
+    @argument("name", nargs="?", help="a thread's name: list its turns (default: list every thread)")
+    @line_magic
+    def infer_thread(self, line):
+        """The %%infer conversations of this kernel (--continue, --thread NAME); clear one with
+        %infer --thread NAME --reset."""
+        from . import notebook_context
+
+        notebook_context.list_threads(parse(self.infer_thread, line).name)
+
+    # --- end issue 16 ---
     def _workflow(self, args, cell):
         from . import workflows
 

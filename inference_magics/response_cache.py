@@ -49,7 +49,7 @@ def mode(settings, cache: bool | str | None = None) -> str:
 
 
 def request_key(backend: str, model: str, messages, system: str | None, options: dict, *, schema=None,
-                tools=None, sample: int = 1) -> str:
+                tools=None, sample: int = 1, attachments=()) -> str:
     """The hex SHA-256 naming one request. schema and tools are part of it (None until the API has
     them); a repeated sample (2, 3, ...) of the same request has its own key."""
     described = {"backend": backend, "model": model, "messages": [dict(m) for m in messages], "system": system,
@@ -57,6 +57,8 @@ def request_key(backend: str, model: str, messages, system: str | None, options:
                  "schema": schema, "tools": tools}
     if sample != 1:
         described["sample"] = sample
+    if attachments:  # images/PDFs by their SHA-256 (issue 16); absent, the key is unchanged
+        described["attachments"] = list(attachments)
     text = json.dumps(described, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -251,6 +251,9 @@ VARS: tuple[Var, ...] = (
         "Most estimated spend per kernel (USD); a call that would pass it is refused. Unset: no cap."),
     Var("daily_budget_usd", ("INFERENCE_DAILY_BUDGET_USD",), None, _optional_usd,
         "Most spend per day (UTC), counted from the history (USD); a call that would pass it is refused. Unset: no cap."),
+    Var("context_tokens", ("INFERENCE_CONTEXT_TOKENS",), 2000, _positive_int,
+        "Tokens (about 4 characters each) one {var} of %%infer may take: a DataFrame, array, long list, dict or "
+        "string is shortened to fit, and says what was left out."),
 )
 _BY_FIELD = {var.field: var for var in VARS}
 
@@ -292,6 +295,7 @@ class Settings:
     confirm_usd: float = 1.0
     budget_usd: float | None = None
     daily_budget_usd: float | None = None
+    context_tokens: int = 2000
 
     @property
     def has_anthropic_key(self) -> bool:

@@ -223,8 +223,10 @@ class ToolLoop:
                                            model=self.route.model, tools=self._specs, **options)
                 self._running.record_extra = {"tool_calls": [run.record() for run in self.runs]}
         except (InferenceError, InferenceInterrupted) as exc:
-            exc.result = self._merged(exc.result if exc.result is not None else self._running.result)
-            raise
+            merged = self._merged(exc.result if exc.result is not None else self._running.result)
+            if isinstance(exc, InferenceInterrupted):
+                raise InferenceInterrupted(merged) from None
+            raise exc.with_result(merged) from None
         except KeyboardInterrupt:  # in a tool or at a confirmation: what was said so far is kept
             self.close()
             final = self._merged(self._running.result)
@@ -271,9 +273,9 @@ class ToolLoop:
                 policy.check(run.error or run.result or "", self.route.backend, self.route.model, current,
                              what=f"the result of tool {run.name}")
             except PrivacyError as exc:
-                exc.result = self._merged(self._steps[-1])
-                exc.result.error = exc.message
-                raise
+                merged = self._merged(self._steps[-1])
+                merged.error = exc.message
+                raise exc.with_result(merged) from None
 
     def _merged(self, last):
         """The last request's Result, holding everything the cell showed and every call."""

@@ -123,7 +123,7 @@ class AnthropicBackend:
             raise ConfigError(f"Claude accepts --temperature from 0 to 1, not {request.temperature:g}.")
         client = self._sdk()
         call = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
-                    messages=_wire_messages(request.messages))
+                    messages=_wire_messages(_with_attachments(request)))
         if request.schema:  # the Messages API's structured output: the answer follows the schema
             call["output_config"] = {"format": {"type": "json_schema", "schema": _closed(request.schema)}}
         if request.tools:
@@ -213,7 +213,7 @@ class AnthropicBackend:
     def count_tokens(self, request: Request) -> int:
         """Input tokens of this request, from the API's token counter (POST /v1/messages/count_tokens; no generation)."""
         client = self._sdk()
-        call = dict(model=request.model, messages=list(request.messages))
+        call = dict(model=request.model, messages=_wire_messages(_with_attachments(request)))
         if request.system:
             call["system"] = request.system
         try:
@@ -393,6 +393,22 @@ def _closed(schema):
     if closed.get("type") == "object" and "additionalProperties" not in closed:
         closed["additionalProperties"] = False
     return closed
+
+
+def _with_attachments(request: Request) -> list[dict]:
+    """The messages, with the attachments as base64 blocks before the last user turn's text:
+    images as `image` blocks, PDFs as `document` blocks (issue 16)."""
+    messages = list(request.messages)
+    if not request.attachments:
+        return messages
+    blocks = [{"type": "image" if a.is_image else "document",
+               "source": {"type": "base64", "media_type": a.mime, "data": a.b64()}} for a in request.attachments]
+    at = request.last_user_turn()
+    last = messages[at]
+    text = last.get("content")
+    messages[at] = {**last, "content": blocks + ([{"type": "text", "text": text}] if isinstance(text, str) and text
+                                                 else list(text or []))}
+    return messages
 
 
 def _checked_text(text) -> str:

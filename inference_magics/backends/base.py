@@ -24,6 +24,12 @@ class Request:
     # answers one; each backend encodes them in its own protocol.
     schema: dict | None = None
     tools: tuple[dict, ...] = ()
+    # images and PDFs for the last user message (attachments.Attachment); each backend encodes them
+    attachments: tuple = ()
+
+    def last_user_turn(self) -> int:
+        """Where attachments go: the last user message (a tool loop's later turns answer tool calls)."""
+        return max((i for i, m in enumerate(self.messages) if m.get("role") == "user"), default=len(self.messages) - 1)
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,10 @@ class CountsTokens(Protocol):  # capability "count_tokens"
     def count_tokens(self, request: Request) -> int: ...
 
 
+class DescribesModels(Protocol):  # capability "describe": what a model can do, as its server says
+    def capabilities(self, model: str) -> list[str] | None: ...  # None: the server does not say
+
+
 class MessageBatches(Protocol):  # capability "batch": half price, results within 24 hours
     def submit_batch(self, requests: dict[str, Request]) -> str: ...
 
@@ -148,4 +158,5 @@ class MessageBatches(Protocol):  # capability "batch": half price, results withi
 
 
 #: the methods each optional capability promises (vision, tools and schema travel in the Request)
-METHODS = {"embed": Embeds, "resolve": ResolvesNames, "count_tokens": CountsTokens, "batch": MessageBatches}
+METHODS = {"embed": Embeds, "resolve": ResolvesNames, "count_tokens": CountsTokens, "batch": MessageBatches,
+           "describe": DescribesModels}

@@ -36,6 +36,9 @@ class OllamaBackend:
         if request.max_tokens is not None:
             options["num_predict"] = request.max_tokens
         messages = [_wire_message(m) for m in request.messages]
+        if request.attachments:  # images ride on the last user message as base64 (`images`, issue 16)
+            at = request.last_user_turn()
+            messages[at] = {**messages[at], "images": [a.b64() for a in request.attachments]}
         if request.system:
             messages.insert(0, {"role": "system", "content": request.system})
         call = dict(model=request.model, messages=messages, options=options or None,
@@ -166,6 +169,19 @@ class OllamaBackend:
                 quantization=details.quantization_level if details else None,
                 modified_at=m.modified_at.isoformat() if m.modified_at else None))
         return models
+
+    def capabilities(self, model: str) -> list[str] | None:
+        """What /api/show says this model can do (completion, vision, tools, ...); None when the
+        server does not say (before v0.6.4). Read once per model (issue 16: vision)."""
+        cache = self.__dict__.setdefault("_capabilities", {})
+        if model not in cache:
+            try:
+                shown = self._client.show(model)
+            except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError,
+                    ValidationError) as exc:
+                raise self._translate(exc, model) from None
+            cache[model] = list(shown.capabilities) if getattr(shown, "capabilities", None) is not None else None
+        return cache[model]
 
     def health(self) -> Health:
         start = time.perf_counter()

@@ -44,6 +44,10 @@ class OpenAIWire:
     # --- chat ---------------------------------------------------------------------------------
     def stream(self, request: Request, model: str, extra_body: dict | None = None) -> Iterator[Event]:
         messages = [_wire_message(m) for m in request.messages]
+        if request.attachments:  # content parts: the text, then each image as a data URL (issue 16)
+            at = request.last_user_turn()
+            messages[at] = {**messages[at], "content": [{"type": "text", "text": messages[at]["content"]}] + [
+                {"type": "image_url", "image_url": {"url": a.data_url()}} for a in request.attachments]}
         if request.system:
             messages.insert(0, {"role": "system", "content": request.system})
         body = {"model": model, "messages": messages, "stream": request.stream}

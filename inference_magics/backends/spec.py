@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 from urllib.parse import urlsplit
 
-CAPABILITIES = ("chat", "embed", "list", "batch", "count_tokens", "resolve", "vision", "tools", "schema")
+CAPABILITIES = ("chat", "embed", "list", "batch", "count_tokens", "resolve", "describe", "vision", "documents",
+                "tools", "schema")  # describe: the server says what a model can do; documents: PDFs
 FIRST_LISTED = "default"  # a default model meaning "the first model the server lists"
 FAMILIES = ("sonnet", "opus", "haiku")  # Claude names that `resolve` turns into the newest dated id
 
@@ -128,7 +129,7 @@ OLLAMA = BackendSpec(
     models={"general": "ollama_default_model", "chat": "ollama_chat_model", "code": "ollama_code_model",
             "embed": "ollama_embed_model"},
     context_tokens=4_096,  # Ollama's default num_ctx
-    capabilities=frozenset({"chat", "embed", "list", "vision", "tools", "schema"}),
+    capabilities=frozenset({"chat", "embed", "list", "describe", "vision", "tools", "schema"}),
     locality="loopback", url_setting="ollama_base_url", cloud_models=True, claims_the_rest=True, fallback_rank=0,
     default_tag=":latest", provider="ollama")
 ANTHROPIC = BackendSpec(
@@ -136,7 +137,8 @@ ANTHROPIC = BackendSpec(
     settings=("anthropic_api_key", "anthropic_base_url", "anthropic_timeout", "anthropic_max_retries",
               "max_retry_wait_s"),
     models={"general": "anthropic_default_model"}, context_tokens=200_000, concurrency=8,
-    capabilities=frozenset({"chat", "list", "batch", "count_tokens", "resolve", "vision", "tools", "schema"}),
+    capabilities=frozenset({"chat", "list", "batch", "count_tokens", "resolve", "vision", "documents", "tools",
+                            "schema"}),
     claims=lambda model: model in FAMILIES or model.startswith("claude"), fallback_rank=1,
     routed_for=("complex",), key_setting="anthropic_api_key", canonical_models=True, aliases=FAMILIES, priced=True,
     provider="anthropic")

@@ -1,6 +1,7 @@
 """A deterministic Anthropic Messages API server for tests; wire facts per Part A of
 /work/shared/reference/anthropic-and-jupyter.md (named SSE events, error envelopes, pagination),
 plus the Message Batches API (types in the SDK's anthropic/types/messages/message_batch*.py)."""
+import base64
 import hashlib
 import itertools
 import re
@@ -85,6 +86,9 @@ def validate(body, need_max_tokens):
                     '`system` parameter, not "system" as an input message role.')
         if role not in ("user", "assistant"):
             return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        for j, block in enumerate(m.get("content") if isinstance(m.get("content"), list) else ()):
+            if problem := media_problem(block, f"messages.{i}.content.{j}"):
+                return problem
     if "system" in body and not isinstance(body["system"], (str, list)):
         return "system: Input should be a valid string"
     oc = body.get("output_config")
@@ -93,6 +97,30 @@ def validate(body, need_max_tokens):
     t = body.get("temperature")
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1):
         return "temperature: range: 0..1"
+    return None
+
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def media_problem(block, where):
+    """What the API says of a malformed base64 image or document block (its source), or None."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind not in ("image", "document"):
+        return None
+    source = block.get("source")
+    if not isinstance(source, dict) or source.get("type") != "base64":
+        return None  # url/file sources: not modelled here
+    allowed = IMAGE_TYPES if kind == "image" else ("application/pdf",)
+    if source.get("media_type") not in allowed:
+        return (f"{where}.{kind}.source.base64.media_type: Input should be "
+                + " or ".join(", ".join(f"'{t}'" for t in allowed).rsplit(", ", 1)))
+    try:
+        base64.b64decode(source.get("data") or "", validate=True)
+    except (ValueError, TypeError):
+        return f"{where}.{kind}.source.base64.data: The {kind} was specified using the base64 source type, but the data is not valid base64."
+    if not source.get("data"):
+        return f"{where}.{kind}.source.base64.data: String should have at least 1 character"
     return None
 
 

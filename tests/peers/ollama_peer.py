@@ -33,6 +33,17 @@ def go_kind(v):
     return {list: "array", dict: "object", str: "string", bool: "bool"}.get(type(v), "number")
 
 
+def base64_problem(text):
+    """Where Go's standard base64 decoder stops on `text` (an offset), or None when it decodes."""
+    import base64, binascii
+    try:
+        base64.b64decode(text, validate=True)
+        return None
+    except binascii.Error:
+        alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+        return next((i for i, ch in enumerate(text) if ch not in alphabet), len(text) - len(text) % 4)
+
+
 def full_name(name):
     """'llama3.2' -> 'llama3.2:latest' (the tag Ollama assumes)."""
     return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
@@ -40,7 +51,7 @@ def full_name(name):
 
 def model_entry(name, *, family="llama", parameter_size="8.0B", quantization_level="Q4_K_M",
                 size=4920753328, modified_at="2025-09-30T11:02:17.3056-07:00", embedding=None,
-                context_length=None, embedding_length=None, digest=None, thinking=False):
+                context_length=None, embedding_length=None, digest=None, thinking=False, vision=False):
     """One /api/tags entry. The `models` knob takes these dicts or bare names."""
     name = full_name(name)
     if embedding is None:
@@ -54,7 +65,8 @@ def model_entry(name, *, family="llama", parameter_size="8.0B", quantization_lev
                     "context_length": context_length or (2048 if embedding else 131072),
                     "embedding_length": embedding_length or (384 if "minilm" in name else 768
                                                              if embedding else 4096)},
-        "capabilities": list(EMBED_CAPS if embedding else CHAT_CAPS) + (["thinking"] if thinking else []),
+        "capabilities": list(EMBED_CAPS if embedding else CHAT_CAPS) + (["thinking"] if thinking else [])
+                        + (["vision"] if vision else []),
     }
 
 
@@ -195,6 +207,12 @@ class OllamaHandler(BaseHandler):
             if m.get("content") is not None and not isinstance(m["content"], str):
                 return self.error(400, f"json: cannot unmarshal {go_kind(m['content'])} into Go "
                                        f"struct field {type_name}.messages.content of type string")
+            for image in m.get("images") or []:   # []api.ImageData: base64 strings, decoded by Go
+                if not isinstance(image, str):
+                    return self.error(400, f"json: cannot unmarshal {go_kind(image)} into Go struct field "
+                                           f"{type_name}.messages.images of type api.ImageData")
+                if (bad := base64_problem(image)) is not None:
+                    return self.error(400, f"illegal base64 data at input byte {bad}")
         return self.body
 
     def nonstream_fault(self):

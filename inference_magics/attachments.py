@@ -1,0 +1,122 @@
+"""Images and PDFs for a prompt: a file path, PNG/JPEG/GIF/WebP/PDF bytes, a PIL image or a
+matplotlib Figure become one `Attachment` (bytes + media type). Each backend encodes them as its
+protocol expects (backends/*.py); this module never talks to a model.
+
+Attachment bytes cannot be scanned for private content, so they follow the prompt's text: the
+request that carries them is judged (and routed) by its text like any other, and a private
+prompt's attachments stay on this machine with it.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+MAX_BYTES = 20 * 1024 * 1024  # larger than any API takes in one request (Claude: 5 MB an image, 32 MB a request)
+# the first bytes that tell each kind (what the APIs accept: PNG, JPEG, GIF, WebP images; PDF documents)
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+               (b"GIF89a", "image/gif"), (b"%PDF-", "application/pdf"))
+PDF = "application/pdf"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    data: bytes = field(repr=False)
+    mime: str                 # image/png, image/jpeg, image/gif, image/webp or application/pdf
+    name: str = ""            # where it came from, for messages ("figure 1", "chart.png")
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime.startswith("image/")
+
+    def b64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{self.b64()}"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def describe(self) -> str:
+        return f"{self.name or self.mime} ({self.mime}, {len(self.data):,} bytes)"
+
+
+def sniff(data: bytes) -> str | None:
+    """The media type from the first bytes, or None when it is none of the accepted kinds."""
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def load(value, name: str = "") -> Attachment:
+    """One attachment from a path, bytes, a PIL image, a matplotlib Figure (or an Attachment)."""
+    if isinstance(value, Attachment):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _from_bytes(bytes(value), name or "bytes")
+    if isinstance(value, (str, os.PathLike)):
+        return _from_path(os.fspath(value))
+    if hasattr(value, "savefig"):  # a matplotlib Figure (duck-typed: no matplotlib import here)
+        return _from_bytes(figure_png(value), name or "figure")
+    if hasattr(value, "save") and hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        return _from_bytes(buffer.getvalue(), name or "image")
+    raise ConfigError(f"cannot attach {name or 'a'} {type(value).__name__} — give a file path, PNG/JPEG bytes, a PIL "
+                      "image or a matplotlib Figure (--figure for the current one).")
+
+
+def load_all(values) -> tuple[Attachment, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, (str, bytes, os.PathLike)) or not hasattr(values, "__iter__"):
+        values = [values]
+    return tuple(load(v) for v in values)
+
+
+def figure_png(figure) -> bytes:
+    """The PNG a figure draws (what the notebook shows inline: its own DPI, tight box)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def current_figure() -> Attachment:
+    """matplotlib's current figure (plt.gcf()), when one has been drawn."""
+    import sys
+
+    pyplot = sys.modules.get("matplotlib.pyplot")  # never imported here: no figure exists without it
+    if pyplot is None or not pyplot.get_fignums():
+        raise ConfigError("--figure: there is no current matplotlib figure — draw one first, or pass it as "
+                          "--image VAR (a Figure variable); with the inline backend keep it open with fig = plt.gcf().")
+    return _from_bytes(figure_png(pyplot.gcf()), "the current figure")
+
+
+def _from_path(path: str) -> Attachment:
+    if not os.path.isfile(path):
+        raise ConfigError(f"cannot attach {path!r}: no such file — give the path of an image (PNG, JPEG, GIF, WebP) "
+                          "or a PDF.")
+    size = os.path.getsize(path)
+    if size > MAX_BYTES:
+        raise ConfigError(f"cannot attach {path!r}: {size:,} bytes is more than {MAX_BYTES // 2**20} MB — shrink it.")
+    with open(path, "rb") as handle:
+        return _from_bytes(handle.read(), os.path.basename(path))
+
+
+def _from_bytes(data: bytes, name: str) -> Attachment:
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"cannot attach {name}: {len(data):,} bytes is more than {MAX_BYTES // 2**20} MB — shrink it.")
+    mime = sniff(data)
+    if mime is None:
+        raise ConfigError(f"cannot attach {name}: it is not a PNG, JPEG, GIF, WebP image or a PDF (by its first "
+                          "bytes) — convert it to PNG first.")
+    return Attachment(data, mime, name)
