@@ -36,7 +36,7 @@ def check(backend: str, model: str, attachments, settings) -> None:
                           f"request goes to {spec(backend).label} ({model}) — use --model sonnet, or convert the pages "
                           "you need to images.")
     if supports_vision(backend, model, settings) is False:
-        raise ConfigError(f"{model} ({spec(backend).label}) cannot see images — {vision_hint(settings)}.")
+        raise ConfigError(f"{model} ({backend}) cannot see images — {vision_hint(settings)}.")
 
 
 def vision_hint(settings) -> str:
