@@ -11,7 +11,7 @@ _API = {
     "route": "api", "infer": "api", "stream": "api", "Result": "api", "Stream": "api",
     "Route": "routing",
     "embed": "embeddings", "cosine_similarity": "embeddings", "most_similar": "embeddings",
-    "provenance": "answer_provenance:read", "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "widget",
+    "provenance": "answer_provenance:read", "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "notebook.widget",
     "review": "workflows", "summarize": "workflows", "experiment": "workflows", "map": "batch:map_rows", "ModelInfo": "backends.base", "Health": "backends.base",
     "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
     "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",
@@ -30,11 +30,9 @@ def __getattr__(name: str):
 
 
 def load_ipython_extension(ipython) -> None:
-    from .magics import InferenceMagics
-    from .magics_data import DataMagics
+    from .notebook import load_ipython_extension as load  # the IPython layer lives apart
 
-    ipython.register_magics(InferenceMagics)
-    ipython.register_magics(DataMagics)
+    load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:

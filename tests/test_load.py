@@ -2,7 +2,7 @@
 import json
 
 from inference_magics import workflows
-from inference_magics.widget import ChatWidget
+from inference_magics.notebook.widget import ChatWidget
 from tests.conftest import wait_until
 
 

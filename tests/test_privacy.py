@@ -5,7 +5,7 @@ import pytest
 
 import inference_magics as im
 from inference_magics import workflows
-from inference_magics.widget import ChatWidget
+from inference_magics.notebook.widget import ChatWidget
 
 SECRETS = [
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
@@ -87,7 +87,8 @@ def test_local_only_sends_nothing_to_the_cloud_whatever_the_flags(monkeypatch, p
 
 def test_the_mode_is_shown_by_explain_and_health(monkeypatch, peers):
     monkeypatch.setenv("INFERENCE_PRIVACY", "local-only")
-    from inference_magics import settings, tables
+    from inference_magics import settings
+    from inference_magics.notebook import tables
 
     assert "local-only" in im.route("hello").reason
     shown = tables.health_bundle(im.health(), settings.load().privacy)

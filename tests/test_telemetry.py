@@ -234,7 +234,7 @@ def test_each_embedding_request_is_a_span(collector, peers, monkeypatch):
 
 
 def test_chat_widget_turns_are_spans_with_the_conversation(collector, capture, peers):
-    from inference_magics.widget import ChatWidget
+    from inference_magics.notebook.widget import ChatWidget
 
     ollama, _ = peers
     ollama.set(tokens=4)

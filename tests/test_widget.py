@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from inference_magics.widget import ChatWidget
+from inference_magics.notebook.widget import ChatWidget
 from tests.conftest import closed_port, wait_until
 
 

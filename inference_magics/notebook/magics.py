@@ -8,9 +8,9 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Any, validate
 
-from . import api, settings
-from .errors import InferenceError, InferenceInterrupted
-from .interpolate import interpolate
+from .. import api, settings
+from ..errors import InferenceError, InferenceInterrupted
+from ..interpolate import interpolate
 
 
 def parse(magic, line: str, hint: str = ""):
@@ -61,7 +61,7 @@ class BaseMagics(Magics):
     def _ask_before_spending(self, found, *, batch: bool = False) -> None:
         """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (input(): it works in
         every front end that gives the kernel a stdin) and stop unless the answer is yes."""
-        from . import budget
+        from .. import budget
 
         if found.cost_usd is None:
             return
@@ -92,7 +92,7 @@ class BaseMagics(Magics):
 
     @staticmethod
     def _map_provenance(mapped) -> dict:
-        from .answer_provenance import KEY, of_rows
+        from ..answer_provenance import KEY, of_rows
 
         return {KEY: of_rows([row.result for row in mapped.rows], "map")}
 
@@ -210,8 +210,8 @@ class InferenceMagics(BaseMagics):
         choice = dict(model=model, backend=args.backend, system=args.system)
 
         if args.explain:
-            from . import budget
-            from .untrusted import bundle, escape
+            from .. import budget
+            from ..untrusted import bundle, escape
 
             chosen = api.route(prompt, **choice)  # names may come from a server's model list: escaped
             found = budget.estimate(chosen.backend, chosen.model, [prompt], system=args.system,
@@ -226,7 +226,7 @@ class InferenceMagics(BaseMagics):
         return self._show(running, args.out)
 
     def _workflow(self, args, cell):
-        from . import workflows
+        from .. import workflows
 
         text = self._workflow_input(args, cell)
         options = dict(model=args.model or (args.words[0] if args.words else None), backend=args.backend,
@@ -242,7 +242,8 @@ class InferenceMagics(BaseMagics):
         return self._show(running, args.out)
 
     def _map(self, args, cell):
-        from . import batch, tables
+        from .. import batch
+        from . import tables
 
         template = cell if cell is not None else " ".join(args.words)
         if not template.strip():
@@ -276,7 +277,7 @@ class InferenceMagics(BaseMagics):
         return None
 
     def _estimate_map(self, template: str, args, model) -> None:
-        from . import batch, budget
+        from .. import batch, budget
 
         prompts = batch.render_prompts(template, self.shell.user_ns[args.map], args.column, self.shell.user_ns)
         try:
@@ -293,8 +294,8 @@ class InferenceMagics(BaseMagics):
         if len(sources) > 1:
             raise UsageError(f"give the input once, not from {' and '.join(sources)}.")
         if args.file:
-            from .errors import ConfigError
-            from .workflows import read_input_file
+            from ..errors import ConfigError
+            from ..workflows import read_input_file
 
             try:
                 return read_input_file(args.file)
@@ -350,7 +351,7 @@ class InferenceMagics(BaseMagics):
 
         Privacy is judged per model: a private prompt is refused for a cloud model (its column says
         why). The Experiment is also `_experiment`."""
-        from . import workflows
+        from .. import workflows
         from .render import ExperimentView
 
         args = parse(self.experiment, line)
@@ -374,8 +375,8 @@ class InferenceMagics(BaseMagics):
             self._store(args.out, done.frame())
 
     def _estimate_experiment(self, prompt: str, models: list[str], args) -> None:
-        from . import budget
-        from .backends import REGISTRY
+        from .. import budget
+        from ..backends import REGISTRY
 
         parts = []
         for model in models:
@@ -406,7 +407,7 @@ class InferenceMagics(BaseMagics):
         Shift+Enter or Ctrl+Enter sends; /help lists the commands (/clear, /model, /system, /save,
         /exit). The widget is also `_chat`; `_chat.history` is the conversation.
         """
-        from .backends import REGISTRY
+        from ..backends import REGISTRY
         from .widget import ChatWidget
 
         args = parse(self.chat, line)

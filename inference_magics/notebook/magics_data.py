@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from . import settings
+from .. import settings
 from .magics import BaseMagics, parse
 
 
@@ -36,7 +36,8 @@ class DataMagics(BaseMagics):
 
         The last result is always `_embed`.
         """
-        from . import embeddings, tables
+        from .. import embeddings
+        from . import tables
 
         args = parse(self.embed, line)
         self._check_out(args.out)
@@ -75,7 +76,8 @@ class DataMagics(BaseMagics):
     @line_magic
     def models(self, line):
         """Every model of every configured backend in one table, with the defaults for each task."""
-        from . import catalog, tables
+        from .. import catalog
+        from . import tables
 
         args = parse(self.models, line)
         self._check_out(args.out)
@@ -93,7 +95,8 @@ class DataMagics(BaseMagics):
     @line_magic
     def infer_health(self, line):
         """Each backend: reachable or not, latency, version, and what to do when it is down."""
-        from . import catalog, tables
+        from .. import catalog
+        from . import tables
 
         self._publish(tables.health_bundle(catalog.health(), settings.load().privacy))
 
@@ -107,7 +110,7 @@ class DataMagics(BaseMagics):
     def infer_history(self, line):
         """Past completions from the local history (INFERENCE_HISTORY), newest first."""
         from . import tables
-        from .history import recall
+        from ..history import recall
 
         args = parse(self.infer_history, line)
         self._check_out(args.out)
@@ -126,7 +129,8 @@ class DataMagics(BaseMagics):
     def infer_batches(self, line):
         """Claude Message Batches sent with %%infer --map --batch-api: list and poll them, or
         collect one that has ended (results arrive within 24 hours; the list survives the kernel)."""
-        from . import batch, tables
+        from .. import batch
+        from . import tables
 
         args = parse(self.infer_batches, line)
         self._check_out(args.out)
@@ -144,7 +148,8 @@ class DataMagics(BaseMagics):
     def infer_otel(self, line):
         """OpenTelemetry tracing: on or off and why, where spans go, whether prompt and answer text
         is included (and why not), and how exports went. Settings: README § Observability."""
-        from . import tables, telemetry
+        from .. import telemetry
+        from . import tables
 
         shown = telemetry.status()
         self._publish(tables.bundle(["item", "value"], [[k, v] for k, v in shown.items()], "OpenTelemetry tracing"))
@@ -156,7 +161,8 @@ class DataMagics(BaseMagics):
     def infer_cache(self, line):
         """The response cache (INFERENCE_CACHE=off|on|replay): its file, size, and the hits and
         misses of this kernel; --clear empties it."""
-        from . import response_cache, tables
+        from .. import response_cache
+        from . import tables
 
         args = parse(self.infer_cache, line)
         current = settings.load()
@@ -176,8 +182,9 @@ class DataMagics(BaseMagics):
     def infer_cost(self, line):
         """Spend by model and by day (UTC), from the history, with a chart; and this kernel's spend
         against INFERENCE_BUDGET_USD / INFERENCE_DAILY_BUDGET_USD when they are set."""
-        from . import budget, tables
-        from .history import HistoryError, store_for
+        from .. import budget
+        from . import tables
+        from ..history import HistoryError, store_for
 
         args = parse(self.infer_cost, line)
         self._check_out(args.out)

@@ -1,7 +1,6 @@
-"""A progress line for long runs (embedding batches, --map rows, summary chunks) whose label says
-what runs. In a notebook it is one display, updated a few times a second and left at its final
-state ("✓ map: 40/40 rows in 3.2 s"), so a saved notebook shows how the run ended rather than a
-widget frozen at 0%. Elsewhere it is a tqdm bar on stderr."""
+"""The notebook's progress line (registered with the library's progress.py at %load_ext): one
+display, updated a few times a second and left at its final state ("✓ map: 40/40 rows in 3.2 s"),
+so a saved notebook shows how the run ended rather than a widget frozen at 0%."""
 from __future__ import annotations
 
 import html
@@ -63,13 +62,6 @@ class Progress:
                 "text/plain": text}
 
 
-def progress_bar(total: int, wanted, *, label: str, unit: str, show_from: int = 2):
-    """A progress display for `total` steps, or None when not `wanted` (None: only from
-    `show_from` steps, below which it would only flicker)."""
-    if wanted is False or (wanted is None and total < show_from):
-        return None
-    if _in_kernel():
-        return Progress(total, label, unit)
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=label, unit=unit)
+def in_kernel(total: int, label: str, unit: str) -> Progress | None:
+    """A display in a running kernel; None elsewhere (a terminal IPython keeps tqdm)."""
+    return Progress(total, label, unit) if _in_kernel() else None

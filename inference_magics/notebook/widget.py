@@ -14,14 +14,14 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from . import api, routing, telemetry
-from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
-from .errors import InferenceError
-from .paths import redacted, write_private
+from .. import api, routing, telemetry
+from ..conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
+from ..errors import InferenceError
+from ..paths import redacted, write_private
 
-from .answer_provenance import of
+from ..answer_provenance import of
 from .render import Throttle, footer
-from .untrusted import StreamingMarkdown, escape, markdown_html
+from ..untrusted import StreamingMarkdown, escape, markdown_html
 
 STATIC = Path(__file__).resolve().parent / "static"
 AUTO = "auto"
@@ -294,7 +294,7 @@ class ChatWidget(anywidget.AnyWidget):
 
     def _load_models(self) -> None:
         """Fill the dropdown from %models (chat models only), off the kernel's thread."""
-        from .catalog import models
+        from ..catalog import models
 
         try:
             listing = models()
@@ -318,6 +318,6 @@ def _same_model(value: str, known) -> str:
 
 
 def _settings():
-    from . import settings
+    from .. import settings
 
     return settings.load()
