@@ -6,9 +6,9 @@ import keyword
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Any, validate
 
 from .. import api, settings
+from .config import SettingTraits
 from ..errors import InferenceError, InferenceInterrupted
 from ..interpolate import interpolate
 
@@ -35,15 +35,6 @@ def _unquote(text: str) -> str:
 
 
 MAX_REPEAT = 20  # %%experiment --repeat: samples per model
-
-# every setting but the keys (keys belong in the environment or .env, never in a notebook's history)
-CONFIGURABLE = [v.field for v in settings.VARS if not v.field.endswith("_api_key")]
-
-
-def _config_trait(field: str):
-    var = next(v for v in settings.VARS if v.field == field)
-    return Any(None, allow_none=True, help=f"{var.help} Overrides {var.env[0]}.").tag(config=True)
-
 
 class BaseMagics(Magics):
     """What every magics class here shares: showing a bundle and storing results."""
@@ -98,50 +89,10 @@ class BaseMagics(Magics):
 
 
 @magics_class
-class InferenceMagics(BaseMagics):
+class InferenceMagics(BaseMagics, SettingTraits):
     """%%infer and friends. `%config InferenceMagics` lists the per-kernel settings; each
     overrides its environment variable (the API key is deliberately not one of them: keys belong
     in the environment or .env, never in a notebook's history)."""
-
-    # one trait per setting (tests/test_settings.py checks that none is missing)
-    default_backend = _config_trait("default_backend")
-    privacy = _config_trait("privacy")
-    enable_routing = _config_trait("enable_routing")
-    ollama_base_url = _config_trait("ollama_base_url")
-    ollama_timeout = _config_trait("ollama_timeout")
-    ollama_default_model = _config_trait("ollama_default_model")
-    ollama_chat_model = _config_trait("ollama_chat_model")
-    ollama_code_model = _config_trait("ollama_code_model")
-    ollama_embed_model = _config_trait("ollama_embed_model")
-    anthropic_default_model = _config_trait("anthropic_default_model")
-    anthropic_timeout = _config_trait("anthropic_timeout")
-    anthropic_base_url = _config_trait("anthropic_base_url")
-    anthropic_max_retries = _config_trait("anthropic_max_retries")
-    max_retry_wait_s = _config_trait("max_retry_wait_s")
-    openai_base_url = _config_trait("openai_base_url")
-    openai_default_model = _config_trait("openai_default_model")
-    openai_timeout = _config_trait("openai_timeout")
-    local_server = _config_trait("local_server")
-    local_model = _config_trait("local_model")
-    local_ctx_size = _config_trait("local_ctx_size")
-    local_start_timeout = _config_trait("local_start_timeout")
-    local_parallel = _config_trait("local_parallel")
-    local_idle_timeout = _config_trait("local_idle_timeout")
-    local_embed_model = _config_trait("local_embed_model")
-    data_dir = _config_trait("data_dir")
-    history = _config_trait("history")
-    embed_batch_size = _config_trait("embed_batch_size")
-    cache = _config_trait("cache")
-    cache_file = _config_trait("cache_file")
-    prices = _config_trait("prices")
-    confirm_usd = _config_trait("confirm_usd")
-    budget_usd = _config_trait("budget_usd")
-    daily_budget_usd = _config_trait("daily_budget_usd")
-
-    @validate(*CONFIGURABLE)
-    def _store_override(self, proposal):
-        settings.set_override(proposal.trait.name, proposal.value)  # ConfigError names what is accepted
-        return proposal.value
 
     @magic_arguments()
     @argument("words", nargs="*", help="%%%%infer: an optional MODEL. %%infer: the prompt itself.")
