@@ -2,18 +2,7 @@
 (from whatever source), and a rejected value leaves the old one, with one line saying why."""
 import logging
 
-import pytest
-from IPython.core.interactiveshell import InteractiveShell
-
 from inference_magics import settings
-
-
-@pytest.fixture
-def shell():
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "inference_magics")
-    yield shell
-    InteractiveShell.clear_instance()
 
 
 def config(shell, line):

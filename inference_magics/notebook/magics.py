@@ -5,36 +5,17 @@ import keyword
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import api, settings
 from .config import SettingTraits
+from .options import infer_options, mode_of, parse
 from ..errors import InferenceError, InferenceInterrupted
 from ..interpolate import interpolate
 
 
-def parse(magic, line: str, hint: str = ""):
-    """Parse a magic's line. IPython splits it keeping the quotes (`--system "Be brief"` would
-    give `"Be brief"`), so matching outer quotes are removed from every string value here."""
-    try:
-        args = parse_argstring(magic, line)
-    except UsageError as exc:  # one short line: the full usage wraps mid-word in a cell's error output
-        raise UsageError(f"{exc}{hint} — %{magic.__name__}? lists the options.") from None
-    for name, value in vars(args).items():
-        if isinstance(value, str):
-            setattr(args, name, _unquote(value))
-        elif isinstance(value, list):
-            setattr(args, name, [_unquote(v) if isinstance(v, str) else v for v in value])
-    return args
-
-
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
-
-
 MAX_REPEAT = 20  # %%experiment --repeat: samples per model
+
 
 class BaseMagics(Magics):
     """What every magics class here shares: showing a bundle and storing results."""
@@ -95,33 +76,7 @@ class InferenceMagics(BaseMagics, SettingTraits):
     in the environment or .env, never in a notebook's history)."""
 
     @magic_arguments()
-    @argument("words", nargs="*", help="%%%%infer: an optional MODEL. %%infer: the prompt itself.")
-    @argument("-m", "--model", help="model name, e.g. llama3.2:3b, sonnet, claude-haiku-4-5")
-    @argument("-b", "--backend", help="ollama, anthropic, local or openai (overrides routing)")
-    @argument("-s", "--system", help="system prompt")
-    @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2 (Claude: 0 to 1)")
-    @argument("-n", "--max-tokens", type=int, help="the longest answer, in tokens")
-    @argument("--format", choices=["json", "bullets", "paragraph"],
-              help="json: ask for JSON and parse it (--out gets the object); bullets|paragraph: a summary's shape")
-    @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming it")
-    @argument("--cache", dest="cache", action="store_const", const=True, default=None,
-              help="answer from the response cache when this exact request was answered before (INFERENCE_CACHE)")
-    @argument("--no-cache", dest="cache", action="store_const", const=False,
-              help="ask the model even if the response cache holds an answer")
-    @argument("-o", "--out", help="store the Result (or the parsed JSON) in this variable")
-    @argument("--explain", action="store_true", help="show where the prompt would go and why; call no model")
-    @argument("-w", "--workflow", choices=["review", "summarize"],
-              help="review: a structured code review (kept local by default); summarize: map-reduce summary")
-    @argument("--file", help="with --workflow: read the code or text from this file")
-    @argument("--var", help="with --workflow: take the code or text from this variable")
-    @argument("--length", choices=["short", "medium", "long"], default="medium", help="with --workflow summarize")
-    @argument("--map", metavar="VAR", help="run the cell (a template with {row}, {row.col}, {index}) once per item of "
-                                          "VAR: a list, a pandas Series or a DataFrame")
-    @argument("--column", help="with --map over a DataFrame: map over this column only")
-    @argument("--concurrency", type=int, help="with --map: requests at once (default 4 local, 8 Claude)")
-    @argument("--batch-api", action="store_true",
-              help="with --map: send the rows to Claude's Message Batches API (about half the price, results within "
-                   "24 h); %%infer_batches collects them")
+    @infer_options
     @no_var_expand
     @line_cell_magic
     def infer(self, line, cell=None):
@@ -129,93 +84,74 @@ class InferenceMagics(BaseMagics, SettingTraits):
 
         %%infer [MODEL] [options]      the cell body is the prompt
         %infer [options] PROMPT        a one-line prompt
+        %%infer --explain              where the prompt would go and why; no model is called
         %%infer --workflow review      the cell body (or --file/--var) is code to review
         %%infer --workflow summarize [--length short|medium|long] [--format bullets|paragraph]
+        %%infer --map VAR [--batch-api]   the cell is a template run once per item of VAR
 
         `{name}` in the prompt is replaced by the notebook variable `name` (once; unknown names
         stay as written; `{{name}}` keeps a literal `{name}`). The last Result is always `_infer`.
         """
-        args = self._parse(line, line_form=cell is None)
+        hint = " (in a one-line prompt, put `--` before text that looks like a flag)" if cell is None else ""
+        args = parse(self.infer, line, hint)
         self._check_out(args.out)
         if args.model is not None and not args.model.strip():
             raise UsageError("the model name is empty — name a model (see %models) or leave --model out.")
-        if args.workflow:
-            return self._workflow(args, cell)
-        if args.map:
-            return self._map(args, cell)
-        if args.format not in (None, "json"):
-            raise UsageError(f"--format {args.format} shapes a summary — use it with --workflow summarize.")
-        if args.file or args.var:
-            raise UsageError("--file and --var go with --workflow review or summarize; for a prompt, use {name}.")
-        if cell is None:
-            prompt, model = " ".join(args.words), args.model
-        else:
-            if len(args.words) > 1:
-                raise UsageError(f"%%infer takes at most one MODEL before the options, got {' '.join(args.words)!r} "
-                                 "— put the prompt in the cell body.")
-            prompt, model = cell, args.model or (args.words[0] if args.words else None)
-        if not prompt.strip():
-            where = "in the cell body below %%infer" if cell is not None else "after %infer"
-            raise UsageError(f"the prompt is empty — write it {where}.")
-        prompt = interpolate(prompt, self.shell.user_ns)
-        choice = dict(model=model, backend=args.backend, system=args.system)
+        mode = mode_of(args)
+        if cell is None:  # %infer: the words are the text
+            args.where, text = "after %infer", " ".join(args.words)
+        elif len(args.words) > 1:
+            raise UsageError(f"%%infer takes at most one MODEL before the options, got {' '.join(args.words)!r} "
+                             "— put the prompt in the cell body.")
+        else:  # %%infer: the cell is the text, a word before the options is the model
+            args.where, text = "in the cell body below %%infer", cell
+            args.model = args.model or (args.words[0] if args.words else None)
+        return getattr(self, f"_infer_{mode}")(args, text)
 
-        if args.explain:
-            from .. import budget
-            from ..untrusted import bundle, escape
-
-            chosen = api.route(prompt, **choice)  # names may come from a server's model list: escaped
-            found = budget.estimate(chosen.backend, chosen.model, [prompt], system=args.system,
-                                    max_tokens=args.max_tokens, count=True)
-            self._publish(bundle(f"<b>{escape(chosen.backend)}</b> · <code>{escape(chosen.model)}</code> — "
-                                 f"{escape(chosen.reason)}<br><sub>estimate: {escape(found.line())}</sub>",
-                                 f"{chosen.backend} · {chosen.model} — {chosen.reason}\nestimate: {found.line()}"))
-            return None
-
-        running = api.stream(prompt, **choice, temperature=args.temperature, max_tokens=args.max_tokens,
-                             format=args.format, stream=not args.no_stream, cache=args.cache)
+    # --- %%infer's modes: one handler each, named by options.mode_of --------------------------
+    def _infer_prompt(self, args, text):
+        running = api.stream(self._prompt(args, text), model=args.model, backend=args.backend, system=args.system,
+                             temperature=args.temperature, max_tokens=args.max_tokens, format=args.format,
+                             stream=not args.no_stream, cache=args.cache)
         return self._show(running, args.out)
 
-    def _workflow(self, args, cell):
+    def _infer_explain(self, args, text):
+        from .. import budget
+        from ..untrusted import bundle, escape
+
+        prompt = self._prompt(args, text)
+        chosen = api.route(prompt, model=args.model, backend=args.backend, system=args.system)
+        found = budget.estimate(chosen.backend, chosen.model, [prompt], system=args.system,
+                                max_tokens=args.max_tokens, count=True)
+        # names may come from a server's model list: escaped
+        self._publish(bundle(f"<b>{escape(chosen.backend)}</b> · <code>{escape(chosen.model)}</code> — "
+                             f"{escape(chosen.reason)}<br><sub>estimate: {escape(found.line())}</sub>",
+                             f"{chosen.backend} · {chosen.model} — {chosen.reason}\nestimate: {found.line()}"))
+
+    def _infer_review(self, args, text):
         from .. import workflows
 
-        text = self._workflow_input(args, cell)
-        options = dict(model=args.model or (args.words[0] if args.words else None), backend=args.backend,
-                       temperature=args.temperature, max_tokens=args.max_tokens, stream=not args.no_stream)
-        if args.workflow == "review":
-            if args.format is not None:
-                raise UsageError("--format does not apply to a review (its sections are fixed).")
-            return self._show(workflows.review_stream(text, **options), args.out)
-        if args.format == "json":
-            raise UsageError("a summary is bullets or paragraph, not json — use --format bullets|paragraph.")
-        running = workflows.summarize_stream(text, length=args.length, shape=args.format or "bullets",
-                                             system=args.system, **options)
+        running = workflows.review_stream(self._workflow_input(args, text), **self._workflow_options(args))
         return self._show(running, args.out)
 
-    def _map(self, args, cell):
+    def _infer_summarize(self, args, text):
+        from .. import workflows
+
+        if args.format == "json":
+            raise UsageError("a summary is bullets or paragraph, not json — use --format bullets|paragraph.")
+        running = workflows.summarize_stream(self._workflow_input(args, text), length=args.length,
+                                             shape=args.format or "bullets", system=args.system,
+                                             **self._workflow_options(args))
+        return self._show(running, args.out)
+
+    def _infer_map(self, args, template):
         from .. import batch
         from . import tables
 
-        template = cell if cell is not None else " ".join(args.words)
-        if not template.strip():
-            raise UsageError("--map needs a template (the cell body, or after -- on the line), e.g. "
-                             "Classify the sentiment of: {row}")
-        if args.map not in self.shell.user_ns:
-            raise UsageError(f"no variable named {args.map!r} in the notebook — define it first.")
-        if args.format not in (None, "json"):
-            raise UsageError(f"--format {args.format} shapes a summary — with --map use --format json or nothing.")
-        model = args.model or (args.words[0] if cell is not None and args.words else None)
-        self._estimate_map(template, args, model)
-        if args.batch_api:
-            job = batch.submit(template, self.shell.user_ns[args.map], column=args.column,
-                               model=model, system=args.system, temperature=args.temperature,
-                               max_tokens=args.max_tokens, namespace=self.shell.user_ns)
-            self._publish(tables.batch_job_bundle(job))
-            return None
         try:
-            mapped = batch.map_rows(template, self.shell.user_ns[args.map], column=args.column,
+            mapped = batch.map_rows(template, self._rows(args, template), column=args.column,
                                     namespace=self.shell.user_ns, backend=args.backend,
-                                    model=model, system=args.system, temperature=args.temperature,
+                                    model=args.model, system=args.system, temperature=args.temperature,
                                     max_tokens=args.max_tokens,
                                     format=args.format, concurrency=args.concurrency,
                                     cache=args.cache is not False)  # rows resume from the cache unless --no-cache
@@ -225,22 +161,58 @@ class InferenceMagics(BaseMagics, SettingTraits):
             raise
         self._keep_map(mapped, args.out)
         self._publish(tables.map_bundle(mapped), self._map_provenance(mapped))
-        return None
 
-    def _estimate_map(self, template: str, args, model) -> None:
+    def _infer_batch(self, args, template):
+        from .. import batch
+        from . import tables
+
+        job = batch.submit(template, self._rows(args, template), column=args.column,
+                           model=args.model, system=args.system, temperature=args.temperature,
+                           max_tokens=args.max_tokens, namespace=self.shell.user_ns)
+        self._publish(tables.batch_job_bundle(job))
+
+    # --- what the modes share ------------------------------------------------------------------
+    def _prompt(self, args, text: str) -> str:
+        self._json_or_nothing(args)
+        if not text.strip():
+            raise UsageError(f"the prompt is empty — write it {args.where}.")
+        return interpolate(text, self.shell.user_ns)
+
+    @staticmethod
+    def _json_or_nothing(args) -> None:
+        if args.format not in (None, "json"):
+            raise UsageError(f"--format {args.format} shapes a summary — use it with --workflow summarize.")
+
+    @staticmethod
+    def _workflow_options(args) -> dict:
+        return dict(model=args.model, backend=args.backend, temperature=args.temperature,
+                    max_tokens=args.max_tokens, stream=not args.no_stream)
+
+    def _rows(self, args, template: str):
+        """The value --map runs over, once the template and the estimate are fine."""
+        if not template.strip():
+            raise UsageError("--map needs a template (the cell body, or after -- on the line), e.g. "
+                             "Classify the sentiment of: {row}")
+        if args.map not in self.shell.user_ns:
+            raise UsageError(f"no variable named {args.map!r} in the notebook — define it first.")
+        self._json_or_nothing(args)
+        self._estimate_map(template, args)
+        return self.shell.user_ns[args.map]
+
+    def _estimate_map(self, template: str, args) -> None:
         from .. import batch, budget
 
         prompts = batch.render_prompts(template, self.shell.user_ns[args.map], args.column, self.shell.user_ns)
         try:
-            chosen = api.route(prompts[0], model=model or ("sonnet" if args.batch_api else None),
+            chosen = api.route(prompts[0], model=args.model or ("sonnet" if args.batch_api else None),
                                backend=args.backend, system=args.system)
         except InferenceError:
             return  # the first row is refused for its destination; each row is judged on its own later
         found = budget.estimate(chosen.backend, chosen.model, prompts, system=args.system, max_tokens=args.max_tokens)
         self._ask_before_spending(found, batch=args.batch_api)
 
-    def _workflow_input(self, args, cell) -> str:
-        sources = [name for name, given in (("the cell body", cell and cell.strip()), ("--file", args.file),
+    def _workflow_input(self, args, text: str) -> str:
+        sources = [name for name, given in (("the cell body", text.strip()), ("--file", args.file),
                                             ("--var", args.var)) if given]
         if len(sources) > 1:
             raise UsageError(f"give the input once, not from {' and '.join(sources)}.")
@@ -259,7 +231,7 @@ class InferenceMagics(BaseMagics, SettingTraits):
             return value if isinstance(value, str) else str(value)
         if not sources:
             raise UsageError(f"nothing to {args.workflow} — put it in the cell body, or use --file PATH or --var NAME.")
-        return cell
+        return text
 
     def _show(self, running, out):
         """Stream into the cell; keep whatever arrived, even when it fails or is interrupted."""
@@ -276,10 +248,6 @@ class InferenceMagics(BaseMagics, SettingTraits):
         view.finish(result)
         self._keep(result, out)
         return None
-
-    def _parse(self, line: str, line_form: bool):
-        hint = " (in a one-line prompt, put `--` before text that looks like a flag)" if line_form else ""
-        return parse(self.infer, line, hint)
 
     def _keep(self, result, out: str | None) -> None:
         self.shell.user_ns["_infer"] = result

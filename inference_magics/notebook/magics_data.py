@@ -7,7 +7,8 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import settings
-from .magics import BaseMagics, parse
+from .magics import BaseMagics
+from .options import parse
 
 
 @magics_class
