@@ -7,6 +7,7 @@ from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import settings
+from . import tables  # light: the renderer loads markdown-it on first use
 from .magics import BaseMagics
 from .options import parse
 
@@ -38,7 +39,6 @@ class DataMagics(BaseMagics):
         The last result is always `_embed`.
         """
         from .. import embeddings
-        from . import tables
 
         args = parse(self.embed, line)
         self._check_out(args.out)
@@ -78,7 +78,6 @@ class DataMagics(BaseMagics):
     def models(self, line):
         """Every model of every configured backend in one table, with the defaults for each task."""
         from .. import catalog
-        from . import tables
 
         args = parse(self.models, line)
         self._check_out(args.out)
@@ -97,7 +96,6 @@ class DataMagics(BaseMagics):
     def infer_health(self, line):
         """Each backend: reachable or not, latency, version, and what to do when it is down."""
         from .. import catalog
-        from . import tables
 
         self._publish(tables.health_bundle(catalog.health(), settings.load().privacy))
 
@@ -110,7 +108,6 @@ class DataMagics(BaseMagics):
     @line_magic
     def infer_history(self, line):
         """Past completions from the local history (INFERENCE_HISTORY), newest first."""
-        from . import tables
         from ..history import recall
 
         args = parse(self.infer_history, line)
@@ -131,7 +128,6 @@ class DataMagics(BaseMagics):
         """Claude Message Batches sent with %%infer --map --batch-api: list and poll them, or
         collect one that has ended (results arrive within 24 hours; the list survives the kernel)."""
         from .. import batch
-        from . import tables
 
         args = parse(self.infer_batches, line)
         self._check_out(args.out)
@@ -150,7 +146,6 @@ class DataMagics(BaseMagics):
         """OpenTelemetry tracing: on or off and why, where spans go, whether prompt and answer text
         is included (and why not), and how exports went. Settings: README § Observability."""
         from .. import telemetry
-        from . import tables
 
         shown = telemetry.status()
         self._publish(tables.bundle(["item", "value"], [[k, v] for k, v in shown.items()], "OpenTelemetry tracing"))
@@ -163,7 +158,6 @@ class DataMagics(BaseMagics):
         """The response cache (INFERENCE_CACHE=off|on|replay): its file, size, and the hits and
         misses of this kernel; --clear empties it."""
         from .. import response_cache
-        from . import tables
 
         args = parse(self.infer_cache, line)
         current = settings.load()
@@ -184,7 +178,6 @@ class DataMagics(BaseMagics):
         """Spend by model and by day (UTC), from the history, with a chart; and this kernel's spend
         against INFERENCE_BUDGET_USD / INFERENCE_DAILY_BUDGET_USD when they are set."""
         from .. import budget
-        from . import tables
         from ..history import HistoryError, store_for
 
         args = parse(self.infer_cost, line)
