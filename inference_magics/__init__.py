@@ -12,7 +12,7 @@ _API = {
     "Route": "routing",
     "embed": "embeddings", "cosine_similarity": "embeddings", "most_similar": "embeddings",
     "provenance": "answer_provenance:read", "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "notebook.widget",
-    "review": "workflows", "summarize": "workflows", "experiment": "workflows", "map": "batch:map_rows", "ModelInfo": "backends.base", "Health": "backends.base",
+    "review": "workflows", "summarize": "workflows", "experiment": "experiments", "map": "batch:map_rows", "ModelInfo": "backends.base", "Health": "backends.base",
     "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
     "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",
     "RateLimited": "errors", "BackendError": "errors",

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import inference_magics as im
-from inference_magics import cache, telemetry, workflows
+from inference_magics import cache, experiments, telemetry, workflows
 from tests.conftest import REPO, closed_port, peer_environment
 from tests.otlp_receiver import OtlpReceiver
 
@@ -194,7 +194,7 @@ def test_a_map_is_a_parent_span_with_one_child_per_row(collector, peers):
 
 
 def test_an_experiment_is_a_parent_span_with_a_child_per_run(collector, peers):
-    done = workflows.experiment("Explain recursion.", ["llama3.2", "claude-haiku-4.5"], repeat=2)
+    done = experiments.experiment("Explain recursion.", ["llama3.2", "claude-haiku-4.5"], repeat=2)
     assert not [r.error for r in done.runs if r.error]
     spans = exported(collector)
     [parent] = [s for s in spans if s.name == "experiment"]

@@ -270,7 +270,7 @@ class InferenceMagics(BaseMagics, SettingTraits):
 
         Privacy is judged per model: a private prompt is refused for a cloud model (its column says
         why). The Experiment is also `_experiment`."""
-        from .. import workflows
+        from .. import experiments
         from .render import ExperimentView
 
         args = parse(self.experiment, line)
@@ -278,13 +278,13 @@ class InferenceMagics(BaseMagics, SettingTraits):
         if not 1 <= args.repeat <= MAX_REPEAT:
             raise UsageError(f"--repeat must be from 1 to {MAX_REPEAT}, not {args.repeat} — each sample is a full "
                              "request per model.")
-        models = workflows.parse_models(interpolate(args.models, self.shell.user_ns))
+        models = experiments.parse_models(interpolate(args.models, self.shell.user_ns))
         prompt = interpolate(cell, self.shell.user_ns)
         options = dict(system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)
         self._estimate_experiment(prompt, models, args)
-        view = ExperimentView([workflows.Run(m, s) for s in range(1, max(args.repeat, 1) + 1) for m in models])
+        view = ExperimentView([experiments.Run(m, s) for s in range(1, max(args.repeat, 1) + 1) for m in models])
         try:
-            done = workflows.experiment(prompt, models, repeat=args.repeat, on_progress=view.update, **options)
+            done = experiments.experiment(prompt, models, repeat=args.repeat, on_progress=view.update, **options)
         except InferenceInterrupted as exc:
             view.update(exc.experiment)  # every stream stopped; what arrived stays
             raise
