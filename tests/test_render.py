@@ -84,7 +84,7 @@ def test_a_cut_off_heading_after_an_interrupt_leaves_no_empty_heading():
 
 def test_an_experiment_column_names_a_default_model_once():
     from inference_magics.notebook.render import ExperimentView
-    from inference_magics.workflows import Run
+    from inference_magics.experiments import Run
 
     assert ExperimentView.title(Run("local", 1, backend="local")) == "local"
     assert ExperimentView.title(Run("local", 2, backend="local", result=_result(model="gemma-3-270m"))) == \

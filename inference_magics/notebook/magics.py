@@ -1,8 +1,6 @@
 """The magics: thin adapters that parse a line, call the API and show the answer."""
 from __future__ import annotations
 
-import keyword
-
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -24,11 +22,6 @@ class BaseMagics(Magics):
         from IPython.display import display
 
         display(bundle, raw=True, metadata=metadata)
-
-    @staticmethod
-    def _check_out(out: str | None) -> None:
-        if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
-            raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
 
     def _ask_before_spending(self, found, *, batch: bool = False) -> None:
         """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (input(): it works in
@@ -94,7 +87,6 @@ class InferenceMagics(BaseMagics, SettingTraits):
         """
         hint = " (in a one-line prompt, put `--` before text that looks like a flag)" if cell is None else ""
         args = parse(self.infer, line, hint)
-        self._check_out(args.out)
         if args.model is not None and not args.model.strip():
             raise UsageError("the model name is empty — name a model (see %models) or leave --model out.")
         mode = mode_of(args)
@@ -274,7 +266,6 @@ class InferenceMagics(BaseMagics, SettingTraits):
         from .render import ExperimentView
 
         args = parse(self.experiment, line)
-        self._check_out(args.out)
         if not 1 <= args.repeat <= MAX_REPEAT:
             raise UsageError(f"--repeat must be from 1 to {MAX_REPEAT}, not {args.repeat} — each sample is a full "
                              "request per model.")

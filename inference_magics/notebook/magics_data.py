@@ -41,7 +41,6 @@ class DataMagics(BaseMagics):
         from .. import embeddings
 
         args = parse(self.embed, line)
-        self._check_out(args.out)
         if args.var is not None:
             if args.var not in self.shell.user_ns:
                 raise UsageError(f"no variable named {args.var!r} in the notebook — define it first.")
@@ -80,7 +79,6 @@ class DataMagics(BaseMagics):
         from .. import catalog
 
         args = parse(self.models, line)
-        self._check_out(args.out)
         listing = catalog.models(args.backend)
         rows = tables.model_rows(listing)
         if args.format == "json":
@@ -111,7 +109,6 @@ class DataMagics(BaseMagics):
         from ..history import recall
 
         args = parse(self.infer_history, line)
-        self._check_out(args.out)
         if args.limit < 1:
             raise UsageError(f"--limit must be 1 or more, not {args.limit}.")
         rows = recall(search=args.search, limit=args.limit, semantic=args.semantic)
@@ -130,7 +127,6 @@ class DataMagics(BaseMagics):
         from .. import batch
 
         args = parse(self.infer_batches, line)
-        self._check_out(args.out)
         if args.batch_id is None:
             self._publish(tables.batch_jobs_bundle(batch.jobs()))
             return None
@@ -181,7 +177,6 @@ class DataMagics(BaseMagics):
         from ..history import HistoryError, store_for
 
         args = parse(self.infer_cost, line)
-        self._check_out(args.out)
         current = settings.load()
         store = store_for(current)
         if store is None:

@@ -4,13 +4,16 @@ goes with, plus its use in those modes' handlers (magics.py); a flag given to a 
 with is one usage line, so no handler checks combinations by hand."""
 from __future__ import annotations
 
+import keyword
+
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, parse_argstring
 
 
 def parse(magic, line: str, hint: str = ""):
     """Parse a magic's line. IPython splits it keeping the quotes (`--system "Be brief"` would
-    give `"Be brief"`), so matching outer quotes are removed from every string value here."""
+    give `"Be brief"`), so matching outer quotes are removed from every string value here; an
+    --out must name a variable."""
     try:
         args = parse_argstring(magic, line)
     except UsageError as exc:  # one short line: the full usage wraps mid-word in a cell's error output
@@ -20,6 +23,9 @@ def parse(magic, line: str, hint: str = ""):
             setattr(args, name, _unquote(value))
         elif isinstance(value, list):
             setattr(args, name, [_unquote(v) if isinstance(v, str) else v for v in value])
+    out = getattr(args, "out", None)
+    if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
+        raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
     return args
 
 
