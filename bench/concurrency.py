@@ -10,7 +10,7 @@ TARGET_RATIO = 1.3
 
 
 def run(quick: bool) -> Section:
-    from inference_magics import workflows
+    from inference_magics import experiments
 
     # first token after 0.24 s, then 19 more 40 ms apart: 1.0 s per answer (quick: 0.14 s)
     knobs = (dict(tokens=5, first_token_delay=0.1, token_delay=0.01) if quick else
@@ -21,18 +21,18 @@ def run(quick: bool) -> Section:
     section.setup = (
         f"One Ollama peer (own process, a threading server) serving four chat models, each answer taking "
         f"{per_answer:.2f} s ({knobs['tokens']} tokens; first after {knobs['first_token_delay'] * 1000:.0f} ms, then "
-        f"{knobs['token_delay'] * 1000:.0f} ms apart). **In process**: `workflows.experiment(prompt, four models)` wall "
+        f"{knobs['token_delay'] * 1000:.0f} ms apart). **In process**: `experiments.experiment(prompt, four models)` wall "
         "time against each model alone through the same function; the baseline is the slowest single model (median "
         f"per model, then the max). **Kernel**: `%%experiment --models` four models against one model, execute_request "
         f"to idle (both draw the comparison table and chart). {rounds} rounds, interleaved, after a warm-up.")
     with PeerProcess("ollama", models=MODELS + ["nomic-embed-text"], **knobs) as peer:
         with InProcess(**peer_settings(peer)):
-            workflows.experiment(PROMPT, MODELS)
+            experiments.experiment(PROMPT, MODELS)
             alone = {m: [] for m in MODELS}
             together, rows = [], []
 
             def all_four():
-                done = workflows.experiment(PROMPT, MODELS)
+                done = experiments.experiment(PROMPT, MODELS)
                 errors = [r.error for r in done.runs if r.error]
                 if errors:
                     raise RuntimeError(f"experiment failed: {errors}")
@@ -41,7 +41,7 @@ def run(quick: bool) -> Section:
 
             def each_alone():
                 for m in MODELS:
-                    alone[m].append(workflows.experiment(PROMPT, [m]).wall_s)
+                    alone[m].append(experiments.experiment(PROMPT, [m]).wall_s)
 
             interleaved(rounds, all_four, each_alone)
 
@@ -63,7 +63,7 @@ def run(quick: bool) -> Section:
     slowest = median(alone[slowest_model])
     four = median(together)
     k_four, k_one = median(kernel_four), median(kernel_one)
-    section.add("`workflows.experiment`: four models at once vs the slowest model alone", f"{four:.3f} s",
+    section.add("`experiments.experiment`: four models at once vs the slowest model alone", f"{four:.3f} s",
                 f"{slowest:.3f} s", ratio(four, slowest), f"≤ {TARGET_RATIO}×", four / slowest <= TARGET_RATIO)
     section.add("`%%experiment` in a kernel: four models vs one model (table and chart included)", f"{k_four:.3f} s",
                 f"{k_one:.3f} s", ratio(k_four, k_one), f"≤ {TARGET_RATIO}×", k_four / k_one <= TARGET_RATIO)
@@ -78,7 +78,7 @@ def run(quick: bool) -> Section:
     section.raw.append(f"%%experiment four models: runs s {[round(x, 3) for x in kernel_four]}; one model: runs s "
                        f"{[round(x, 3) for x in kernel_one]}")
     section.notes.append(
-        "`workflows.experiment` polls its worker threads every 0.1 s (so an interrupt lands at once), which rounds "
+        "`experiments.experiment` polls its worker threads every 0.1 s (so an interrupt lands at once), which rounds "
         "its wall time up by up to 0.1 s — the same for one model and for four.")
     section.headline = (f"four models {four:.2f} s vs slowest alone {slowest:.2f} s = {four / slowest:.2f}×; "
                         f"%%experiment {k_four / k_one:.2f}×")

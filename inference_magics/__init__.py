@@ -11,8 +11,8 @@ _API = {
     "route": "api", "infer": "api", "stream": "api", "Result": "api", "Stream": "api",
     "Route": "routing",
     "embed": "embeddings", "cosine_similarity": "embeddings", "most_similar": "embeddings",
-    "provenance": "answer_provenance:read", "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "widget",
-    "review": "workflows", "summarize": "workflows", "experiment": "workflows", "map": "batch:map_rows", "ModelInfo": "backends.base", "Health": "backends.base",
+    "provenance": "answer_provenance:read", "models": "catalog", "health": "catalog", "recall": "history", "ChatWidget": "notebook.widget",
+    "review": "workflows", "summarize": "workflows", "experiment": "experiments", "map": "batch:map_rows", "ModelInfo": "backends.base", "Health": "backends.base",
     "InferenceError": "errors", "InferenceInterrupted": "errors", "ConfigError": "errors", "PrivacyError": "errors",
     "BackendUnavailable": "errors", "ModelNotFound": "errors", "AuthenticationFailed": "errors",
     "RateLimited": "errors", "BackendError": "errors",
@@ -30,27 +30,9 @@ def __getattr__(name: str):
 
 
 def load_ipython_extension(ipython) -> None:
-    from .magics import InferenceMagics
-    from .magics_data import DataMagics
+    from .notebook import load_ipython_extension as load  # the IPython layer lives apart
 
-    ipython.register_magics(InferenceMagics)
-    ipython.register_magics(DataMagics)
-    _remember_errors(ipython)
-
-
-def _remember_errors(ipython) -> None:
-    """issue 16: keep each failed cell's error for %infer --fix (ours and interrupts never replace it)."""
-    def remember(result) -> None:
-        from .last_error import remember_run
-
-        remember_run(result, getattr(getattr(ipython, "compile", None), "_filename_map", None))
-
-    try:
-        ipython.events.unregister("post_run_cell", getattr(ipython, "_inference_magics_errors"))
-    except (AttributeError, ValueError):
-        pass
-    ipython._inference_magics_errors = remember
-    ipython.events.register("post_run_cell", remember)
+    load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:

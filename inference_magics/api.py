@@ -78,11 +78,6 @@ class Result:
         preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         return f"Result({preview!r}, backend={self.backend!r}, model={self.model!r}, stop={state!r})"
 
-    def _repr_html_(self) -> str:
-        # the text is untrusted: shown through the same inert renderer as a streamed answer
-        from .render import result_bundle  # render only when a notebook asks for it
-        return result_bundle(self)["text/html"]
-
 
 CUT_AT_LIMIT = "the answer was cut at the token limit — raise --max-tokens (max_tokens=) for a longer one."
 

@@ -1,66 +1,18 @@
 """A progress line for long runs (embedding batches, --map rows, summary chunks) whose label says
-what runs. In a notebook it is one display, updated a few times a second and left at its final
-state ("✓ map: 40/40 rows in 3.2 s"), so a saved notebook shows how the run ended rather than a
-widget frozen at 0%. Elsewhere it is a tqdm bar on stderr."""
+what runs. The library only counts; the host draws: the notebook layer registers its display at
+`%load_ext` (notebook/progress.py), elsewhere it is a tqdm bar on stderr."""
 from __future__ import annotations
 
-import html
-import sys
-import threading
-import time
+from typing import Callable
 
-UPDATE_INTERVAL_S = 0.25
+# (total, label, unit) -> a bar with update(n), set_postfix(**counts), close(); or None to decline
+_display: Callable | None = None
 
 
-def _in_kernel() -> bool:
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-class Progress:
-    """`update(n)`, `set_postfix(**counts)`, `close()`: the tqdm calls our callers make."""
-
-    def __init__(self, total: int, label: str, unit: str):
-        from IPython.display import display
-
-        self.total, self.label, self.unit = total, label, unit
-        self.done = 0
-        self._postfix: dict = {}
-        self._started = time.monotonic()
-        self._last_draw = 0.0
-        self._lock = threading.Lock()
-        self._handle = display(self._bundle(final=False), raw=True, display_id=True)
-
-    def update(self, n: int = 1) -> None:
-        with self._lock:
-            self.done += n
-            if time.monotonic() - self._last_draw >= UPDATE_INTERVAL_S:
-                self._draw(final=False)
-
-    def set_postfix(self, refresh: bool = True, **counts) -> None:
-        self._postfix = counts
-
-    def close(self) -> None:
-        with self._lock:
-            self._draw(final=True)
-
-    def _draw(self, *, final: bool) -> None:
-        self._last_draw = time.monotonic()
-        self._handle.update(self._bundle(final=final), raw=True)
-
-    def _bundle(self, *, final: bool) -> dict:
-        elapsed = time.monotonic() - self._started
-        extra = "".join(f" · {name} {value}" for name, value in self._postfix.items() if value)
-        how = f"{self.done}/{self.total} {self.unit}s in {elapsed:.1f} s{extra}"
-        if not final:
-            text = f"{self.label}: {how}"
-        else:
-            text = f"✓ {self.label}: {how}" if self.done >= self.total else f"{self.label} stopped: {how}"
-        bar = (f"<progress value='{self.done}' max='{max(self.total, 1)}' "
-               "style='width:12em;vertical-align:middle;margin-right:0.6em'></progress>") if not final else ""
-        return {"text/html": f"<div style='color:var(--jp-ui-font-color2);font-size:var(--jp-ui-font-size1)'>"
-                             f"{bar}{html.escape(text)}</div>",
-                "text/plain": text}
+def show_with(display: Callable | None) -> None:
+    """Draw progress with `display` from now on (None: back to tqdm)."""
+    global _display
+    _display = display
 
 
 def progress_bar(total: int, wanted, *, label: str, unit: str, show_from: int = 2):
@@ -68,8 +20,9 @@ def progress_bar(total: int, wanted, *, label: str, unit: str, show_from: int = 
     `show_from` steps, below which it would only flicker)."""
     if wanted is False or (wanted is None and total < show_from):
         return None
-    if _in_kernel():
-        return Progress(total, label, unit)
+    bar = _display(total, label, unit) if _display is not None else None
+    if bar is not None:
+        return bar
     from tqdm import tqdm
 
     return tqdm(total=total, desc=label, unit=unit)

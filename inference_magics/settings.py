@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field as dc_field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -175,6 +175,12 @@ class Var:
     parse: Callable[[str, str], Any]
     help: str
 
+    @property
+    def configurable(self) -> bool:
+        """A %config trait? Every setting but the keys: keys belong in the environment or .env,
+        never in a notebook's history."""
+        return self.parse is not _secret
+
 
 VARS: tuple[Var, ...] = (
     Var("default_backend", ("INFERENCE_DEFAULT_BACKEND",), "ollama", _choice(*REGISTRY),
@@ -258,53 +264,16 @@ VARS: tuple[Var, ...] = (
 _BY_FIELD = {var.field: var for var in VARS}
 
 
-@dataclass(frozen=True)
-class Settings:
-    default_backend: str = "ollama"
-    privacy: str = "default"
-    enable_routing: bool = True
-    ollama_base_url: str = "http://localhost:11434"
-    ollama_timeout: int = 30000
-    ollama_default_model: str = "llama3.2:latest"
-    ollama_chat_model: str = "llama3.2:3b"
-    ollama_code_model: str = "qwen2.5-coder:7b"
-    ollama_embed_model: str = "nomic-embed-text:latest"
-    anthropic_api_key: Secret | None = None
-    anthropic_default_model: str = "sonnet"
-    anthropic_timeout: int = 60000
-    anthropic_base_url: str | None = None
-    anthropic_max_retries: int = 2
-    max_retry_wait_s: int = 60
-    openai_base_url: str = "http://localhost:8080/v1"
-    openai_api_key: Secret | None = None
-    openai_default_model: str | None = None
-    openai_timeout: int = 60000
-    local_server: str | None = None
-    local_model: str | None = None
-    local_ctx_size: int = 4096
-    local_start_timeout: int = 120000
-    local_parallel: int = 4
-    local_idle_timeout: int = 60000
-    local_embed_model: str | None = None
-    data_dir: str | None = None
-    history: str = "on"
-    embed_batch_size: int = 256
-    cache: str = "off"
-    cache_file: str | None = None
-    prices: tuple | None = None  # ((model or family, Price), ...)
-    confirm_usd: float = 1.0
-    budget_usd: float | None = None
-    daily_budget_usd: float | None = None
-    context_tokens: int = 2000
-
-    @property
-    def has_anthropic_key(self) -> bool:
-        return self.anthropic_api_key is not None
+def _has_anthropic_key(self) -> bool:
+    return self.anthropic_api_key is not None
 
 
-assert [f.name for f in fields(Settings)] == [v.field for v in VARS], "Settings and VARS must list the same fields"
+# the settings in force: one frozen field per row of VARS, with the row's default
+Settings = make_dataclass("Settings", [(v.field, Any, dc_field(default=v.default)) for v in VARS], frozen=True,
+                          namespace={"has_anthropic_key": property(_has_anthropic_key),
+                                     "__doc__": "The settings in force; one field per row of VARS."})
 
-# per-kernel overrides, written by the %config traits of the magics
+# per-kernel overrides, written by the %config traits (notebook/config.py)
 _overrides: dict[str, Any] = {}
 
 
@@ -469,20 +438,23 @@ def outside_values(*names: str) -> dict[str, str]:
     return found
 
 
+def _resolve(var: Var, environ, from_files: dict[str, str]) -> Any:
+    if var.field in _overrides:
+        return _overrides[var.field]
+    for source in (environ, from_files):  # the environment wins over .env files
+        name = next((n for n in var.env if n in source), None)
+        if name is not None:
+            return var.parse(name, source[name])
+    return var.default
+
+
+def current(field: str) -> Any:
+    """The value of one setting in force now (what `%config InferenceMagics.<field>` shows)."""
+    return _resolve(_BY_FIELD[field], os.environ, _dotenv_values())
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     """The settings in force now. Raises ConfigError naming the variable at fault."""
     environ = os.environ if environ is None else environ
     from_files = _dotenv_values(environ)
-    values: dict[str, Any] = {}
-    for var in VARS:
-        if var.field in _overrides:
-            values[var.field] = _overrides[var.field]
-            continue
-        for source in (environ, from_files):  # the environment wins over .env files
-            name = next((n for n in var.env if n in source), None)
-            if name is not None:
-                values[var.field] = var.parse(name, source[name])
-                break
-        else:
-            values[var.field] = var.default
-    return Settings(**values)
+    return Settings(**{var.field: _resolve(var, environ, from_files) for var in VARS})

@@ -192,3 +192,14 @@ def peers_reset(ollama_server, claude_server):
     ollama_server.reset()
     claude_server.reset()
     return ollama_server, claude_server
+
+
+@pytest.fixture
+def shell():
+    """An in-process IPython shell with the extension loaded (no kernel: fast, same magics)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "inference_magics")
+    yield shell
+    InteractiveShell.clear_instance()

@@ -9,7 +9,7 @@ import pytest
 
 import inference_magics as im
 from inference_magics import cache
-from inference_magics.widget import ChatWidget
+from inference_magics.notebook.widget import ChatWidget
 
 SECRET = "ghp_Q8vN2kLp7RzX4mWc9TfB1yHs6JdE3gUa0KoI"  # a GitHub token shape
 PRIVATE = f"Why does git reject this token? {SECRET}"

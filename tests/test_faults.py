@@ -82,7 +82,7 @@ def test_the_api_key_never_appears_on_any_error_path(monkeypatch, claude_peer, f
 
 
 def test_a_hostile_model_name_cannot_inject_html_into_the_footer(monkeypatch, claude_peer):
-    from inference_magics.render import result_bundle
+    from inference_magics.notebook.render import result_bundle
     from tests.hostile import assert_inert, visible_text
 
     monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url)

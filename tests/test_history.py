@@ -306,7 +306,7 @@ def test_two_stores_on_one_file_share_it(tmp_path):
 
 
 def test_the_history_table_reads_as_text_with_one_vocabulary_for_how_answers_ended(tmp_path):
-    from inference_magics.tables import history_bundle
+    from inference_magics.notebook.tables import history_bundle
 
     store = HistoryStore(tmp_path / "history.sqlite3")
     store.record(make_result(text="## Plan\n\n- **first** step\n```python\nx = 1\n```", stop_reason="end_turn",

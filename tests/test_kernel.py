@@ -415,3 +415,20 @@ def test_batch_api_from_a_cell_and_collect_later(kernel, peers_reset):
     assert wait_until(lambda: claude.batches[batch_id].status == "ended", timeout=5)
     got = kernel.run(f"%infer_batches {batch_id} --out answers\nprint(answers.output.tolist())")
     assert got.stdout.strip() == str([claude.expected_text()] * 3)
+
+
+def test_config_shows_the_value_in_force_and_keeps_it_when_a_value_is_rejected(kernel, peers_reset):
+    def shown(name):
+        run = kernel.run(f"%config InferenceMagics.{name}")
+        return run.of_type("execute_result")[0]["content"]["data"]["text/plain"]
+
+    assert shown("ollama_timeout") == "30000"  # the value in force, not an unset trait
+    kernel.run("%config InferenceMagics.privacy = 'local-only'")
+    try:
+        bad = kernel.run("%config InferenceMagics.privacy = 'off'")
+        assert len([line for line in bad.stderr.splitlines() if "not valid" in line]) == 1
+        assert shown("privacy") == "'local-only'"  # the rejected value changed nothing
+        assert "local-only" in kernel.run("%%infer --explain\nhi").final_text
+    finally:
+        kernel.run("%config InferenceMagics.privacy = None")
+    assert shown("privacy") == "'default'"

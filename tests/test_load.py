@@ -1,8 +1,8 @@
 """Load: many streams at once never mix; a thousand cells leak nothing; a huge stream stays bounded."""
 import json
 
-from inference_magics import workflows
-from inference_magics.widget import ChatWidget
+from inference_magics import experiments
+from inference_magics.notebook.widget import ChatWidget
 from tests.conftest import wait_until
 
 
@@ -12,7 +12,7 @@ def test_eight_concurrent_streams_never_mix(peers):
     widgets = [ChatWidget("llama3.2:3b") for _ in range(4)]
     for i, widget in enumerate(widgets):
         widget.ask(f"widget {i} says " + " ".join(f"w{i}x{j}" for j in range(30)))
-    done = workflows.experiment("experiment says " + " ".join(f"e{j}" for j in range(30)),
+    done = experiments.experiment("experiment says " + " ".join(f"e{j}" for j in range(30)),
                                 ["llama3.2", "llama3.2:3b", "qwen2.5-coder:7b", "llama3.2:latest"])
     assert wait_until(lambda: not any(w.busy for w in widgets), timeout=20)
     for i, widget in enumerate(widgets):

@@ -5,10 +5,10 @@ remote. The Anthropic peer records every request: it must never see the secret."
 import pytest
 
 import inference_magics as im
-from inference_magics import cache, policy, settings, workflows
+from inference_magics import cache, experiments, policy, settings, workflows
 from inference_magics import message_batches as batch
 from inference_magics.backends import is_cloud_model
-from inference_magics.widget import ChatWidget
+from inference_magics.notebook.widget import ChatWidget
 
 SECRET = "ghp_Q8vN2kLp7RzX4mWc9TfB1yHs6JdE3gUa0KoI"  # a GitHub token shape
 PRIVATE = f"Why does git reject this token? {SECRET}"
@@ -107,7 +107,7 @@ def test_a_private_first_row_is_refused_in_its_row_and_the_batch_goes_on(cloud):
 
 def test_experiment_and_workflows_call_the_policy(cloud, tmp_path):
     _, claude = cloud
-    done = workflows.experiment(PRIVATE, ["llama3.2", "claude-haiku-4.5", "GPT-OSS:120B-CLOUD"])
+    done = experiments.experiment(PRIVATE, ["llama3.2", "claude-haiku-4.5", "GPT-OSS:120B-CLOUD"])
     assert done.runs[0].text and all("refused" in r.error for r in done.runs[1:])
     with pytest.raises(im.PrivacyError):
         workflows.review(f"TOKEN = '{SECRET}'\n", model="claude-haiku-4.5")

@@ -4,8 +4,8 @@ request it receives; it must have received none of these."""
 import pytest
 
 import inference_magics as im
-from inference_magics import workflows
-from inference_magics.widget import ChatWidget
+from inference_magics import experiments, workflows
+from inference_magics.notebook.widget import ChatWidget
 
 SECRETS = [
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
@@ -51,7 +51,7 @@ def test_chat_keeps_secrets_local(routing):
 def test_experiment_keeps_secrets_local(routing):
     ollama, claude = routing
     for secret in SECRETS[:3]:
-        done = workflows.experiment(f"Explain: {secret}", ["llama3.2", "claude-haiku-4.5", "sonnet"])
+        done = experiments.experiment(f"Explain: {secret}", ["llama3.2", "claude-haiku-4.5", "sonnet"])
         assert done.runs[0].text and all("refused" in r.error for r in done.runs[1:])
     assert not cloud_requests(claude)
 
@@ -77,7 +77,7 @@ def test_local_only_sends_nothing_to_the_cloud_whatever_the_flags(monkeypatch, p
     widget.ask("hello", wait=True)
     widget._loader.join(timeout=10)
     assert "local-only" in widget.conversation.turns[-1].text
-    done = workflows.experiment("hello", ["llama3.2", "claude-haiku-4.5"])
+    done = experiments.experiment("hello", ["llama3.2", "claude-haiku-4.5"])
     assert done.runs[0].text and "local-only" in done.runs[1].error
     assert {m.backend for m in im.models()} == {"ollama"} and set(im.health()) == {"ollama"}
     with pytest.raises(im.PrivacyError):
@@ -87,7 +87,8 @@ def test_local_only_sends_nothing_to_the_cloud_whatever_the_flags(monkeypatch, p
 
 def test_the_mode_is_shown_by_explain_and_health(monkeypatch, peers):
     monkeypatch.setenv("INFERENCE_PRIVACY", "local-only")
-    from inference_magics import settings, tables
+    from inference_magics import settings
+    from inference_magics.notebook import tables
 
     assert "local-only" in im.route("hello").reason
     shown = tables.health_bundle(im.health(), settings.load().privacy)

@@ -213,7 +213,7 @@ def test_every_rule_is_anchored_so_no_pattern_runs_over_the_whole_text():
 
 
 def test_detect_secrets_is_imported_at_the_first_check_not_at_load():
-    code = ("import sys, inference_magics, inference_magics.magics, inference_magics.privacy as p\n"
+    code = ("import sys, inference_magics, inference_magics.notebook.magics, inference_magics.privacy as p\n"
             "assert 'detect_secrets' not in sys.modules and 'ahocorasick_rs' not in sys.modules\n"
             "assert p.classify('DB_PASS=Quartz-Lamp-81')\n"
             "assert 'detect_secrets' in sys.modules\n")

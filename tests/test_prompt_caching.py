@@ -5,7 +5,7 @@ import pytest
 
 import inference_magics as im
 from inference_magics import cache, history, pricing, settings
-from inference_magics.render import footer
+from inference_magics.notebook.render import footer
 
 SONNET_45 = "claude-sonnet-4-5"  # caches prefixes of 1,024 tokens and more
 LONG_SYSTEM = "You are a careful analyst. " + " ".join(f"rule{i}" for i in range(1500))  # 1,505 words

@@ -8,8 +8,8 @@ import inference_magics as im
 from inference_magics import history, settings, workflows
 from inference_magics.errors import ConfigError, Incomplete
 from inference_magics.interpolate import interpolate
-from inference_magics.render import footer, result_plain
-from inference_magics.widget import ChatWidget
+from inference_magics.notebook.render import footer, result_plain
+from inference_magics.notebook.widget import ChatWidget
 
 
 @pytest.fixture

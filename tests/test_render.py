@@ -2,7 +2,7 @@
 import threading
 import time
 
-from inference_magics.render import Throttle
+from inference_magics.notebook.render import Throttle
 from tests.conftest import wait_until
 
 
@@ -59,14 +59,14 @@ def _result(**fields):
 
 
 def test_an_interrupted_footer_claims_no_cost():
-    from inference_magics.render import footer
+    from inference_magics.notebook.render import footer
 
     shown = footer(_result(text="partial", interrupted=True, cost_usd=0.0))
     assert "interrupted" in shown and "$" not in shown and "tokens" not in shown
 
 
 def test_an_answer_cut_inside_a_code_block_keeps_its_footer_apart():
-    from inference_magics.render import result_bundle
+    from inference_magics.notebook.render import result_bundle
     from tests.hostile import assert_inert
 
     bundle = result_bundle(_result(text="Here:\n\n```python\nx = 1\n###", interrupted=True, notices=["a notice"]))
@@ -77,14 +77,14 @@ def test_an_answer_cut_inside_a_code_block_keeps_its_footer_apart():
 
 
 def test_a_cut_off_heading_after_an_interrupt_leaves_no_empty_heading():
-    from inference_magics.render import result_bundle
+    from inference_magics.notebook.render import result_bundle
 
     assert "<h3" not in result_bundle(_result(text="Intro.\n\n###", interrupted=True))["text/html"]
 
 
 def test_an_experiment_column_names_a_default_model_once():
-    from inference_magics.render import ExperimentView
-    from inference_magics.workflows import Run
+    from inference_magics.notebook.render import ExperimentView
+    from inference_magics.experiments import Run
 
     assert ExperimentView.title(Run("local", 1, backend="local")) == "local"
     assert ExperimentView.title(Run("local", 2, backend="local", result=_result(model="gemma-3-270m"))) == \
@@ -95,7 +95,7 @@ def test_the_footer_shows_a_model_load_apart_from_the_first_token():
     """Property: a load the backend waited for (the embedded model starting) is its own figure, and
     time to first token does not include it; without a load there is no such figure."""
     from inference_magics.api import Metrics, Result
-    from inference_magics.render import footer
+    from inference_magics.notebook.render import footer
 
     loaded = footer(Result(backend="local", model="gemma-3-270m", metrics=Metrics(ttft_s=0.31, load_s=2.46)))
     assert "model load 2.5 s · first token 0.31 s" in loaded

@@ -7,7 +7,7 @@ import pytest
 
 import inference_magics as im
 from inference_magics import cache, history, response_cache, settings
-from inference_magics.render import footer
+from inference_magics.notebook.render import footer
 
 
 @pytest.fixture

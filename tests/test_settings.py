@@ -126,7 +126,8 @@ def test_dotenv_quotes_comments_and_export_work(tmp_path):
 
 
 def test_every_setting_but_the_keys_is_a_config_trait():
-    from inference_magics.magics import CONFIGURABLE, InferenceMagics
+    from inference_magics.notebook.config import CONFIGURABLE
+    from inference_magics.notebook.magics import InferenceMagics
 
     traits = set(InferenceMagics.class_trait_names(config=True))
     assert set(CONFIGURABLE) <= traits and "privacy" in traits

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import inference_magics as im
-from inference_magics import cache, telemetry, workflows
+from inference_magics import cache, experiments, telemetry, workflows
 from tests.conftest import REPO, closed_port, peer_environment
 from tests.otlp_receiver import OtlpReceiver
 
@@ -194,7 +194,7 @@ def test_a_map_is_a_parent_span_with_one_child_per_row(collector, peers):
 
 
 def test_an_experiment_is_a_parent_span_with_a_child_per_run(collector, peers):
-    done = workflows.experiment("Explain recursion.", ["llama3.2", "claude-haiku-4.5"], repeat=2)
+    done = experiments.experiment("Explain recursion.", ["llama3.2", "claude-haiku-4.5"], repeat=2)
     assert not [r.error for r in done.runs if r.error]
     spans = exported(collector)
     [parent] = [s for s in spans if s.name == "experiment"]
@@ -234,7 +234,7 @@ def test_each_embedding_request_is_a_span(collector, peers, monkeypatch):
 
 
 def test_chat_widget_turns_are_spans_with_the_conversation(collector, capture, peers):
-    from inference_magics.widget import ChatWidget
+    from inference_magics.notebook.widget import ChatWidget
 
     ollama, _ = peers
     ollama.set(tokens=4)

@@ -92,7 +92,7 @@ def test_link_references_are_the_one_case_for_a_full_final_render():
 
 def render_result(text, streaming):
     from inference_magics.api import Result
-    from inference_magics.render import result_html
+    from inference_magics.notebook.render import result_html
 
     return result_html(Result(text=text, backend="ollama", model="m"), streaming)
 

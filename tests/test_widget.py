@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from inference_magics.widget import ChatWidget
+from inference_magics.notebook.widget import ChatWidget
 from tests.conftest import closed_port, wait_until
 
 
@@ -207,3 +207,27 @@ def test_where_widgets_cannot_be_drawn_the_cell_says_what_it_is(chat):
     data = shown[0] if isinstance(shown, tuple) else shown
     assert "application/vnd.jupyter.widget-view+json" in data
     assert "object at 0x" not in data["text/plain"] and "chat" in data["text/plain"]
+
+
+def test_the_chat_says_why_it_waits_while_a_server_asks_it_to_retry(monkeypatch, peers):
+    _, claude = peers
+    claude.set(fault="rate_limit", retry_after="1", fail_times=1)
+    widget = ChatWidget("claude-haiku-4.5")
+    shown = []
+    widget.observe(lambda change: shown.append(change["new"]), names="transcript_html")
+    widget.ask("hello", wait=True)
+    settled(widget)
+    assert any("<p class='im-status'>rate limited by Claude (429); retrying in 1 s</p>" in html for html in shown)
+    assert "retrying" not in widget.transcript_html  # a status while it lasts, not kept
+    assert widget.history[-1]["content"] == claude.expected_text()
+
+
+def test_a_waiting_reason_is_shown_as_text_never_as_markup(chat):
+    widget, _, _ = chat
+    widget.ask("hello", wait=True)
+    answer = widget.conversation.turns[-1]
+    answer.text, answer.done = "", False  # as if it were still waiting for its first token
+    widget._rendered.clear()
+    widget._waiting(answer, "<img src=x onerror=alert(1)> retrying")
+    widget._draw(force=True)
+    assert "&lt;img src=x onerror=alert(1)&gt; retrying" in widget.transcript_html and "<img" not in widget.transcript_html

@@ -4,7 +4,7 @@ import threading
 import pytest
 
 import inference_magics as im
-from inference_magics import workflows
+from inference_magics import experiments, workflows
 from tests.conftest import wait_until
 
 CODE = "def average(xs):\n    return sum(xs) / len(xs)\n"
@@ -73,7 +73,7 @@ def test_experiment_runs_every_model_at_once(peers):
     ollama, claude = peers
     ollama.set(tokens=20, token_delay=0.1)
     claude.set(tokens=20, token_delay=0.1)
-    done = workflows.experiment("Explain recursion.", ["llama3.2", "qwen2.5-coder:7b", "claude-haiku-4.5"])
+    done = experiments.experiment("Explain recursion.", ["llama3.2", "qwen2.5-coder:7b", "claude-haiku-4.5"])
     assert [r.model for r in done.runs] == ["llama3.2", "qwen2.5-coder:7b", "claude-haiku-4.5"]
     assert [r.backend for r in done.runs] == ["ollama", "ollama", "anthropic"]
     assert all(r.text == ollama.expected_text() and r.error is None for r in done.runs)
@@ -87,7 +87,7 @@ def test_experiment_runs_every_model_at_once(peers):
 
 def test_experiment_repeat_and_privacy_per_model(peers):
     ollama, claude = peers
-    done = workflows.experiment("Confidential: our Q3 numbers", ["llama3.2", "claude-haiku-4.5"], repeat=2)
+    done = experiments.experiment("Confidential: our Q3 numbers", ["llama3.2", "claude-haiku-4.5"], repeat=2)
     assert len(done.runs) == 4
     refused = [r for r in done.runs if r.model == "claude-haiku-4.5"]
     assert all("refused to send this prompt to anthropic" in r.error for r in refused)
@@ -100,16 +100,16 @@ def test_stopping_an_experiment_closes_every_stream(peers):
     ollama.set(tokens=500, token_delay=0.02)
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
-    done = workflows.experiment("go", ["llama3.2", "qwen2.5-coder:7b", "llama3.2:3b"], stop=stop)
+    done = experiments.experiment("go", ["llama3.2", "qwen2.5-coder:7b", "llama3.2:3b"], stop=stop)
     assert all(r.result.interrupted and r.text for r in done.runs)
     assert wait_until(lambda: ollama.disconnects == 3) and ollama.completed == 0
 
 
 def test_bad_experiment_options():
     with pytest.raises(im.ConfigError, match="--models is empty"):
-        workflows.parse_models(" , ")
+        experiments.parse_models(" , ")
     with pytest.raises(im.ConfigError, match="--repeat must be 1 or more"):
-        workflows.experiment("hi", ["a"], repeat=0)
+        experiments.experiment("hi", ["a"], repeat=0)
 
 
 def test_a_private_document_is_summarized_locally_chunk_by_chunk(monkeypatch, peers):

@@ -14,14 +14,14 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from . import api, routing, telemetry
-from .conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
-from .errors import InferenceError
-from .paths import redacted, write_private
+from .. import api, routing, telemetry
+from ..conversation import HELP, Conversation, Turn, context_tokens, parse_command, trim_to_context
+from ..errors import InferenceError
+from ..paths import redacted, write_private
 
-from .answer_provenance import of
+from ..answer_provenance import of
 from .render import Throttle, footer
-from .untrusted import StreamingMarkdown, escape, markdown_html
+from ..untrusted import StreamingMarkdown, escape, markdown_html
 
 STATIC = Path(__file__).resolve().parent / "static"
 AUTO = "auto"
@@ -48,6 +48,7 @@ class ChatWidget(anywidget.AnyWidget):
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._current: Turn | None = None  # the answer being streamed
+        self._status: tuple[Turn | None, str] = (None, "")  # an answer that waits, and why
         self._worker: threading.Thread | None = None
         self._throttle = Throttle(self._render)
         self.system = system or ""
@@ -223,12 +224,18 @@ class ChatWidget(anywidget.AnyWidget):
             running = api.stream(text, messages=history, system=self.system or None, backend=backend, model=model,
                                  task="chat")
             self.route = str(running.route)
-            for delta in running:
+
+            def add(delta: str) -> None:
                 if stop.is_set():
-                    running.close()  # closes the HTTP response: the server stops generating
-                    return  # stop() has already settled the turn on screen
+                    raise _Stopped
                 answer.text += delta
                 self._draw()
+
+            try:
+                running.each(add, None, lambda why: self._waiting(answer, why))
+            except _Stopped:
+                running.close()  # closes the HTTP response: the server stops generating
+                return  # stop() has already settled the turn on screen
             answer.meta = footer(running.result)
             answer.provenance = of(running.result)
             for notice in running.result.notices:
@@ -243,6 +250,12 @@ class ChatWidget(anywidget.AnyWidget):
             self._note_for(answer, "error", f"unexpected {type(exc).__name__}: {exc} — the chat is still usable.")
         finally:
             self._settle(answer)
+
+    def _waiting(self, answer: Turn, why: str) -> None:
+        """Why nothing has arrived yet (a retry's wait, the embedded model starting): shown in place
+        of the answer until its first token."""
+        self._status = (answer, why)
+        self._draw()
 
     def _note_for(self, answer: Turn, role: str, text: str, before: int = 0) -> None:
         """Add a line to the conversation this answer belongs to (not to a newer one after /clear)."""
@@ -277,8 +290,9 @@ class ChatWidget(anywidget.AnyWidget):
             return cached
         if turn.role in ("user", "assistant"):
             who = "You" if turn.role == "user" else "Assistant"
-            if not turn.text:
-                body = "<p>…</p>"
+            if not turn.text:  # the reason it waits, if one was given (untrusted, like all server text)
+                waiting = self._status[1] if self._status[0] is turn and not turn.done else "…"
+                body = f"<p class='im-status'>{escape(waiting)}</p>"
             elif turn.done or turn.role == "user":
                 body = markdown_html(turn.text)
             else:
@@ -294,7 +308,7 @@ class ChatWidget(anywidget.AnyWidget):
 
     def _load_models(self) -> None:
         """Fill the dropdown from %models (chat models only), off the kernel's thread."""
-        from .catalog import models
+        from ..catalog import models
 
         try:
             listing = models()
@@ -310,6 +324,10 @@ class ChatWidget(anywidget.AnyWidget):
         self.models = options + extra
 
 
+class _Stopped(Exception):
+    """Stop was pressed: ends the answer's each() at its next token."""
+
+
 def _same_model(value: str, known) -> str:
     """The listed entry for a choice, if it names one: Ollama's `llama3.2` is `llama3.2:latest`."""
     if value in known or ":" in value.partition(" ")[2]:
@@ -318,6 +336,6 @@ def _same_model(value: str, known) -> str:
 
 
 def _settings():
-    from . import settings
+    from .. import settings
 
     return settings.load()

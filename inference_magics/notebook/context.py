@@ -11,9 +11,9 @@ import re
 
 from IPython.core.error import UsageError
 
-from . import settings as settings_module, threads
-from .errors import ConfigError
-from .interpolate import interpolate
+from .. import settings as settings_module, threads
+from ..errors import ConfigError
+from ..interpolate import interpolate
 
 FIX_KEEP_LOCAL = "a --fix sends code and its traceback, so it stays on this machine like a code review"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
@@ -22,7 +22,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 def render_prompt(prompt: str, namespace: dict) -> str:
     """`{var}` fields rendered for a model within INFERENCE_CONTEXT_TOKENS each; one line says
     what was shortened."""
-    from .object_context import Renderer
+    from ..object_context import Renderer
 
     renderer = Renderer(settings_module.load().context_tokens)
     text = interpolate(prompt, namespace, render=renderer.render)
@@ -35,7 +35,7 @@ def render_prompt(prompt: str, namespace: dict) -> str:
 def attachments(args, namespace: dict) -> tuple:
     """--image (repeatable: a variable holding a Figure, PIL image or bytes, or a file path),
     --figure (matplotlib's current figure) and --file (an image or a PDF)."""
-    from . import attachments as loading
+    from .. import attachments as loading
 
     found = []
     try:
@@ -55,7 +55,7 @@ def attachments(args, namespace: dict) -> tuple:
 
 def fix_prompt(question: str) -> str:
     """The last error of this kernel as a prompt, with the user's extra question."""
-    from .last_error import last
+    from ..last_error import last
 
     error = last()
     if error is None:

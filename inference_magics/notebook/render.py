@@ -8,7 +8,7 @@ import json
 import threading
 import time
 
-from . import untrusted
+from .. import untrusted
 
 UPDATE_INTERVAL_S = 0.1  # at most ~10 display updates per second, however fast tokens arrive
 # every update re-sends the whole text (as HTML and as plain text), so a long answer slows its
@@ -208,7 +208,7 @@ class CellView:
     def finish(self, result) -> None:
         """The final update: the whole answer, footer, and the route in the output metadata."""
         self._throttle.close()
-        from .answer_provenance import of  # backend, model, options, route, hashes, usage, cost, times, cache
+        from ..answer_provenance import of  # backend, model, options, route, hashes, usage, cost, times, cache
 
         meta = {"inference_magics": {"backend": result.backend, "model": result.model,
                                      "stop_reason": result.stop_reason, **of(result)}}
@@ -275,7 +275,7 @@ class ExperimentView:
         def cell(value):
             return f"{value:.3f}" if isinstance(value, float) else value
 
-        from .answer_provenance import KEY, of_rows
+        from ..answer_provenance import KEY, of_rows
 
         display(bundle(columns, [[cell(row[c]) for c in columns] for row in rows],
                        f"{len(rows)} runs in {experiment.wall_s:.2f} s wall time"), raw=True,

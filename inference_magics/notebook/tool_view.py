@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from IPython.core.error import UsageError
 
-from . import untrusted
+from .. import untrusted
 
 
 def notebook_value(namespace, name: str, flag: str):
@@ -17,7 +17,7 @@ def notebook_value(namespace, name: str, flag: str):
 
 def typed_or_tools(args, prompt: str, namespace, choice: dict, **options):
     """The Stream-like runner for `%%infer --schema` / `--tools`, ready for the magic's _show."""
-    from .typed_answers import TypedStream
+    from ..typed_answers import TypedStream
 
     if args.tools and args.schema:
         raise UsageError("--schema and --tools together are not supported yet — ask with --tools, then pass the "
@@ -26,7 +26,7 @@ def typed_or_tools(args, prompt: str, namespace, choice: dict, **options):
         if args.max_steps is not None or args.confirm:
             raise UsageError("--max-steps and --confirm go with --tools.")
         return TypedStream(prompt, notebook_value(namespace, args.schema, "--schema"), **choice, **options)
-    from .tools import ToolLoop
+    from ..tools import ToolLoop
 
     functions = []
     for name in filter(None, (n.strip() for n in args.tools.split(","))):
@@ -59,7 +59,7 @@ class ToolCallsView:
         if not self._runs:
             line = f"tools the model may call: {', '.join(self._names)}"
             return untrusted.bundle(untrusted.note_html(line), line)
-        from .privacy import redact_secrets  # a tool may return a key: the cell never shows it
+        from ..privacy import redact_secrets  # a tool may return a key: the cell never shows it
 
         lines = [redact_secrets(f"⚙ step {run.step}: {run.line()}") for run in self._runs]
         html = "".join(untrusted.note_html(line, warn=bool(run.error)) for line, run in zip(lines, self._runs))

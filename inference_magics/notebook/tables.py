@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .untrusted import bundle as output_bundle, escape, note_html
+from ..untrusted import bundle as output_bundle, escape, note_html
 
 
 def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:

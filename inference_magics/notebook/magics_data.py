@@ -6,8 +6,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from . import settings
-from .magics import BaseMagics, parse
+from .. import settings
+from . import tables  # light: the renderer loads markdown-it on first use
+from .magics import BaseMagics
+from .options import parse
 
 
 @magics_class
@@ -36,10 +38,9 @@ class DataMagics(BaseMagics):
 
         The last result is always `_embed`.
         """
-        from . import embeddings, tables
+        from .. import embeddings
 
         args = parse(self.embed, line)
-        self._check_out(args.out)
         if args.var is not None:
             if args.var not in self.shell.user_ns:
                 raise UsageError(f"no variable named {args.var!r} in the notebook — define it first.")
@@ -75,10 +76,9 @@ class DataMagics(BaseMagics):
     @line_magic
     def models(self, line):
         """Every model of every configured backend in one table, with the defaults for each task."""
-        from . import catalog, tables
+        from .. import catalog
 
         args = parse(self.models, line)
-        self._check_out(args.out)
         listing = catalog.models(args.backend)
         rows = tables.model_rows(listing)
         if args.format == "json":
@@ -93,7 +93,7 @@ class DataMagics(BaseMagics):
     @line_magic
     def infer_health(self, line):
         """Each backend: reachable or not, latency, version, and what to do when it is down."""
-        from . import catalog, tables
+        from .. import catalog
 
         self._publish(tables.health_bundle(catalog.health(), settings.load().privacy))
 
@@ -106,11 +106,9 @@ class DataMagics(BaseMagics):
     @line_magic
     def infer_history(self, line):
         """Past completions from the local history (INFERENCE_HISTORY), newest first."""
-        from . import tables
-        from .history import recall
+        from ..history import recall
 
         args = parse(self.infer_history, line)
-        self._check_out(args.out)
         if args.limit < 1:
             raise UsageError(f"--limit must be 1 or more, not {args.limit}.")
         rows = recall(search=args.search, limit=args.limit, semantic=args.semantic)
@@ -126,10 +124,9 @@ class DataMagics(BaseMagics):
     def infer_batches(self, line):
         """Claude Message Batches sent with %%infer --map --batch-api: list and poll them, or
         collect one that has ended (results arrive within 24 hours; the list survives the kernel)."""
-        from . import message_batches as batch, tables
+        from .. import message_batches as batch
 
         args = parse(self.infer_batches, line)
-        self._check_out(args.out)
         if args.batch_id is None:
             self._publish(tables.batch_jobs_bundle(batch.jobs()))
             return None
@@ -144,7 +141,7 @@ class DataMagics(BaseMagics):
     def infer_otel(self, line):
         """OpenTelemetry tracing: on or off and why, where spans go, whether prompt and answer text
         is included (and why not), and how exports went. Settings: README § Observability."""
-        from . import tables, telemetry
+        from .. import telemetry
 
         shown = telemetry.status()
         self._publish(tables.bundle(["item", "value"], [[k, v] for k, v in shown.items()], "OpenTelemetry tracing"))
@@ -156,7 +153,7 @@ class DataMagics(BaseMagics):
     def infer_cache(self, line):
         """The response cache (INFERENCE_CACHE=off|on|replay): its file, size, and the hits and
         misses of this kernel; --clear empties it."""
-        from . import response_cache, tables
+        from .. import response_cache
 
         args = parse(self.infer_cache, line)
         current = settings.load()
@@ -176,11 +173,10 @@ class DataMagics(BaseMagics):
     def infer_cost(self, line):
         """Spend by model and by day (UTC), from the history, with a chart; and this kernel's spend
         against INFERENCE_BUDGET_USD / INFERENCE_DAILY_BUDGET_USD when they are set."""
-        from . import budget, tables
-        from .history import HistoryError, store_for
+        from .. import budget
+        from ..history import HistoryError, store_for
 
         args = parse(self.infer_cost, line)
-        self._check_out(args.out)
         current = settings.load()
         store = store_for(current)
         if store is None:
