@@ -196,6 +196,6 @@ def test_a_traceback_keeps_notebook_frames_and_summarises_library_ones():
 
 def test_context_flags_with_a_workflow_or_map_are_one_line(kernel, peers_reset):
     run = kernel.run("%%infer --workflow review --figure\nx = 1")
-    assert run.reply["status"] == "error" and "--figure goes with a plain prompt, not with --workflow" in run.reply["evalue"]
+    assert run.reply["status"] == "error" and "--figure does not go with --workflow review — it goes with a prompt" in run.reply["evalue"]
     run = kernel.run("items = [1]\n%infer --map items --insert -- say {row}")
-    assert run.reply["status"] == "error" and "--insert goes with a plain prompt, not with --map" in run.reply["evalue"]
+    assert run.reply["status"] == "error" and "--insert does not go with --map — it goes with a prompt" in run.reply["evalue"]

@@ -51,7 +51,7 @@ def footer(result) -> str:
 
 def _body_html(result, streamed=None) -> str:
     if result.parsed is not None and result.options.get("schema"):  # a typed answer: a small table of fields
-        from .typed_answers import fields_html
+        from ..typed_answers import fields_html
 
         return fields_html(result.parsed)
     if result.parsed is not None:
@@ -64,7 +64,7 @@ def _body_html(result, streamed=None) -> str:
 
 def _body_plain(result) -> str:
     if result.parsed is not None and result.options.get("schema"):
-        from .typed_answers import fields_plain
+        from ..typed_answers import fields_plain
 
         return fields_plain(result.parsed)
     if result.parsed is not None:
