@@ -59,8 +59,8 @@ class BaseMagics(Magics):
             raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
 
     def _ask_before_spending(self, found, *, batch: bool = False) -> None:
-        """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (input(): it works in
-        every front end that gives the kernel a stdin) and stop unless the answer is yes."""
+        """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (Run/Skip buttons where
+        widgets run, else input()) and stop unless the answer is yes."""
         from . import budget
 
         if found.cost_usd is None:
@@ -71,14 +71,14 @@ class BaseMagics(Magics):
         question = budget.confirmation_needed(settings.load(), found, batch=batch)
         if question is None:
             return
-        from IPython.core.error import StdinNotImplementedError
+        from .confirm import CannotAsk, ask  # Run/Skip buttons where widgets run, else input()
 
         try:
-            answer = input(question)
-        except (StdinNotImplementedError, EOFError):
+            go = ask(question.removesuffix(" [y/N] "))
+        except CannotAsk:
             raise UsageError(f"not started: {question.split('. Start it?')[0]}, and this front end cannot ask — "
                              "raise INFERENCE_CONFIRM_USD to run it.") from None
-        if answer.strip().lower() not in ("y", "yes"):
+        if not go:
             raise UsageError("not started: declined at the cost confirmation — nothing was sent.")
 
     def _store(self, out: str | None, value):
