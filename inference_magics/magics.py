@@ -59,8 +59,8 @@ class BaseMagics(Magics):
             raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
 
     def _ask_before_spending(self, found, *, batch: bool = False) -> None:
-        """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (Run/Skip buttons where
-        widgets run, else input()) and stop unless the answer is yes."""
+        """Show a priced batch's estimate first; above INFERENCE_CONFIRM_USD ask (input(): it works in
+        every front end that gives the kernel a stdin) and stop unless the answer is yes."""
         from . import budget
 
         if found.cost_usd is None:
@@ -71,7 +71,7 @@ class BaseMagics(Magics):
         question = budget.confirmation_needed(settings.load(), found, batch=batch)
         if question is None:
             return
-        from .confirm import CannotAsk, ask  # Run/Skip buttons where widgets run, else input()
+        from .confirm import CannotAsk, ask  # input(); why not a button: see confirm.py
 
         try:
             go = ask(question.removesuffix(" [y/N] "))
