@@ -8,13 +8,12 @@ with Ollama unreachable and no key (tests/test_notebooks.py does that in a subpr
 
 With NOTEBOOKS_BACKEND=replay they replay the committed cache/responses.sqlite3 (recorded by
 `scripts/notebooks --record` on the embedded model) with INFERENCE_CACHE=replay: no model runs —
-llama-server is a tripwire that leaves a file if anything starts it — and every cell whose saved
-output is a model's answer must print that answer again, word for word (footers aside: timings
-are not reproducible). A request that was never recorded fails its cell with a CacheMiss line.
+llama-server is a tripwire that leaves a file if anything starts it, and the session fails then.
+A request that was never recorded fails its cell with a CacheMiss line. (nbval cannot compare a
+streamed answer — it ignores update_display_data — so tests/test_notebooks.py checks the replayed
+answers word for word with nbclient.)
 """
 import os
-import shutil
-import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -22,27 +21,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.notebook_replay import replay_environment  # noqa: E402
 from tests.peers import AnthropicPeer, OllamaPeer  # noqa: E402
 
 _peers: list = []
 _PREFIX = "nbval-data-"
-RECORDED = Path(__file__).resolve().parent / "cache" / "responses.sqlite3"
-# what differs between a recorded answer and its replay: the footer (timings, "cached (answered ...)")
-FOOTER_PATTERNS = {r"<sub>[\s\S]*?</sub>\s*$": "<sub>footer</sub>", r"\n— [^\n]*\s*$": "\n— footer"}
 
 
 def _tripwire_note() -> Path:
     """Where the replay run's fake llama-server writes if anything starts it (NOTEBOOKS_TRIPWIRE_NOTE
     lets a test look)."""
     return Path(os.environ.get("NOTEBOOKS_TRIPWIRE_NOTE") or Path(tempfile.gettempdir()) / "nbval-llama-server-started")
-
-
-def _tripwire(folder: str) -> str:
-    """An executable standing in for llama-server: starting it leaves a note and fails."""
-    path = Path(folder) / "llama-server"
-    path.write_text(f"#!/bin/sh\necho \"$@\" >> '{_tripwire_note()}'\nexit 1\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -55,11 +44,7 @@ def pytest_runtest_setup(item):
         for name in [n for n in os.environ if n.startswith(("OLLAMA_", "ANTHROPIC_", "OPENAI_"))]:
             del os.environ[name]
         _tripwire_note().unlink(missing_ok=True)
-        copy = Path(common["INFERENCE_DATA_DIR"]) / "recorded.sqlite3"  # the committed file is never opened
-        shutil.copyfile(RECORDED, copy)
-        os.environ.update({**common, "INFERENCE_DEFAULT_BACKEND": "local", "OLLAMA_BASE_URL": "http://127.0.0.1:9",
-                           "INFERENCE_CACHE": "replay", "INFERENCE_CACHE_FILE": str(copy),
-                           "INFERENCE_LOCAL_SERVER": _tripwire(common["INFERENCE_DATA_DIR"])})
+        os.environ.update(replay_environment(Path(common["INFERENCE_DATA_DIR"]), _tripwire_note()))
         return
     if os.environ.get("NOTEBOOKS_BACKEND") == "local":
         os.environ.pop("ANTHROPIC_API_KEY", None)
@@ -72,22 +57,6 @@ def pytest_runtest_setup(item):
         **common, "OLLAMA_BASE_URL": ollama.url, "ANTHROPIC_BASE_URL": claude.url, "ANTHROPIC_API_KEY": claude.api_key,
         "INFERENCE_DEFAULT_BACKEND": "ollama", "INFERENCE_LOCAL_SERVER": "/nonexistent/llama-server",
     })
-
-
-def _is_answer(output) -> bool:
-    return "inference_magics" in output.get("metadata", {}) and "text/markdown" in output.get("data", {})
-
-
-def pytest_collection_modifyitems(config, items):
-    """In replay, a cell whose saved outputs are all model answers is checked strictly (nbval's
-    `check` option on that cell, with the footer masked); in the live runs they cannot be."""
-    if os.environ.get("NOTEBOOKS_BACKEND") != "replay":
-        return
-    for item in items:
-        outputs = getattr(item, "cell", {}).get("outputs") or []
-        if outputs and all(_is_answer(o) for o in outputs) and hasattr(item, "options"):
-            item.options["check"] = True
-            item.parent.sanitize_patterns.update(FOOTER_PATTERNS)
 
 
 def pytest_sessionfinish(session, exitstatus):

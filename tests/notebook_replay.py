@@ -1,0 +1,39 @@
+"""The replay of the example notebooks, shared by notebooks/conftest.py (nbval) and
+tests/test_notebooks.py (the word-for-word check): the environment that makes a kernel answer
+every request from the committed cache and start no model, and what a saved answer says."""
+from __future__ import annotations
+
+import re
+import shutil
+import stat
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+RECORDED = NOTEBOOKS / "cache" / "responses.sqlite3"  # written by `scripts/notebooks --record`
+_FOOTER = re.compile(r"\n— [^\n]*\s*$")  # the plain-text footer: timings, or "cached (answered …)"
+
+
+def replay_environment(folder: Path, note: Path) -> dict[str, str]:
+    """Variables for a replaying kernel: a copy of the recorded cache in `folder` (the committed
+    file is never opened), INFERENCE_CACHE=replay, the routing inputs of the recording (default
+    backend local, Ollama at a closed port, no key), and a fake llama-server that writes `note`
+    and fails if anything starts it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / "recorded.sqlite3"
+    shutil.copyfile(RECORDED, copy)
+    tripwire = folder / "llama-server"
+    tripwire.write_text(f"#!/bin/sh\necho \"$@\" >> '{note}'\nexit 1\n")
+    tripwire.chmod(tripwire.stat().st_mode | stat.S_IXUSR)
+    return {"INFERENCE_DATA_DIR": str(folder), "MPLBACKEND": "Agg", "INFERENCE_DEFAULT_BACKEND": "local",
+            "OLLAMA_BASE_URL": "http://127.0.0.1:9", "INFERENCE_CACHE": "replay", "INFERENCE_CACHE_FILE": str(copy),
+            "INFERENCE_LOCAL_SERVER": str(tripwire)}
+
+
+def answers(cell) -> list[str] | None:
+    """The plain text of a code cell's answers without their footers, if every output it has is a
+    %%infer / workflow answer (a --map or experiment table shows timings: not reproducible)."""
+    outputs = cell.get("outputs") or []
+    records = [o.get("metadata", {}).get("inference_magics") for o in outputs]
+    if not outputs or not all(isinstance(r, dict) and r.get("kind", "answer") == "answer" for r in records):
+        return None
+    return [_FOOTER.sub("", o["data"].get("text/plain", "")) for o in outputs]
