@@ -98,7 +98,7 @@ def compact(path: Path) -> None:
     print(f"{count} recorded answers and vectors in {path.relative_to(REPO)} ({path.stat().st_size / 1e3:.0f} kB)")
 
 
-def execute(path: Path, update: bool) -> str | None:
+def execute(path: Path, update: bool | str) -> str | None:
     """Run one notebook; write the executed copy to build/ (and back over the source with
     `update`). Returns the failing cell's error line, or None."""
     import nbformat
@@ -114,7 +114,8 @@ def execute(path: Path, update: bool) -> str | None:
     # ipykernel warns about ("running over TCP without encryption") on every start
     manager = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
     try:
-        NotebookClient(notebook, km=manager, timeout=600,
+        # a cell's time limit: 10 min; none when recording (a loaded machine's small model may be slow)
+        NotebookClient(notebook, km=manager, timeout=None if update == "record" else 600,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         failed = None
     except CellExecutionError as exc:
@@ -143,7 +144,7 @@ def main(argv: list[str]) -> int:
     print(f"Running {len(paths)} notebook{'s' * (len(paths) > 1)} against {described}.", flush=True)
     os.environ.update(env)  # the kernels inherit it
     try:
-        failures = [p for p in paths if execute(p, "--update" in argv or record)]
+        failures = [p for p in paths if execute(p, "record" if record else "--update" in argv)]
     finally:
         if peer is not None:
             peer.terminate()
