@@ -9,7 +9,8 @@ with Ollama unreachable and no key (tests/test_notebooks.py does that in a subpr
 With NOTEBOOKS_BACKEND=replay they replay the committed cache/responses.sqlite3 (recorded by
 `scripts/notebooks --record` on the embedded model) with INFERENCE_CACHE=replay: no model runs —
 llama-server is a tripwire that leaves a file if anything starts it, and the session fails then.
-A request that was never recorded fails its cell with a CacheMiss line. (nbval cannot compare a
+A request that was never recorded fails its cell with a CacheMiss line; a notebook not listed in
+cache/recorded.txt (added or changed since the recording) is skipped, saying how to record it. (nbval cannot compare a
 streamed answer — it ignores update_display_data — so tests/test_notebooks.py checks the replayed
 answers word for word with nbclient.)
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.notebook_replay import replay_environment  # noqa: E402
+from tests.notebook_replay import recorded, replay_environment  # noqa: E402
 from tests.peers import AnthropicPeer, OllamaPeer  # noqa: E402
 
 _peers: list = []
@@ -57,6 +58,18 @@ def pytest_runtest_setup(item):
         **common, "OLLAMA_BASE_URL": ollama.url, "ANTHROPIC_BASE_URL": claude.url, "ANTHROPIC_API_KEY": claude.api_key,
         "INFERENCE_DEFAULT_BACKEND": "ollama", "INFERENCE_LOCAL_SERVER": "/nonexistent/llama-server",
     })
+
+
+def pytest_collection_modifyitems(config, items):
+    """Replay runs the notebooks the cache was recorded for (cache/recorded.txt); the others are
+    skipped, saying how to record them."""
+    if os.environ.get("NOTEBOOKS_BACKEND") != "replay":
+        return
+    names = recorded()
+    for item in items:
+        name = Path(str(item.fspath)).name
+        if name.endswith(".ipynb") and name not in names:
+            item.add_marker(pytest.mark.skip(reason=f"{name} is not in cache/recorded.txt: run scripts/notebooks --record"))
 
 
 def pytest_sessionfinish(session, exitstatus):

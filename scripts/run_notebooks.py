@@ -7,6 +7,8 @@ where the executed notebooks are.
     python scripts/run_notebooks.py --record        re-record: every notebook on the embedded model,
                                                     outputs saved, answers kept in notebooks/cache/
                                                     (what CI replays: NOTEBOOKS_BACKEND=replay)
+    python scripts/run_notebooks.py --record notebooks/01-quickstart.ipynb ...   only these, added
+                                                    to the existing recording
 
 Order: Ollama (if it runs and has a chat model), then Claude (if a key works), then the embedded
 local model (llama-server with the packaged Gemma 3 270M: real tokens, no daemon, no key), else
@@ -27,6 +29,7 @@ NOTEBOOKS = REPO / "notebooks"
 QUICKSTART = NOTEBOOKS / "01-quickstart.ipynb"
 BUILD = REPO / "build"
 RECORDED = NOTEBOOKS / "cache" / "responses.sqlite3"  # committed; notebooks/conftest.py replays it
+MANIFEST = NOTEBOOKS / "cache" / "recorded.txt"  # the notebooks whose every request is in RECORDED
 
 sys.path.insert(0, str(REPO))
 os.chdir(REPO)  # ./.env is read from here, as it would be from the notebook's folder
@@ -73,18 +76,25 @@ def choose() -> tuple[dict[str, str], str, subprocess.Popen | None]:
                  "text ('word0 word1 ...'), not a model. Start Ollama or set ANTHROPIC_API_KEY for real answers"), peer
 
 
-def recording() -> tuple[dict[str, str], str, None]:
+def recording(fresh: bool) -> tuple[dict[str, str], str, None]:
     """The embedded local model alone, every answer and vector kept in a fresh RECORDED file: the
     replay run sets the same routing inputs (no key, no Ollama, default backend local), so every
     request has the key it was recorded under."""
     for name in [n for n in os.environ if n.startswith(("OLLAMA_", "ANTHROPIC_", "INFERENCE_", "OPENAI_"))]:
         del os.environ[name]
     RECORDED.parent.mkdir(exist_ok=True)
-    RECORDED.unlink(missing_ok=True)  # nothing stale stays: the file holds exactly what the notebooks ask
+    if fresh:  # nothing stale stays: the file holds exactly what the notebooks ask
+        RECORDED.unlink(missing_ok=True)
+        MANIFEST.write_text("")
     env = {"INFERENCE_DEFAULT_BACKEND": "local", "OLLAMA_BASE_URL": "http://127.0.0.1:9", "MPLBACKEND": "Agg",
            "INFERENCE_CACHE": "on", "INFERENCE_CACHE_FILE": str(RECORDED),
            "INFERENCE_DATA_DIR": tempfile.mkdtemp(prefix="im-record-")}
     return env, f"the embedded local model, recording every answer into {RECORDED.relative_to(REPO)}", None
+
+
+def mark_recorded(path: Path) -> None:
+    names = set(MANIFEST.read_text().split()) if MANIFEST.exists() else set()
+    MANIFEST.write_text("".join(f"{name}\n" for name in sorted(names | {path.name})))
 
 
 def compact(path: Path) -> None:
@@ -139,12 +149,18 @@ def execute(path: Path, update: bool | str) -> str | None:
 
 def main(argv: list[str]) -> int:
     record = "--record" in argv
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if "--all" in argv or record else [QUICKSTART]
-    env, described, peer = recording() if record else choose()
+    named = [Path(a).resolve() for a in argv if a.endswith(".ipynb")]
+    paths = named or (sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if "--all" in argv or record else [QUICKSTART])
+    env, described, peer = recording(fresh=not named) if record else choose()
     print(f"Running {len(paths)} notebook{'s' * (len(paths) > 1)} against {described}.", flush=True)
     os.environ.update(env)  # the kernels inherit it
     try:
-        failures = [p for p in paths if execute(p, "record" if record else "--update" in argv)]
+        failures = []
+        for path in paths:
+            if execute(path, "record" if record else "--update" in argv):
+                failures.append(path)
+            elif record:
+                mark_recorded(path)
     finally:
         if peer is not None:
             peer.terminate()

@@ -10,6 +10,13 @@ from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RECORDED = NOTEBOOKS / "cache" / "responses.sqlite3"  # written by `scripts/notebooks --record`
+MANIFEST = NOTEBOOKS / "cache" / "recorded.txt"  # the notebooks whose every request is in RECORDED
+
+
+def recorded() -> set[str]:
+    """Names of the notebooks the committed cache answers (a notebook added or changed since is
+    not replayed until `scripts/notebooks --record` has run it)."""
+    return set(MANIFEST.read_text().split()) if MANIFEST.exists() else set()
 _FOOTER = re.compile(r"\n— [^\n]*\s*$")  # the plain-text footer: timings, or "cached (answered …)"
 
 
