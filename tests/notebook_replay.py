@@ -3,7 +3,6 @@ tests/test_notebooks.py (the word-for-word check): the environment that makes a 
 every request from the committed cache and start no model, and what a saved answer says."""
 from __future__ import annotations
 
-import re
 import shutil
 import stat
 from pathlib import Path
@@ -17,7 +16,6 @@ def recorded() -> set[str]:
     """Names of the notebooks the committed cache answers (a notebook added or changed since is
     not replayed until `scripts/notebooks --record` has run it)."""
     return set(MANIFEST.read_text().split()) if MANIFEST.exists() else set()
-_FOOTER = re.compile(r"\n— [^\n]*\s*$")  # the plain-text footer: timings, or "cached (answered …)"
 
 
 def replay_environment(folder: Path, note: Path) -> dict[str, str]:
@@ -43,4 +41,15 @@ def answers(cell) -> list[str] | None:
     records = [o.get("metadata", {}).get("inference_magics") for o in outputs]
     if not outputs or not all(isinstance(r, dict) and r.get("kind", "answer") == "answer" for r in records):
         return None
-    return [_FOOTER.sub("", o["data"].get("text/plain", "")) for o in outputs]
+    return [_without_footer(o["data"].get("text/plain", "")) for o in outputs]
+
+
+def _without_footer(text: str) -> str:
+    """The answer alone: the footer line ("— backend · model · timings", or "cached (answered …)")
+    and the notices under it (⚠ …) are not reproducible."""
+    lines = text.rstrip("\n").split("\n")
+    while lines and lines[-1].startswith("⚠"):
+        lines.pop()
+    if lines and lines[-1].startswith("— "):
+        lines.pop()
+    return "\n".join(lines)
