@@ -35,13 +35,13 @@ def replay_environment(folder: Path, note: Path) -> dict[str, str]:
 
 
 def answers(cell) -> list[str] | None:
-    """The plain text of a code cell's answers without their footers, if every output it has is a
-    %%infer / workflow answer (a --map or experiment table shows timings: not reproducible)."""
-    outputs = cell.get("outputs") or []
-    records = [o.get("metadata", {}).get("inference_magics") for o in outputs]
-    if not outputs or not all(isinstance(r, dict) and r.get("kind", "answer") == "answer" for r in records):
-        return None
-    return [_without_footer(o["data"].get("text/plain", "")) for o in outputs]
+    """The plain text of a code cell's %%infer / workflow answers without their footers (None if
+    it has none). Its other outputs — progress bars, --map and experiment tables — show timings:
+    not reproducible, so not compared."""
+    found = [o for o in cell.get("outputs") or []
+             if isinstance(record := o.get("metadata", {}).get("inference_magics"), dict)
+             and record.get("kind", "answer") == "answer"]
+    return [_without_footer(o["data"].get("text/plain", "")) for o in found] or None
 
 
 def _without_footer(text: str) -> str:
