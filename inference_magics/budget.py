@@ -3,7 +3,7 @@ kernel) and INFERENCE_DAILY_BUDGET_USD (per UTC day, from the history), and the 
 before a batch above INFERENCE_CONFIRM_USD starts.
 
 Estimates count input tokens with Claude's token-counting endpoint where asked to and a key is
-set, else approximately (4 characters a token, said so); output is unknown before the answer, so
+set, with llama-server's tokenizer where one is up (token_count.py), else approximately (4 characters a token, said so); output is unknown before the answer, so
 it is assumed to be --max-tokens, or ASSUMED_OUTPUT_TOKENS when that is unset.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ from .pricing import BATCH_DISCOUNT, approximate_tokens, estimate_cost
 ASSUMED_OUTPUT_TOKENS = 500
 APPROXIMATE = "approximate: 4 characters a token"
 COUNTED = "counted by Claude's token-counting endpoint"
+TOKENIZED = {"local": "counted by the embedded model's tokenizer (llama-server /tokenize)",
+             "openai": "counted by the server's tokenizer (llama-server /tokenize)"}
 
 
 class BudgetExceeded(InferenceError):
@@ -32,7 +34,7 @@ class Estimate:
     calls: int
     input_tokens: int
     output_tokens: int       # assumed: --max-tokens, or ASSUMED_OUTPUT_TOKENS per call
-    method: str              # COUNTED or APPROXIMATE
+    method: str              # COUNTED, TOKENIZED[backend] or APPROXIMATE
     cost_usd: float | None   # None: no price per token (a local model) or an unknown model
 
     @property
@@ -63,6 +65,9 @@ def estimate(backend: str, model: str, prompts: list[str], *, system=None, messa
     if count and counts and len(prompts) == 1:
         input_tokens = _counted(settings, backend, model, prompts[0], system, messages)
         method = COUNTED if input_tokens is not None else APPROXIMATE
+    elif count and backend in TOKENIZED and len(prompts) == 1 and settings.cache != "replay":  # replay asks no server
+        input_tokens = _tokenized(settings, backend, model, prompts[0], system, messages)
+        method = TOKENIZED[backend] if input_tokens is not None else APPROXIMATE
     if input_tokens is None:
         input_tokens = sum(approximate_tokens(_text_of(p, system, messages)) for p in prompts)
     output_tokens = (max_tokens or ASSUMED_OUTPUT_TOKENS) * len(prompts)
@@ -76,6 +81,21 @@ def _counted(settings, backend, model, prompt, system, messages) -> int | None:
 
     turns = tuple(messages or ()) + (({"role": "user", "content": prompt},) if prompt else ())
     try:
+        return get_backend(backend, settings).count_tokens(Request(model=model, messages=turns, system=system))
+    except InferenceError:
+        return None  # the approximation stands in, and says so
+
+
+def _tokenized(settings, backend, model, prompt, system, messages) -> int | None:
+    """The count by llama-server's own tokenizer (the embedded model's, if its server is up; an
+    OpenAI-compatible server's, if it is llama-server), or None."""
+    from . import policy
+    from .backends import get_backend
+    from .backends.base import Request
+
+    turns = tuple(messages or ()) + (({"role": "user", "content": prompt},) if prompt else ())
+    try:
+        policy.check(_text_of(prompt, system, messages), backend, model, settings)  # only where it may go anyway
         return get_backend(backend, settings).count_tokens(Request(model=model, messages=turns, system=system))
     except InferenceError:
         return None  # the approximation stands in, and says so

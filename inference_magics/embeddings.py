@@ -13,7 +13,7 @@ import numpy as np
 
 from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, not_installed, offering, spec
-from .cache import cache_for, digest
+from .cache import digest
 from .errors import BackendError, BackendUnavailable, ConfigError
 from .progress import progress_bar
 
@@ -106,7 +106,9 @@ def _vectors(vectors, expected: int, backend: str) -> list[np.ndarray]:
 def _embed(items, route, settings, use_cache, progress) -> Embedded:
     result = Embedded(np.empty((0, 0), np.float32), route.backend, route.model)
     keys = [digest(t) for t in items]
-    store = cache_for(settings) if use_cache else None
+    from . import response_cache  # INFERENCE_CACHE=on|replay keeps vectors in the portable response cache
+
+    store = response_cache.embedding_store(settings, use_cache)
     found: dict[bytes, np.ndarray] = {}
     if store is not None:
         blobs, notice = store.get_many(f"embed:{route.backend}", route.model, list(dict.fromkeys(keys)))
@@ -114,6 +116,8 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
         result.notices += [notice] if notice else []
     missing = list(dict.fromkeys(t for t, k in zip(items, keys) if k not in found))  # dedupe by content
     result.cached = len(items) - sum(1 for k in keys if k not in found)
+    if missing and settings.cache == "replay":  # replay never calls a model
+        raise response_cache.embedding_miss(route.backend, route.model, len(missing))
     if missing:
         backend = get_backend(route.backend, settings)
         size = settings.embed_batch_size

@@ -118,3 +118,19 @@ def clear(settings) -> str | None:
     with _counts_lock:
         _counts.update(hits=0, misses=0)
     return cache_at(path_for(settings)).clear(KIND)
+
+
+def embedding_store(settings, use_cache: bool):
+    """Where embeddings are kept: with INFERENCE_CACHE=on|replay, the response cache file too, so a
+    notebook's vectors travel with its answers and replay needs no embedding model; otherwise the
+    embeddings cache in the data folder (None when the caller skips caching, except in replay)."""
+    from .cache import cache_for
+
+    if settings.cache == "replay" or (use_cache and settings.cache == "on"):
+        return cache_at(path_for(settings))
+    return cache_for(settings) if use_cache else None
+
+
+def embedding_miss(backend: str, model: str, missing: int) -> CacheMiss:
+    return CacheMiss(f"INFERENCE_CACHE=replay and {missing} text(s) were never embedded with {backend} · {model} — "
+                     "run it once with INFERENCE_CACHE=on to record them.")

@@ -5,6 +5,14 @@ without error, and cells marked `# NBVAL_CHECK_OUTPUT` (structure only: a Result
 parses, vectors have the model's dimension, one table row per model) must print what they saved.
 With NOTEBOOKS_BACKEND=local the same notebooks run against the embedded local model instead,
 with Ollama unreachable and no key (tests/test_notebooks.py does that in a subprocess).
+
+With NOTEBOOKS_BACKEND=replay they replay the committed cache/responses.sqlite3 (recorded by
+`scripts/notebooks --record` on the embedded model) with INFERENCE_CACHE=replay: no model runs —
+llama-server is a tripwire that leaves a file if anything starts it, and the session fails then.
+A request that was never recorded fails its cell with a CacheMiss line; a notebook not listed in
+cache/recorded.txt (added or changed since the recording) is skipped, saying how to record it. (nbval cannot compare a
+streamed answer — it ignores update_display_data — so tests/test_notebooks.py checks the replayed
+answers word for word with nbclient.)
 """
 import os
 import sys
@@ -14,10 +22,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.notebook_replay import recorded, replay_environment  # noqa: E402
 from tests.peers import AnthropicPeer, OllamaPeer  # noqa: E402
 
 _peers: list = []
 _PREFIX = "nbval-data-"
+
+
+def _tripwire_note() -> Path:
+    """Where the replay run's fake llama-server writes if anything starts it (NOTEBOOKS_TRIPWIRE_NOTE
+    lets a test look)."""
+    return Path(os.environ.get("NOTEBOOKS_TRIPWIRE_NOTE") or Path(tempfile.gettempdir()) / "nbval-llama-server-started")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -26,6 +41,12 @@ def pytest_runtest_setup(item):
     if os.environ.get("INFERENCE_DATA_DIR", "").startswith(_PREFIX):
         return  # already set up
     common = {"INFERENCE_DATA_DIR": tempfile.mkdtemp(prefix=_PREFIX), "MPLBACKEND": "Agg"}
+    if os.environ.get("NOTEBOOKS_BACKEND") == "replay":
+        for name in [n for n in os.environ if n.startswith(("OLLAMA_", "ANTHROPIC_", "OPENAI_"))]:
+            del os.environ[name]
+        _tripwire_note().unlink(missing_ok=True)
+        os.environ.update(replay_environment(Path(common["INFERENCE_DATA_DIR"]), _tripwire_note()))
+        return
     if os.environ.get("NOTEBOOKS_BACKEND") == "local":
         os.environ.pop("ANTHROPIC_API_KEY", None)
         os.environ.pop("INFERENCE_LOCAL_SERVER", None)
@@ -39,6 +60,25 @@ def pytest_runtest_setup(item):
         **common, "OLLAMA_BASE_URL": ollama.url, "ANTHROPIC_BASE_URL": claude.url, "ANTHROPIC_API_KEY": claude.api_key,
         "INFERENCE_DEFAULT_BACKEND": "ollama", "INFERENCE_LOCAL_SERVER": "/nonexistent/llama-server",
     })
+
+
+def pytest_collection_modifyitems(config, items):
+    """Replay runs the notebooks the cache was recorded for (cache/recorded.txt); the others are
+    skipped, saying how to record them."""
+    if os.environ.get("NOTEBOOKS_BACKEND") != "replay":
+        return
+    names = recorded()
+    for item in items:
+        name = Path(str(item.fspath)).name
+        if name.endswith(".ipynb") and name not in names:
+            item.add_marker(pytest.mark.skip(reason=f"{name} is not in cache/recorded.txt: run scripts/notebooks --record"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Replay must not have started a model: the run fails if the tripwire was touched."""
+    if os.environ.get("NOTEBOOKS_BACKEND") == "replay" and _tripwire_note().exists():
+        print(f"\nreplay started llama-server (see {_tripwire_note()}): a request was not answered from the cache")
+        session.exitstatus = 1
 
 
 def pytest_unconfigure(config):

@@ -4,6 +4,11 @@ where the executed notebooks are.
     python scripts/run_notebooks.py                 the quickstart (scripts/quickstart)
     python scripts/run_notebooks.py --all           every notebook (scripts/notebooks)
     python scripts/run_notebooks.py --all --update  ... and save the outputs back into notebooks/
+    python scripts/run_notebooks.py --record        re-record: every notebook on the embedded model,
+                                                    outputs saved, answers kept in notebooks/cache/
+                                                    (what CI replays: NOTEBOOKS_BACKEND=replay)
+    python scripts/run_notebooks.py --record notebooks/01-quickstart.ipynb ...   only these, added
+                                                    to the existing recording
 
 Order: Ollama (if it runs and has a chat model), then Claude (if a key works), then the embedded
 local model (llama-server with the packaged Gemma 3 270M: real tokens, no daemon, no key), else
@@ -23,6 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 QUICKSTART = NOTEBOOKS / "01-quickstart.ipynb"
 BUILD = REPO / "build"
+RECORDED = NOTEBOOKS / "cache" / "responses.sqlite3"  # committed; notebooks/conftest.py replays it
+MANIFEST = NOTEBOOKS / "cache" / "recorded.txt"  # the notebooks whose every request is in RECORDED
 
 sys.path.insert(0, str(REPO))
 os.chdir(REPO)  # ./.env is read from here, as it would be from the notebook's folder
@@ -69,7 +76,39 @@ def choose() -> tuple[dict[str, str], str, subprocess.Popen | None]:
                  "text ('word0 word1 ...'), not a model. Start Ollama or set ANTHROPIC_API_KEY for real answers"), peer
 
 
-def execute(path: Path, update: bool) -> str | None:
+def recording(fresh: bool) -> tuple[dict[str, str], str, None]:
+    """The embedded local model alone, every answer and vector kept in a fresh RECORDED file: the
+    replay run sets the same routing inputs (no key, no Ollama, default backend local), so every
+    request has the key it was recorded under."""
+    for name in [n for n in os.environ if n.startswith(("OLLAMA_", "ANTHROPIC_", "INFERENCE_", "OPENAI_"))]:
+        del os.environ[name]
+    RECORDED.parent.mkdir(exist_ok=True)
+    if fresh:  # nothing stale stays: the file holds exactly what the notebooks ask
+        RECORDED.unlink(missing_ok=True)
+        MANIFEST.write_text("")
+    env = {"INFERENCE_DEFAULT_BACKEND": "local", "OLLAMA_BASE_URL": "http://127.0.0.1:9", "MPLBACKEND": "Agg",
+           "INFERENCE_CACHE": "on", "INFERENCE_CACHE_FILE": str(RECORDED),
+           "INFERENCE_DATA_DIR": tempfile.mkdtemp(prefix="im-record-")}
+    return env, f"the embedded local model, recording every answer into {RECORDED.relative_to(REPO)}", None
+
+
+def mark_recorded(path: Path) -> None:
+    names = set(MANIFEST.read_text().split()) if MANIFEST.exists() else set()
+    MANIFEST.write_text("".join(f"{name}\n" for name in sorted(names | {path.name})))
+
+
+def compact(path: Path) -> None:
+    """The recorded file as small as SQLite makes it (it is committed)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    count = db.execute("SELECT count(*) FROM blobs").fetchone()[0]
+    db.execute("VACUUM")
+    db.close()
+    print(f"{count} recorded answers and vectors in {path.relative_to(REPO)} ({path.stat().st_size / 1e3:.0f} kB)")
+
+
+def execute(path: Path, update: bool | str) -> str | None:
     """Run one notebook; write the executed copy to build/ (and back over the source with
     `update`). Returns the failing cell's error line, or None."""
     import nbformat
@@ -85,7 +124,8 @@ def execute(path: Path, update: bool) -> str | None:
     # ipykernel warns about ("running over TCP without encryption") on every start
     manager = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
     try:
-        NotebookClient(notebook, km=manager, timeout=600,
+        # a cell's time limit: 10 min; none when recording (a loaded machine's small model may be slow)
+        NotebookClient(notebook, km=manager, timeout=None if update == "record" else 600,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         failed = None
     except CellExecutionError as exc:
@@ -108,16 +148,25 @@ def execute(path: Path, update: bool) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if "--all" in argv else [QUICKSTART]
-    env, described, peer = choose()
+    record = "--record" in argv
+    named = [Path(a).resolve() for a in argv if a.endswith(".ipynb")]
+    paths = named or (sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if "--all" in argv or record else [QUICKSTART])
+    env, described, peer = recording(fresh=not named) if record else choose()
     print(f"Running {len(paths)} notebook{'s' * (len(paths) > 1)} against {described}.", flush=True)
     os.environ.update(env)  # the kernels inherit it
     try:
-        failures = [p for p in paths if execute(p, "--update" in argv)]
+        failures = []
+        for path in paths:
+            if execute(path, "record" if record else "--update" in argv):
+                failures.append(path)
+            elif record:
+                mark_recorded(path)
     finally:
         if peer is not None:
             peer.terminate()
             peer.wait(timeout=10)
+    if record and RECORDED.exists():
+        compact(RECORDED)
     if failures:
         print(f"{len(failures)} notebook(s) failed: {', '.join(p.name for p in failures)}", file=sys.stderr)
     return 1 if failures else 0

@@ -169,3 +169,21 @@ def test_a_message_batch_past_the_budget_is_not_submitted(cached, monkeypatch):
     with pytest.raises(budget.BudgetExceeded, match="this Message Batch of 3 rows"):
         batch.submit("Summarize: {row}", ["a", "b", "c"], model="claude-haiku-4.5", max_tokens=1000)
     assert not claude.requests_to("/v1/messages/batches")
+
+
+def test_embeddings_are_recorded_in_the_response_cache_and_replayed_without_a_request(cached, monkeypatch, tmp_path):
+    ollama, _ = cached
+    monkeypatch.setenv("INFERENCE_CACHE_FILE", str(tmp_path / "portable.sqlite3"))
+    monkeypatch.setenv("INFERENCE_CACHE", "on")
+    recorded = im.embed(["a cat", "a kitten"], backend="ollama")
+    embeds = [r for r in ollama.requests if r.path == "/api/embed"]
+    assert len(embeds) == 1
+    monkeypatch.setenv("INFERENCE_DATA_DIR", str(tmp_path / "elsewhere"))  # no data-folder cache to fall back on
+    monkeypatch.setenv("INFERENCE_CACHE", "replay")
+    replayed = im.embed(["a kitten", "a cat"], backend="ollama", cache=False)  # replay overrides cache=False
+    assert (replayed == recorded[::-1]).all()
+    assert len([r for r in ollama.requests if r.path == "/api/embed"]) == 1  # none sent in replay
+    with pytest.raises(response_cache.CacheMiss) as miss:
+        im.embed(["never embedded"], backend="ollama")
+    assert "\n" not in miss.value.message and "1 text(s)" in miss.value.message
+    assert len([r for r in ollama.requests if r.path == "/api/embed"]) == 1

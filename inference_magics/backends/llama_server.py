@@ -111,6 +111,11 @@ class LlamaServer:
     def running(self) -> bool:
         return self.url is not None and self._live(self._state()) and self._state().get("url") == self.url
 
+    def live_url(self) -> str | None:
+        """The URL of this model's server if one is up (this kernel's or another's); never starts one."""
+        state = self._state()
+        return state.get("url") if self._live(state) else None
+
     def ensure_running(self) -> str | None:
         """Start or join the server and wait until it answers; a one-line notice when it had died
         (since this process last used it) and was restarted."""

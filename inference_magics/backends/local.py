@@ -216,6 +216,21 @@ class LocalBackend:
             request = replace(request, messages=BASE_MODEL_JSON_EXAMPLE + tuple(request.messages))
         return request, extra
 
+    def count_tokens(self, request: Request) -> int | None:
+        """Input tokens by the model's own tokenizer if its server is already up; None otherwise
+        (an estimate never loads a model)."""
+        from ..token_count import chat_messages, count_with_llama_server
+
+        try:
+            server = self._handle(request.model, False)
+        except InferenceError:
+            return None
+        url = server.live_url()
+        if url is None:
+            return None
+        asked, _ = self._for_base_model(request) if server.alias == PACKAGED else (request, None)
+        return count_with_llama_server(url, chat_messages(asked))
+
     def embed(self, texts: list[str], model: str | None = None) -> list[list[float]]:
         server, wire, _ = self._server(model or "", embeddings=True)
         return wire.embed(texts, server.alias)

@@ -342,6 +342,14 @@ class OpenAIBackend:
     def stream(self, request: Request) -> Iterator[Event]:
         yield from self.wire.stream(request, self._model(request.model))
 
+    def count_tokens(self, request: Request) -> int | None:
+        """Input tokens by the server's tokenizer when it is llama-server (/apply-template and
+        /tokenize beside /v1); None for any other server (asked once per kernel)."""
+        from ..token_count import chat_messages, count_with_llama_server
+
+        root = self.wire.url[:-3] if self.wire.url.endswith("/v1") else self.wire.url
+        return count_with_llama_server(root, chat_messages(request))
+
     def embed(self, texts: list[str], model: str) -> list[list[float]]:
         return self.wire.embed(texts, self._model(model))
 

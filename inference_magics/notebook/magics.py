@@ -37,14 +37,14 @@ class BaseMagics(Magics):
         question = budget.confirmation_needed(settings.load(), found, batch=batch)
         if question is None:
             return
-        from IPython.core.error import StdinNotImplementedError
+        from .confirm import CannotAsk, ask  # input(); why not a button: see confirm.py
 
         try:
-            answer = input(question)
-        except (StdinNotImplementedError, EOFError):
+            go = ask(question.removesuffix(" [y/N] "))
+        except CannotAsk:
             raise UsageError(f"not started: {question.split('. Start it?')[0]}, and this front end cannot ask — "
                              "raise INFERENCE_CONFIRM_USD to run it.") from None
-        if answer.strip().lower() not in ("y", "yes"):
+        if not go:
             raise UsageError("not started: declined at the cost confirmation — nothing was sent.")
 
     def _store(self, out: str | None, value):
