@@ -18,9 +18,6 @@ from .pricing import BATCH_DISCOUNT, approximate_tokens, estimate_cost
 
 ASSUMED_OUTPUT_TOKENS = 500
 APPROXIMATE = "approximate: 4 characters a token"
-COUNTED = "counted by Claude's token-counting endpoint"
-TOKENIZED = {"local": "counted by the embedded model's tokenizer (llama-server /tokenize)",
-             "openai": "counted by the server's tokenizer (llama-server /tokenize)"}
 
 
 class BudgetExceeded(InferenceError):
@@ -34,7 +31,7 @@ class Estimate:
     calls: int
     input_tokens: int
     output_tokens: int       # assumed: --max-tokens, or ASSUMED_OUTPUT_TOKENS per call
-    method: str              # COUNTED, TOKENIZED[backend] or APPROXIMATE
+    method: str              # counted_by(backend) or APPROXIMATE
     cost_usd: float | None   # None: no price per token (a local model) or an unknown model
 
     @property
@@ -61,13 +58,11 @@ def estimate(backend: str, model: str, prompts: list[str], *, system=None, messa
 
     settings = settings or settings_module.load()
     method, input_tokens = APPROXIMATE, None
-    counts = backend in REGISTRY and REGISTRY[backend].supports("count_tokens") and REGISTRY[backend].has_key(settings)
-    if count and counts and len(prompts) == 1:
+    counter = REGISTRY.get(backend)
+    if (count and len(prompts) == 1 and counter and counter.supports("count_tokens") and counter.has_key(settings)
+            and settings.cache != "replay"):  # replay asks no server anything
         input_tokens = _counted(settings, backend, model, prompts[0], system, messages)
-        method = COUNTED if input_tokens is not None else APPROXIMATE
-    elif count and backend in TOKENIZED and len(prompts) == 1 and settings.cache != "replay":  # replay asks no server
-        input_tokens = _tokenized(settings, backend, model, prompts[0], system, messages)
-        method = TOKENIZED[backend] if input_tokens is not None else APPROXIMATE
+        method = counted_by(backend) if input_tokens is not None else APPROXIMATE
     if input_tokens is None:
         input_tokens = sum(approximate_tokens(_text_of(p, system, messages)) for p in prompts)
     output_tokens = (max_tokens or ASSUMED_OUTPUT_TOKENS) * len(prompts)
@@ -75,27 +70,20 @@ def estimate(backend: str, model: str, prompts: list[str], *, system=None, messa
     return Estimate(backend, model, len(prompts), input_tokens, output_tokens, method, cost)
 
 
+def counted_by(backend: str) -> str:
+    return f"counted by {REGISTRY[backend].token_counter}"
+
+
 def _counted(settings, backend, model, prompt, system, messages) -> int | None:
-    from .backends import get_backend
-    from .backends.base import Request
-
-    turns = tuple(messages or ()) + (({"role": "user", "content": prompt},) if prompt else ())
-    try:
-        return get_backend(backend, settings).count_tokens(Request(model=model, messages=turns, system=system))
-    except InferenceError:
-        return None  # the approximation stands in, and says so
-
-
-def _tokenized(settings, backend, model, prompt, system, messages) -> int | None:
-    """The count by llama-server's own tokenizer (the embedded model's, if its server is up; an
-    OpenAI-compatible server's, if it is llama-server), or None."""
+    """The backend's own count (Claude's token counter, llama-server's tokenizer), or None. The
+    text goes only where the prompt itself may go: counting is sending."""
     from . import policy
     from .backends import get_backend
     from .backends.base import Request
 
     turns = tuple(messages or ()) + (({"role": "user", "content": prompt},) if prompt else ())
     try:
-        policy.check(_text_of(prompt, system, messages), backend, model, settings)  # only where it may go anyway
+        policy.check(_text_of(prompt, system, messages), backend, model, settings)
         return get_backend(backend, settings).count_tokens(Request(model=model, messages=turns, system=system))
     except InferenceError:
         return None  # the approximation stands in, and says so

@@ -12,8 +12,8 @@ from inference_magics.notebook.options import INFER_OPTIONS, MODES
     ("--map rows --workflow review", "x", "--map and --workflow review are two modes of %%infer — use one at a time."),
     ("--explain --map rows", "{row}", "--explain and --map are two modes of %%infer — use one at a time."),
     ("--map rows --batch-api --concurrency 3", "{row}", "--concurrency does not go with --map --batch-api"),
-    ("--file notes.txt", "hi", "--file does not go with a prompt — it goes with --workflow review or --workflow "
-                               "summarize."),
+    ("--map rows --file notes.txt", "{row}", "--file does not go with --map — it goes with --workflow review, "
+                                             "--workflow summarize or a prompt."),
     ("--workflow review --format json", "x", "--format does not go with --workflow review"),
     ("--workflow review --no-cache", "x", "--no-cache does not go with --workflow review"),
     ("--workflow summarize --format json", "x", "a summary is bullets or paragraph, not json"),

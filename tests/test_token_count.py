@@ -37,7 +37,7 @@ def test_a_private_prompt_is_not_sent_to_a_remote_server_to_be_counted(monkeypat
 def test_an_openai_compatible_llama_server_counts_what_it_will_be_sent(monkeypatch, llama_server):
     monkeypatch.setenv("OPENAI_BASE_URL", llama_server.url + "/v1")
     found = budget.estimate("openai", "gemma-3-270m", [PROMPT], system="Answer briefly.", count=True)
-    assert found.method == budget.TOKENIZED["openai"]
+    assert found.method == budget.counted_by("openai")
     answer = im.infer(PROMPT, backend="openai", system="Answer briefly.", max_tokens=4, temperature=0)
     assert found.input_tokens == answer.usage.input_tokens  # the server's own prompt count
 
@@ -52,7 +52,7 @@ def test_the_embedded_model_counts_once_it_runs_and_is_never_started_for_an_esti
     assert all(not s.running for s in backend._servers.values()) and backend._handle("", False).live_url() is None
     answer = im.infer(PROMPT, backend="local", max_tokens=4, temperature=0)
     after = budget.estimate("local", "gemma-3-270m", [PROMPT], count=True)
-    assert after.method == budget.TOKENIZED["local"]
+    assert after.method == budget.counted_by("local")
     assert after.input_tokens == answer.usage.input_tokens
     monkeypatch.setenv("INFERENCE_CACHE", "replay")  # replay asks no server, not even its tokenizer
     assert budget.estimate("local", "gemma-3-270m", [PROMPT], count=True).method == budget.APPROXIMATE

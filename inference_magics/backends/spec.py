@@ -47,6 +47,7 @@ class BackendSpec:
     default_tag: str = ""           # a name without a tag is listed with this one (Ollama's ":latest")
     priced: bool = False            # charges per token (pricing.py)
     provider: str = ""              # gen_ai.provider.name in traces
+    token_counter: str = ""         # with count_tokens: what counts ("Claude's token-counting endpoint")
 
     def supports(self, capability: str, model: str | None = None) -> bool:
         """Can this backend do `capability` (one of CAPABILITIES), with this model if one is named?"""
@@ -141,19 +142,21 @@ ANTHROPIC = BackendSpec(
                             "schema"}),
     claims=lambda model: model in FAMILIES or model.startswith("claude"), fallback_rank=1,
     routed_for=("complex",), key_setting="anthropic_api_key", canonical_models=True, aliases=FAMILIES, priced=True,
-    provider="anthropic")
+    provider="anthropic", token_counter="Claude's token-counting endpoint")
 LOCAL = BackendSpec(
     "local", "the embedded local model", "inference_magics.backends.local:LocalBackend",
     settings=("local_server", "local_model", "local_ctx_size", "local_start_timeout", "local_parallel",
               "local_idle_timeout", "local_embed_model", "data_dir"),
     models={"general": "local_model", "embed": "local_embed_model"},
     fallback_models={"general": "gemma-3-270m", "embed": "all-minilm-l6-v2"}, context_setting="local_ctx_size",
-    capabilities=frozenset({"chat", "embed", "list", "schema"}), locality="always",
+    capabilities=frozenset({"chat", "embed", "list", "count_tokens", "schema"}), locality="always",
     claims=lambda model: model.lower().endswith(".gguf"), fallback_rank=2, listed="installed",
-    installed=llama_server_installed, provider="llama.cpp")
+    installed=llama_server_installed, provider="llama.cpp",
+    token_counter="the embedded model's tokenizer (llama-server /tokenize)")
 OPENAI = BackendSpec(
     "openai", "the OpenAI-compatible server", "inference_magics.backends.openai:OpenAIBackend",
     settings=("openai_base_url", "openai_api_key", "openai_timeout", "max_retry_wait_s"),
     models={"general": "openai_default_model"}, context_tokens=8_192, concurrency=8,
-    capabilities=frozenset({"chat", "embed", "list", "vision", "tools", "schema"}),
-    locality="loopback", url_setting="openai_base_url", listed="configured", provider="openai")
+    capabilities=frozenset({"chat", "embed", "list", "count_tokens", "vision", "tools", "schema"}),
+    locality="loopback", url_setting="openai_base_url", listed="configured", provider="openai",
+    token_counter="the server's tokenizer (llama-server /tokenize)")
