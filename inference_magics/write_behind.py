@@ -1,0 +1,83 @@
+"""Write-behind: what a finished answer leaves on disk — its history row and its response-cache
+entry, secrets redacted first — is written by one background thread, so the cell shows its answer
+without waiting for the redaction and the SQLite commit.
+
+Nothing is lost and nothing is read stale:
+- jobs run one at a time, in the order they were submitted;
+- every read of those files (history, response cache, the spend cap's sum) calls flush() first;
+- flush() runs at interpreter exit, so a kernel shut down right after a cell still writes it;
+- each job gets a snapshot of the answer taken on the cell's thread, so a later change to `_infer`
+  cannot leak into what is written.
+A job's one-line notice (a history that could not be written) is handed to the next completion,
+since the answer that caused it is already on screen.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import threading
+from dataclasses import replace
+
+_lock = threading.Lock()
+_jobs: queue.Queue | None = None
+_thread: threading.Thread | None = None
+_notices: list[str] = []
+
+
+def submit(job) -> None:
+    """Run job() on the writer thread; a str it returns is a notice for the next completion."""
+    with _lock:
+        global _jobs, _thread
+        if _thread is None:
+            _jobs = queue.Queue()
+            _thread = threading.Thread(target=_work, args=(_jobs,), name="inference_magics-writer", daemon=True)
+            _thread.start()
+        _jobs.put(job)
+
+
+def flush() -> None:
+    """Wait until every job submitted so far has run (at once when none is pending)."""
+    jobs, thread = _jobs, _thread
+    if jobs is None or threading.current_thread() is thread:
+        return  # nothing ever submitted, or called by a job itself (it would wait for itself)
+    jobs.join()
+
+
+def take_notices() -> list[str]:
+    """Notices from jobs that failed since the last call (each reported once)."""
+    with _lock:
+        taken = _notices[:]
+        _notices.clear()
+    return taken
+
+
+def snapshot(result):
+    """A copy of a Result that later changes to the original (notices, user code) do not reach."""
+    return replace(result, usage=replace(result.usage), metrics=replace(result.metrics),
+                   notices=list(result.notices), options=dict(result.options))
+
+
+def _work(jobs: queue.Queue) -> None:
+    while True:
+        job = jobs.get()
+        try:
+            notice = job()
+        except Exception as exc:  # a job never takes the writer down (history and cache writes do not raise)
+            notice = f"a history or cache write failed ({type(exc).__name__}) — the answer itself is kept."
+        finally:
+            jobs.task_done()
+        if isinstance(notice, str) and notice:
+            with _lock:
+                _notices.append(notice)
+
+
+def _forget_after_fork() -> None:
+    """A forked child has no writer thread: it starts its own on its first write."""
+    global _lock, _jobs, _thread
+    _lock, _jobs, _thread = threading.Lock(), None, None
+    _notices.clear()
+
+
+atexit.register(flush)  # daemon threads still run during atexit: the queue drains before the exit
+os.register_at_fork(after_in_child=_forget_after_fork)
