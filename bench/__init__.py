@@ -20,6 +20,7 @@ BENCHMARKS = {
     "observability": "bench.observability",
     "prompt_caching": "bench.prompt_caching",
     "privacy": "bench.privacy",
+    "cases": "bench.cases",
     "local": "bench.local",
     "parallel": "bench.parallel",
 }
