@@ -27,8 +27,8 @@ _notices: list[str] = []
 
 def submit(job) -> None:
     """Run job() on the writer thread; a str it returns is a notice for the next completion."""
+    global _jobs, _thread
     with _lock:
-        global _jobs, _thread
         if _thread is None:
             _jobs = queue.Queue()
             _thread = threading.Thread(target=_work, args=(_jobs,), name="inference_magics-writer", daemon=True)
