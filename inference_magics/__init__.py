@@ -35,7 +35,18 @@ def load_ipython_extension(ipython) -> None:
 
     ipython.register_magics(InferenceMagics)
     ipython.register_magics(DataMagics)
+    from . import write_behind  # history writes wait for the end of each cell, not competing with it for the GIL
+
+    ipython.events.register("pre_run_cell", write_behind.hold)
+    ipython.events.register("post_run_cell", write_behind.release)
 
 
 def unload_ipython_extension(ipython) -> None:
-    pass
+    from . import write_behind
+
+    for event, callback in (("pre_run_cell", write_behind.hold), ("post_run_cell", write_behind.release)):
+        try:
+            ipython.events.unregister(event, callback)
+        except ValueError:
+            pass  # never registered
+    write_behind.release()

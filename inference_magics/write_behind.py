@@ -8,6 +8,9 @@ Nothing is lost and nothing is read stale:
 - flush() runs at interpreter exit, so a kernel shut down right after a cell still writes it;
 - each job gets a snapshot of the answer taken on the cell's thread, so a later change to `_infer`
   cannot leak into what is written.
+In a notebook the writer also waits for the end of the running cell (`hold`/`release`, on IPython's
+pre_run_cell and post_run_cell): redaction is regex work that holds the GIL, and run beside the cell
+it would slow the cell's own final render by about as much as it saves; a flush() opens the gate.
 A job's one-line notice (a history that could not be written) is handed to the next completion,
 since the answer that caused it is already on screen.
 """
@@ -23,6 +26,8 @@ _lock = threading.Lock()
 _jobs: queue.Queue | None = None
 _thread: threading.Thread | None = None
 _notices: list[str] = []
+_free = threading.Event()  # cleared while a notebook cell runs: jobs wait for its end
+_free.set()
 
 
 def submit(job) -> None:
@@ -37,11 +42,23 @@ def submit(job) -> None:
 
 
 def flush() -> None:
-    """Wait until every job submitted so far has run (at once when none is pending)."""
+    """Wait until every job submitted so far has run (at once when none is pending). Called during
+    a cell, it lets the writer run for the rest of that cell."""
     jobs, thread = _jobs, _thread
     if jobs is None or threading.current_thread() is thread:
         return  # nothing ever submitted, or called by a job itself (it would wait for itself)
+    _free.set()
     jobs.join()
+
+
+def hold(*_) -> None:
+    """A cell starts (IPython's pre_run_cell): jobs wait until it ends."""
+    _free.clear()
+
+
+def release(*_) -> None:
+    """The cell ended (post_run_cell, which IPython fires after errors and interrupts too)."""
+    _free.set()
 
 
 def take_notices() -> list[str]:
@@ -61,6 +78,7 @@ def snapshot(result):
 def _work(jobs: queue.Queue) -> None:
     while True:
         job = jobs.get()
+        _free.wait()
         try:
             notice = job()
         except Exception as exc:  # a job never takes the writer down (history and cache writes do not raise)
@@ -77,6 +95,7 @@ def _forget_after_fork() -> None:
     global _lock, _jobs, _thread
     _lock, _jobs, _thread = threading.Lock(), None, None
     _notices.clear()
+    _free.set()
 
 
 atexit.register(flush)  # daemon threads still run during atexit: the queue drains before the exit
