@@ -20,6 +20,7 @@ import atexit
 import os
 import queue
 import threading
+import time
 from dataclasses import replace
 
 _lock = threading.Lock()
@@ -28,6 +29,10 @@ _thread: threading.Thread | None = None
 _notices: list[str] = []
 _free = threading.Event()  # cleared while a notebook cell runs: jobs wait for its end
 _free.set()
+# post_run_cell fires before the kernel sends the cell's reply and its idle status: the writer starts
+# this much later, so its GIL-holding regex passes do not delay them
+AFTER_CELL_S = 0.1
+_released_at = 0.0
 
 
 def submit(job) -> None:
@@ -47,6 +52,8 @@ def flush() -> None:
     jobs, thread = _jobs, _thread
     if jobs is None or threading.current_thread() is thread:
         return  # nothing ever submitted, or called by a job itself (it would wait for itself)
+    global _released_at
+    _released_at = 0.0
     _free.set()
     jobs.join()
 
@@ -58,7 +65,18 @@ def hold(*_) -> None:
 
 def release(*_) -> None:
     """The cell ended (post_run_cell, which IPython fires after errors and interrupts too)."""
+    global _released_at
+    _released_at = time.monotonic()
     _free.set()
+
+
+def _wait_for_no_cell() -> None:
+    while True:
+        _free.wait()
+        pause = _released_at + AFTER_CELL_S - time.monotonic()
+        if pause <= 0:
+            return
+        time.sleep(pause)  # then look again: another cell may have started meanwhile
 
 
 def take_notices() -> list[str]:
@@ -78,7 +96,7 @@ def snapshot(result):
 def _work(jobs: queue.Queue) -> None:
     while True:
         job = jobs.get()
-        _free.wait()
+        _wait_for_no_cell()
         try:
             notice = job()
         except Exception as exc:  # a job never takes the writer down (history and cache writes do not raise)
