@@ -49,10 +49,10 @@ def submit(job) -> None:
 def flush() -> None:
     """Wait until every job submitted so far has run (at once when none is pending). Called during
     a cell, it lets the writer run for the rest of that cell."""
+    global _released_at
     jobs, thread = _jobs, _thread
     if jobs is None or threading.current_thread() is thread:
         return  # nothing ever submitted, or called by a job itself (it would wait for itself)
-    global _released_at
     _released_at = 0.0
     _free.set()
     jobs.join()
