@@ -2,7 +2,7 @@
 non-streaming cell, which is what jupyter-ai's `%%ai` shows), on loopback peers with a fixed
 first-token latency and token rate, and on the embedded local model.
 
-    python -m bench            # every benchmark (~7 minutes on 2 cores); writes bench/RESULTS.md
+    python -m bench            # every benchmark in one run; writes bench/RESULTS.md (bounded: see README)
     python -m bench --quick    # tiny sizes, a few seconds each: keeps the benchmarks working (CI)
     python -m bench ttft load  # only these (prints; --write to write a report of just these)
 
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "observability": "bench.observability",
     "prompt_caching": "bench.prompt_caching",
     "privacy": "bench.privacy",
+    "cases": "bench.cases",
     "local": "bench.local",
     "parallel": "bench.parallel",
 }

@@ -120,8 +120,9 @@ class InProcess:
 
         self._saved = dict(os.environ)
         self._cwd = os.getcwd()
-        os.environ.clear()
-        os.environ.update(clean_environment(INFERENCE_DATA_DIR=str(Path(self.folder) / "data"), **self.values))
+        clean = clean_environment(INFERENCE_DATA_DIR=str(Path(self.folder) / "data"), **self.values)
+        os.environ.clear()  # (after reading it: PYTHONPATH must reach the kernels started meanwhile)
+        os.environ.update(clean)
         os.chdir(self.folder)
         settings.clear_overrides()
         backends._instances.clear()  # backends are cached per configuration; start from none

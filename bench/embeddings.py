@@ -1,4 +1,4 @@
-"""5. Embeddings: how many HTTP requests 10,000 short texts take, the first run against the cached run
+"""5. Embeddings: how many HTTP requests 5,000 short texts (10,000 before the bounded full run) take, the first run against the cached run
 (and against the official client sending the same batches), and a top-5 cosine search over
 100,000 × 768 vectors."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ def run(quick: bool) -> Section:
     import numpy as np
     import ollama as ollama_sdk
 
-    n = 500 if quick else 10_000
+    n = 500 if quick else 5_000
     rows = 5_000 if quick else 100_000
     repeats = 1 if quick else 2
     searches = 5 if quick else 15

@@ -32,7 +32,7 @@ def _fresh(statement: str) -> tuple[float, str]:
 
 
 def run(quick: bool) -> Section:
-    runs = 1 if quick else 7
+    runs = 1 if quick else 5
     section = Section("load", "3. Extension load")
     section.setup = (
         f"{runs} fresh kernels per case (jupyter_client, this Python), interleaved, after one discarded warm-up "

@@ -57,8 +57,8 @@ def run(quick: bool) -> Section:
         section.skipped = why
         section.headline = f"skipped — {why}"
         return section
-    max_tokens = 8 if quick else 128
-    runs = 1 if quick else 5
+    max_tokens = 8 if quick else 64
+    runs = 1 if quick else 3
     with InProcess():  # INFERENCE_LOCAL_SERVER unset: the packaged server and model
         import inference_magics as im
         from inference_magics import backends, settings

@@ -27,7 +27,7 @@ def run(quick: bool) -> Section:
 
     knobs = dict(tokens=20, first_token_delay=0.02, token_delay=0.001)
     block = 5 if quick else 10
-    rounds = 1 if quick else 20
+    rounds = 1 if quick else 10
     section = Section("observability", "7. Observability")
     section.setup = (
         f"In process, `im.infer()` against an Ollama peer in its own process ({knobs['tokens']} tokens, first after "

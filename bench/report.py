@@ -51,6 +51,9 @@ def machine_lines() -> list[str]:
         f"{platform.release()} ({platform.machine()})",
         f"- **Python**: {platform.python_version()} ({sys.executable})",
         "- **Packages**: " + ", ".join(f"{n} {v}" for n, v in versions()),
+        "- **Load**: load average " + "/".join(f"{x:.1f}" for x in os.getloadavg()) + " (1/5/15 min) at the end of "
+        f"the run, on {os.cpu_count()} cores: anything above the core count means other work competed with every "
+        "figure (the ratios, measured side by side, hold up far better than the absolute times)",
     ]
 
 

@@ -15,7 +15,8 @@ OLLAMA_MODEL = "llama3.2:latest"
 DATA_RATE_LIMIT = 1_000_000   # jupyter_server's default iopub_data_rate_limit, bytes/s
 RATE_WINDOW_S = 3.0           # ... averaged over its default rate_limit_window
 MSG_RATE_LIMIT = 1000         # its iopub_msg_rate_limit, messages/s
-TARGET_RATIO = 1.10
+TARGET_RATIO = 1.10            # in a kernel
+TARGET_RATIO_PROCESS = 1.05    # in this process
 TARGET_UPDATES_PER_S = 10
 # the rate is timed by the kernel's message stamps, made a moment after the throttle's own clock
 # reading: allow that jitter (1%, i.e. the rate as shown, to one decimal)
@@ -36,7 +37,10 @@ PRINTING_CELL = f"""for _c in _oc.chat(model={OLLAMA_MODEL!r}, messages=[{{'role
 """
 OURS_CELL = "%%infer\n" + PROMPT
 API_CELL = f"import inference_magics as im\n_t = ''.join(im.stream({PROMPT!r}))"
-DIGEST_CELL = "print(hashlib.sha256(_infer.text.encode()).hexdigest())"
+# untimed, after each timed %%infer: the history row is written behind the cell (write_behind), and waiting
+# for it here keeps that write out of the next timed run (a reader takes longer than it to read the answer)
+DIGEST_CELL = ("from inference_magics import write_behind; write_behind.flush()\n"
+               "print(hashlib.sha256(_infer.text.encode()).hexdigest())")
 
 
 def _stamp(message: dict) -> float:
@@ -91,9 +95,13 @@ def _consume_ours() -> tuple[float, float, str]:
     """(wall s, CPU s of this process, text) for im.stream() consumed."""
     import inference_magics as im
 
+    from inference_magics import write_behind
+
     start, cpu = time.perf_counter(), time.process_time()
     text = "".join(im.stream(PROMPT))
-    return time.perf_counter() - start, time.process_time() - cpu, text
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    write_behind.flush()  # untimed: the history write behind the stream stays out of the next timed run
+    return seconds, cpu, text
 
 
 def _consume_raw(client) -> tuple[float, float, str]:
@@ -131,7 +139,7 @@ def run(quick: bool) -> Section:
     import ollama as ollama_sdk
 
     tokens = 2_000 if quick else 20_000
-    rounds = 2 if quick else 12
+    rounds = 2 if quick else 7
     # the sweep: token delays (s) and token counts, from "as fast as the peer can" to a typical local model
     sweep = [(0.0005, 400), (0.01, 40)] if quick else [(0.0002, 20_000), (0.0005, 6_000), (0.01, 600)]
     section = Section("throughput", "2. Throughput and what reaches the notebook")
@@ -227,8 +235,8 @@ def run(quick: bool) -> Section:
                 f"{k_ours:.3f} s", f"{k_raw:.3f} s", ratio(k_ours, k_raw), f"≤ {TARGET_RATIO:.2f}×",
                 k_ours / k_raw <= TARGET_RATIO)
     section.add(f"{tokens:,} tokens: `im.stream()` consumed vs the official client consumed, in this process",
-                f"{p_ours:.3f} s", f"{p_raw:.3f} s", ratio(p_ours, p_raw), f"≤ {TARGET_RATIO:.2f}×",
-                p_ours / p_raw <= TARGET_RATIO)
+                f"{p_ours:.3f} s", f"{p_raw:.3f} s", ratio(p_ours, p_raw), f"≤ {TARGET_RATIO_PROCESS:.2f}×",
+                p_ours / p_raw <= TARGET_RATIO_PROCESS)
     section.add("… `%%infer` with INFERENCE_HISTORY=off, in a kernel", f"{k_nohist:.3f} s", f"{k_raw:.3f} s",
                 ratio(k_nohist, k_raw), "", None)
     section.add("… `''.join(im.stream())` (no display, no history), in a kernel", f"{k_api:.3f} s", f"{k_raw:.3f} s",
@@ -288,28 +296,27 @@ def run(quick: bool) -> Section:
     section.raw.append(f"privacy.redact_secrets alone on the {len(expected[tokens]):,}-character answer: {redact_ms:.0f} ms")
     section.raw.append(f"final text: {len(expected[tokens]):,} characters; identical in every run: {identical}")
 
-    if [f for f in section.missed if "total time" in f.name or "consumed vs" in f.name]:
-        def ladder(pick) -> str:
-            raw, api, nohist, ours = (pick(kernel_t[k].wall) for k in ("raw", "api", "nohist", "ours"))
-            return (f"official client {raw:.3f} s → our API alone {api:.3f} s ({(api - raw) * 1000:+.0f} ms) → "
-                    f"+ display {nohist:.3f} s ({(nohist - api) * 1000:+.0f} ms) → + history {ours:.3f} s "
-                    f"({(ours - nohist) * 1000:+.0f} ms)")
+    def ladder(pick) -> str:
+        raw, api, nohist, ours = (pick(kernel_t[k].wall) for k in ("raw", "api", "nohist", "ours"))
+        return (f"official client {raw:.3f} s → our API alone {api:.3f} s ({(api - raw) * 1000:+.0f} ms) → "
+                f"+ display {nohist:.3f} s ({(nohist - api) * 1000:+.0f} ms) → + history {ours:.3f} s "
+                f"({(ours - nohist) * 1000:+.0f} ms)")
 
-        per_round = median([a / b for a, b in zip(kernel_t["ours"].wall, kernel_t["raw"].wall)])
-        section.notes.append(
-            f"**Where the time goes** ({tokens:,} tokens, in the kernel). Medians: {ladder(median)}. Fastest of "
-            f"{rounds} runs (noise only adds time, so the minimum is the least disturbed): {ladder(min)}. The median "
-            f"of the per-round ratios (adjacent runs) is {per_round:.2f}×. Two costs stand out, both in "
-            "inference_magics and reported here rather than changed: (1) **the history write** — after the last "
-            "token and before the final view is drawn, on the cell's thread, `history._clean` → "
-            "`privacy.redact_secrets` makes one regex pass per secret pattern (16) over the whole answer: "
-            f"{redact_ms:.0f} ms for this {len(expected[tokens]) / 1000:,.0f} kB answer, measured alone; "
-            "(2) **the display** — each of the ~10 updates a second re-sends the whole text so far (see the bytes "
-            "below): serialising, signing and shipping megabytes costs CPU in the kernel and in whatever receives "
-            "it (here this process; in Jupyter, jupyter_server and the browser), on 2 cores. Our API alone, fastest "
-            f"runs: {min(kernel_t['api'].wall) / min(kernel_t['raw'].wall):.2f}× the official client. On this shared "
-            f"VM the official client alone took {min(kernel_t['raw'].wall):.3f}–{max(kernel_t['raw'].wall):.3f} s "
-            "across runs for identical work: read the ladder, not one ratio.")
+    per_round = median([a / b for a, b in zip(kernel_t["ours"].wall, kernel_t["raw"].wall)])
+    section.notes.append(
+        f"**Where the time goes** ({tokens:,} tokens, in the kernel). Medians: {ladder(median)}. Fastest of "
+        f"{rounds} runs (noise only adds time, so the minimum is the least disturbed): {ladder(min)}. The median "
+        f"of the per-round ratios (adjacent runs) is {per_round:.2f}×. **The history write** (redaction: "
+        f"`privacy.redact_secrets` over the whole answer, {redact_ms:.0f} ms for this "
+        f"{len(expected[tokens]) / 1000:,.0f} kB answer measured alone, then the SQLite commit) runs behind the "
+        "cell on one write-behind thread (`inference_magics/write_behind.py`); the cell's thread only hands it a "
+        "snapshot. Every history or cache read, and the kernel's exit, waits for it; between timed runs the "
+        "benchmark waits for it too (untimed), so it never lands in the next run. **The display**: each update "
+        "re-sends the whole text so far (see the bytes below), so serialising, signing and shipping it costs CPU in "
+        "the kernel and in whatever receives it (here this process; in Jupyter, jupyter_server and the browser). Our "
+        f"API alone, fastest runs: {min(kernel_t['api'].wall) / min(kernel_t['raw'].wall):.2f}× the official client. "
+        f"On this shared VM the official client alone took {min(kernel_t['raw'].wall):.3f}–"
+        f"{max(kernel_t['raw'].wall):.3f} s across runs for identical work: read the ladder, not one ratio.")
     if [f for f in section.missed if "bytes/s" in f.name]:
         final_kb = len(expected[tokens].encode()) / 1000
         section.notes.append(

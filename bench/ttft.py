@@ -86,7 +86,7 @@ def run(quick: bool) -> Section:
     import anthropic as anthropic_sdk
     import ollama as ollama_sdk
 
-    runs = 2 if quick else 15
+    runs = 2 if quick else 11
     slow_runs = 1 if quick else 5
     warmups = 1 if quick else 2
     knobs = dict(KNOBS, first_token_delay=0.02, tokens=3) if quick else KNOBS

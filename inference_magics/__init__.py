@@ -36,4 +36,11 @@ def load_ipython_extension(ipython) -> None:
 
 
 def unload_ipython_extension(ipython) -> None:
-    pass
+    from . import write_behind
+
+    for event, callback in (("pre_run_cell", write_behind.hold), ("post_run_cell", write_behind.release)):
+        try:
+            ipython.events.unregister(event, callback)
+        except ValueError:
+            pass  # never registered
+    write_behind.release()

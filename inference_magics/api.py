@@ -11,6 +11,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -313,11 +314,11 @@ class Stream:
         if self._options["format"] == "json":
             self._parse_json()
         if self._cache_mode == "on":
-            from . import response_cache
+            from . import response_cache, write_behind
 
             result.request_sha256 = self._request_key()  # a fallback may have changed the route
-            if notice := response_cache.store(self._settings, result.request_sha256, result, self._prompt):
-                result.notices.append(notice)
+            write_behind.submit(partial(response_cache.store, self._settings, result.request_sha256,
+                                        write_behind.snapshot(result), self._prompt))  # redacted off the cell's thread
 
     def _replay(self, entry: dict) -> Iterator[str]:
         """Answer from the response cache: the stored text at once, marked cached with its date."""
@@ -375,16 +376,22 @@ class Stream:
             result.notices.append(notice)
 
     def _record(self) -> None:
-        """Every completion, finished or not, goes to the history (secrets redacted there)."""
+        """Every completion, finished or not, goes to the history (secrets redacted there). The first
+        write opens the file on this thread, so an unusable history is reported in this cell; later
+        ones go to the write-behind thread (their rare failures are reported with the next answer)."""
+        from . import write_behind
         from .history import store_for
 
+        self._result.notices.extend(write_behind.take_notices())
         store = store_for(self._settings)
         if store is None:
             return
         options = {**self._choice, **{k: v for k, v in self._options.items() if k != "system"}, **self.record_extra}
-        notice = store.record(self._result, prompt=self._prompt, system=self._options["system"],
-                              options={k: v for k, v in options.items() if v is not None})
-        if notice:
+        record = partial(store.record, write_behind.snapshot(self._result), prompt=self._prompt,
+                         system=self._options["system"], options={k: v for k, v in options.items() if v is not None})
+        if store.opened:
+            write_behind.submit(record)
+        elif notice := record():
             self._result.notices.append(notice)
 
     def _parse_json(self) -> None:

@@ -153,15 +153,19 @@ class HistoryStore:
         """Append one completion. Never raises; returns a one-line notice the first time a write fails."""
         try:
             route = result.route
+            # an answer cut short before the backend sent its counts: unknown (NULL), not 0 / 0 and $0
+            counted = bool(result.usage.input_tokens or result.usage.output_tokens) or not (
+                result.interrupted or result.error)
             row = dict(
                 created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 prompt=_clean(prompt or ""), system=_clean(system), backend=result.backend, model=result.model,
                 reason=_clean(route.reason) if route is not None else None,
                 options=json.dumps(_clean(dict(options or {}))), output=_clean(result.text or ""),
                 thinking=_clean(result.thinking or ""), stop_reason=result.stop_reason,
-                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                input_tokens=result.usage.input_tokens if counted else None,
+                output_tokens=result.usage.output_tokens if counted else None,
                 ttft_s=result.metrics.ttft_s, total_s=result.metrics.total_s,
-                tokens_per_s=result.metrics.tokens_per_s, cost_usd=result.cost_usd,
+                tokens_per_s=result.metrics.tokens_per_s, cost_usd=result.cost_usd if counted else None,
                 interrupted=bool(result.interrupted), error=_clean(result.error))
             with self._lock:
                 try:
@@ -179,7 +183,15 @@ class HistoryStore:
                 first, self._reported = not self._reported, True
             return f"history is not being saved: {_reason(self.path, exc)}" if first else None
 
+    @property
+    def opened(self) -> bool:
+        """Whether the file has been opened (and so found usable) by this store."""
+        return self._conn is not None
+
     def _read(self, query: str, args: tuple, empty: list) -> list:
+        from .write_behind import flush
+
+        flush()  # completions still being written are part of what is read
         with self._lock:
             if self._conn is None and not self.path.exists():
                 return empty  # nothing recorded yet: reading does not create the file

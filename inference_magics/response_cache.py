@@ -20,6 +20,7 @@ from pathlib import Path
 from .cache import cache_at
 from .errors import InferenceError
 from .paths import data_dir
+from .write_behind import flush
 
 FILENAME = "responses.sqlite3"
 KIND = "response"
@@ -71,6 +72,7 @@ def path_for(settings) -> Path:
 
 def lookup(settings, key: str) -> tuple[dict | None, str | None]:
     """(the stored answer or None, a one-time notice if the file failed)."""
+    flush()  # an answer still being written (write_behind) is found
     found, notice = cache_at(path_for(settings)).get_many(KIND, "", [bytes.fromhex(key)])
     entry = json.loads(next(iter(found.values()))) if found else None
     with _counts_lock:
@@ -107,6 +109,7 @@ def replay_miss(key: str) -> CacheMiss:
 def stats(settings) -> dict:
     """Size, hits and misses of the cache in force (hits and misses since this kernel started)."""
     path = path_for(settings)
+    flush()
     (entries, size), notice = cache_at(path).count(KIND)
     with _counts_lock:
         counts = dict(_counts)
@@ -117,6 +120,7 @@ def stats(settings) -> dict:
 def clear(settings) -> str | None:
     with _counts_lock:
         _counts.update(hits=0, misses=0)
+    flush()  # an entry still being written is cleared too
     return cache_at(path_for(settings)).clear(KIND)
 
 

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 import inference_magics as im
-from inference_magics import cache, history, response_cache, settings
+from inference_magics import cache, history, response_cache, settings, write_behind
 from inference_magics.notebook.render import footer
 
 
@@ -87,6 +87,7 @@ def test_the_file_is_portable_redacted_and_keys_a_secret_prompt_by_hash_only(cac
     assert first.backend == "ollama" and "sup3r-s3cret-pw" in first.text
     assert im.infer(secret).cached
     im.infer("an ordinary question")
+    write_behind.flush()  # the file is read behind the API's back: wait for the background write, as an exit does
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("travels-with-the-notebook.sqlite3*"))
     assert b"sup3r-s3cret-pw" not in raw and b"[redacted: a password]" in raw  # the echoed answer, redacted
     with sqlite3.connect(where) as db:  # a plain SQLite file another machine can open

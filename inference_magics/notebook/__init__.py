@@ -16,6 +16,19 @@ def load_ipython_extension(ipython) -> None:
     html = ipython.display_formatter.formatters["text/html"]
     html.for_type_by_name("inference_magics.api", "Result", _result_html)
     _remember_errors(ipython)
+    _write_after_cells(ipython)
+
+
+def _write_after_cells(ipython) -> None:
+    """History writes wait for the end of each cell, not competing with it for the GIL."""
+    from .. import write_behind
+
+    for event, hook in (("pre_run_cell", write_behind.hold), ("post_run_cell", write_behind.release)):
+        try:  # a second %load_ext does not add a second hook
+            ipython.events.unregister(event, hook)
+        except ValueError:
+            pass
+        ipython.events.register(event, hook)
 
 
 def _remember_errors(ipython) -> None:

@@ -120,6 +120,13 @@ def _state(entry) -> str:
     return _STOP_WORDS.get(entry.stop_reason or "", entry.stop_reason or "")
 
 
+def _tokens(entry) -> str:
+    """"in / out"; "—" when the backend never sent its counts (an interrupted answer)."""
+    if entry.input_tokens is None and entry.output_tokens is None:
+        return "—"
+    return f"{entry.input_tokens or 0} / {entry.output_tokens or 0}"
+
+
 def history_bundle(rows, caption: str) -> dict:
     """rows: Entry objects, or (score, Entry) pairs from a semantic search."""
     scored = bool(rows) and isinstance(rows[0], tuple)
@@ -129,7 +136,7 @@ def history_bundle(rows, caption: str) -> dict:
         score, entry = row if scored else (None, row)
         answer = _MARKDOWN_MARKS.sub("", entry.output or "")  # a preview reads as text, not as Markdown source
         cells = [entry.created_at[:19].replace("T", " "), f"{entry.backend} · {entry.model}", _short(entry.prompt, 80),
-                 _short(answer, 80), f"{entry.input_tokens or 0} / {entry.output_tokens or 0}", _state(entry)]
+                 _short(answer, 80), _tokens(entry), _state(entry)]
         table.append(([f"{score:.3f}"] if scored else []) + cells)
     return bundle(columns, table, caption)
 
