@@ -34,10 +34,20 @@ def typed_or_tools(args, prompt: str, namespace, choice: dict, **options):
         if not callable(function):
             raise UsageError(f"--tools {name}: {name!r} is a {type(function).__name__}, not a function.")
         functions.append(function)
-    loop = ToolLoop(prompt, functions, max_steps=args.max_steps, confirm=True if args.confirm else None,
+    loop = ToolLoop(prompt, functions, max_steps=args.max_steps, confirm=ask_before_call if args.confirm else None,
                     **choice, **options)
     loop.on_call = ToolCallsView(list(loop.tools)).update  # shown once the loop is set up, above the answer
     return loop
+
+
+def ask_before_call(run) -> bool:
+    """--confirm: the notebook's one way of asking (confirm.py); where nothing can answer, the call is skipped."""
+    from .confirm import CannotAsk, ask
+
+    try:
+        return ask(f"Run {run.line().removesuffix(' … running')}?")
+    except CannotAsk:
+        return False
 
 
 class ToolCallsView:
