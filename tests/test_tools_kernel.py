@@ -66,3 +66,18 @@ def test_map_schema_gives_typed_columns_in_the_kernel(kernel, peers_reset):
     assert run.reply["status"] == "ok", run.errors
     check = kernel.run("print(df['population'].dtype, df['capital'].dtype, df['population'].tolist())")
     assert check.stdout.split() == ["Int64", "boolean", "[522250,", "522250]"]
+
+
+def test_confirm_asks_through_stdin_and_a_declined_call_is_skipped(kernel, peers_reset):
+    from tests.test_confirm import answer_from_a_notebook
+
+    ollama, _ = peers_reset
+    ollama.set(tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 40}}])
+    assert kernel.run(SETUP).reply["status"] == "ok"
+    question, declined = answer_from_a_notebook(kernel, "%%infer --tools add --confirm\nWhat is 2 + 40?", "no")
+    assert question.startswith("Run add(a=2, b=40)") and question.endswith("[y/N] ")
+    assert declined.reply["status"] == "ok", declined.errors
+    chat = [r.body for r in ollama.requests if r.path == "/api/chat"]
+    assert chat[1]["messages"][-1]["role"] == "tool" and "42" not in chat[1]["messages"][-1]["content"]
+    _, accepted = answer_from_a_notebook(kernel, "%%infer --tools add --confirm\nWhat is 2 + 40?", "y")
+    assert accepted.reply["status"] == "ok" and accepted.final_text.startswith("Tool results: 42")
