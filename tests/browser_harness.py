@@ -7,6 +7,7 @@ of the server log and the page's console attached.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -304,3 +305,32 @@ class Lab:
     def cell_outputs_text(self) -> str:
         return self.page.evaluate("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
                                        .map(e => e.innerText).join('\\n')""")
+
+
+@contextlib.contextmanager
+def lab_with_notebook(name: str, cells: list[str], environment, *, prefix: str, failure_screenshot: Path,
+                      on_browser=None):
+    """JupyterLab on a fresh root holding one notebook (`cells`), a browser with it open, and
+    everything stopped afterwards. `environment(data_dir)` gives the kernel's environment;
+    `on_browser(lab, root)` runs before the notebook opens (to watch requests, say)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        tmp = Path(tmp)
+        root = tmp / "root"
+        root.mkdir()
+        write_notebook(root / name, cells)
+        server = JupyterLab(root, tmp / "home", environment(tmp / "data"))
+        server.start()
+        browser = None
+        try:
+            browser = Browser()
+            lab = Lab(server, browser, failure_screenshot=failure_screenshot)
+            if on_browser is not None:
+                on_browser(lab, root)
+            lab.open_notebook(name)
+            yield lab
+        finally:
+            if browser is not None:
+                browser.close()
+            server.stop()

@@ -7,14 +7,13 @@ fresh widget by clearing the notebook's outputs and running all cells again.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from inference_magics import settings
-from tests.browser_harness import Browser, JupyterLab, Lab, missing_requirement, write_notebook
+from tests.browser_harness import Lab, lab_with_notebook, missing_requirement
 from tests.conftest import NOT_INSTALLED, REPO
 
 pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
@@ -40,24 +39,12 @@ def kernel_environment(ollama_url: str, data_dir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def lab(ollama_server):
-    with tempfile.TemporaryDirectory(prefix="im-browser-") as tmp:
-        tmp = Path(tmp)
-        root = tmp / "root"
-        root.mkdir()
-        write_notebook(root / NOTEBOOK, CELLS)
-        server = JupyterLab(root, tmp / "home", kernel_environment(ollama_server.url, tmp / "data"))
-        server.start()
-        browser = None
-        try:
-            browser = Browser()
-            page = Lab(server, browser, failure_screenshot=ARTIFACTS / "browser-failure.png")
-            page.open_notebook(NOTEBOOK)
+    try:
+        with lab_with_notebook(NOTEBOOK, CELLS, lambda data: kernel_environment(ollama_server.url, data),
+                               prefix="im-browser-", failure_screenshot=ARTIFACTS / "browser-failure.png") as page:
             yield page
-        finally:
-            if browser is not None:
-                browser.close()
-            server.stop()
-            ollama_server.reset()   # the session's peer goes back clean to the other modules
+    finally:
+        ollama_server.reset()   # the session's peer goes back clean to the other modules
 
 
 class Chat:

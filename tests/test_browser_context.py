@@ -3,12 +3,10 @@ Debian Chromium, a real kernel whose Ollama is the loopback peer. `--insert` and
 code in a new cell right below the answer through IPython's set_next_input payload; it is not run."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests.browser_harness import Browser, JupyterLab, Lab, missing_requirement, write_notebook
+from tests.browser_harness import lab_with_notebook, missing_requirement
 from tests.test_browser import ARTIFACTS, kernel_environment
 
 pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
@@ -29,24 +27,13 @@ CELLS_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets.map(c 
 def lab(ollama_server):
     ollama_server.reset()
     ollama_server.set(text=ANSWER)
-    with tempfile.TemporaryDirectory(prefix="im-browser-context-") as tmp:
-        tmp = Path(tmp)
-        root = tmp / "root"
-        root.mkdir()
-        write_notebook(root / NOTEBOOK, CELLS)
-        server = JupyterLab(root, tmp / "home", kernel_environment(ollama_server.url, tmp / "data"))
-        server.start()
-        browser = None
-        try:
-            browser = Browser()
-            page = Lab(server, browser, failure_screenshot=ARTIFACTS / "browser-context-failure.png")
-            page.open_notebook(NOTEBOOK)
+    try:
+        with lab_with_notebook(NOTEBOOK, CELLS, lambda data: kernel_environment(ollama_server.url, data),
+                               prefix="im-browser-context-",
+                               failure_screenshot=ARTIFACTS / "browser-context-failure.png") as page:
             yield page
-        finally:
-            if browser is not None:
-                browser.close()
-            server.stop()
-            ollama_server.reset()
+    finally:
+        ollama_server.reset()
 
 
 def test_the_offered_cell_appears_below_the_answer_and_is_not_run(lab):

@@ -10,14 +10,12 @@ when it is reopened (JupyterLab trusts what it signed, so the saved output must 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 from tests import hostile
-from tests.browser_harness import Browser, JupyterLab, Lab, missing_requirement, write_notebook
+from tests.browser_harness import lab_with_notebook, missing_requirement
 from tests.test_browser import ARTIFACTS, kernel_environment
 
 pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
@@ -79,30 +77,23 @@ def hostile_lab(ollama_server, openai_server):
     # Ollama: the thinking model of the experiment, and the answer that fails with a hostile error
     ollama_server.set(text=answer, thinking=hostile.hostile_thinking(beacon), error_text=hostile.HOSTILE_ERROR,
                       fault="error_mid_stream", fault_after=60, fail_times=None)
-    with tempfile.TemporaryDirectory(prefix="im-hostile-browser-") as tmp:
-        tmp = Path(tmp)
-        root = tmp / "root"
-        root.mkdir()
-        write_notebook(root / NOTEBOOK, CELLS)
-        env = kernel_environment(ollama_server.url, tmp / "data")
+    def environment(data):
+        env = kernel_environment(ollama_server.url, data)
         env["OPENAI_BASE_URL"] = openai_server.base_url
-        server = JupyterLab(root, tmp / "home", env)
-        server.start()
-        browser = None
-        try:
-            browser = Browser()
-            lab = Lab(server, browser, failure_screenshot=ARTIFACTS / "browser-hostile-failure.png")
-            lab.root = root
-            lab.requests = []  # every URL the page asked for, from any frame
-            browser.page.on("request", lambda request: lab.requests.append(request.url))
-            lab.open_notebook(NOTEBOOK)
+        return env
+
+    def watch(lab, root):
+        lab.root = root
+        lab.requests = []  # every URL the page asked for, from any frame
+        lab.browser.page.on("request", lambda request: lab.requests.append(request.url))
+
+    try:
+        with lab_with_notebook(NOTEBOOK, CELLS, environment, prefix="im-hostile-browser-",
+                               failure_screenshot=ARTIFACTS / "browser-hostile-failure.png", on_browser=watch) as lab:
             yield lab
-        finally:
-            if browser is not None:
-                browser.close()
-            server.stop()
-            ollama_server.reset()
-            openai_server.reset()
+    finally:
+        ollama_server.reset()
+        openai_server.reset()
 
 
 def save(lab, timeout: float = 60) -> None:
