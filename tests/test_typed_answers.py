@@ -11,7 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 import inference_magics as im
-from inference_magics import api, render
+from inference_magics import api
+from inference_magics.notebook import render
 from inference_magics.batch import map_rows
 from inference_magics.errors import ConfigError
 from inference_magics.typed_answers import AnswerInvalid, Schema, columns
