@@ -240,6 +240,10 @@ class Stream:
         result, chunks, thinking = self._result, self._chunks, []
         first_token_at = None
         unavailable = set(self._unavailable)
+        if self._attachments:  # what the spec alone refuses is refused before any cache: it could never be asked
+            from . import vision
+
+            vision.check(self.route.backend, self.route.model, self._attachments, self._settings, ask_server=False)
         entry = self._cached()
         if entry is not None:
             yield from self._replay(entry)

@@ -89,7 +89,10 @@ def describe(exc: BaseException, cell_source: str, execution_count: int | None =
     for frame in traceback.extract_tb(exc.__traceback__):
         if _CELL_FILE.search(frame.filename or ""):
             count = names.get(frame.filename)
-            cell = f"Cell In[{count}]" if count else "a notebook cell"
+            # the failing cell by role, not number: counts differ between front ends (nbval, nbclient,
+            # JupyterLab), and the same error should make the same request (the response cache's key)
+            cell = ("The failing cell" if count is not None and count == execution_count
+                    else f"Cell In[{count}]" if count else "a notebook cell")
             frames.append(f'  {cell}, line {frame.lineno}, in {frame.name}\n    {(frame.line or "").strip()}')
         elif frames:  # frames before the first notebook frame are IPython's own machinery
             library += 1

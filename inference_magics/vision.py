@@ -10,8 +10,9 @@ from .errors import ConfigError, InferenceError
 MAX_PROBED = 12  # models asked about when looking for one that has vision
 
 
-def supports_vision(backend: str, model: str, settings) -> bool | None:
-    """True, False, or None when nobody can tell (then the server decides)."""
+def supports_vision(backend: str, model: str, settings, ask_server: bool = True) -> bool | None:
+    """True, False, or None when nobody can tell (then the server decides). ask_server=False: the
+    spec alone (no request, e.g. before a replayed answer)."""
     from .backends import get_backend, spec
 
     described = spec(backend)
@@ -19,11 +20,13 @@ def supports_vision(backend: str, model: str, settings) -> bool | None:
         return False
     if not described.supports("describe"):
         return True
+    if not ask_server:
+        return None
     capabilities = get_backend(backend, settings).capabilities(model)
     return None if capabilities is None else "vision" in capabilities
 
 
-def check(backend: str, model: str, attachments, settings) -> None:
+def check(backend: str, model: str, attachments, settings, ask_server: bool = True) -> None:
     """Raise ConfigError (one line, naming a model that can) when this model cannot take these attachments."""
     from .backends import offering, spec
 
@@ -35,7 +38,7 @@ def check(backend: str, model: str, attachments, settings) -> None:
         raise ConfigError(f"{pdfs[0].describe()} is a PDF: only {readers} reads PDFs (as a document block), and this "
                           f"request goes to {spec(backend).label} ({model}) — use --model sonnet, or convert the pages "
                           "you need to images.")
-    if supports_vision(backend, model, settings) is False:
+    if supports_vision(backend, model, settings, ask_server) is False:
         raise ConfigError(f"{model} ({backend}) cannot see images — {vision_hint(settings)}.")
 
 

@@ -31,7 +31,7 @@ def test_fix_after_a_zero_division_sends_the_error_and_offers_a_cell(kernel, pee
     assert run.reply["status"] == "ok", run.errors
     sent = chats(ollama)[-1]["messages"][-1]["content"]
     assert "ZeroDivisionError: division by zero" in sent and "why only on Mondays?" in sent
-    assert "print(total / count)" in sent and "Cell In[" in sent  # the failing cell and its frame
+    assert "print(total / count)" in sent and "The failing cell, line 3" in sent  # the failing cell and its frame
     assert chats(ollama)[-1]["model"] == "qwen2.5-coder:7b"  # a code task, kept on this machine
     assert not [r for r in claude.requests if r.path == "/v1/messages"]
     offered = next_inputs(run)
@@ -188,7 +188,7 @@ def test_a_traceback_keeps_notebook_frames_and_summarises_library_ones():
     except ValueError as exc:
         error = describe(exc, "import json\njson.loads('{bad')", 7, {"/tmp/ipykernel_42/123.py": 7})
     assert error.type_name == "JSONDecodeError" and error.headline().startswith("JSONDecodeError in cell [7]")
-    assert error.frames[0].startswith("  Cell In[7], line 2, in <module>")
+    assert error.frames[0].startswith("  The failing cell, line 2, in <module>")
     assert error.library_frames >= 1 and "json/decoder.py:" in error.raised_in
     prompt = error.prompt()
     assert "json.loads('{bad')" in prompt and "library code, raised in " in prompt
