@@ -28,7 +28,9 @@ def count_with_llama_server(root_url: str, messages: list[dict]) -> int | None:
         if root in _not_llama_server:
             return None
     try:
-        with httpx.Client(timeout=TIMEOUT_S) as client:
+        from .transport import client_options  # a loopback server is reached directly: no proxy, no redirect
+
+        with httpx.Client(timeout=TIMEOUT_S, **client_options(root, label="llama-server", var="its URL")) as client:
             rendered = client.post(f"{root}/apply-template", json={"messages": messages})
             if rendered.status_code == 404:
                 with _lock:
