@@ -333,7 +333,8 @@ class Stream:
         self._chunks.append(entry["text"])
         yield entry["text"]
         result.messages_sha256 = _messages_digest(Request(model=self.route.model, messages=self._turns,
-                                                          system=self._options["system"]))
+                                                          system=self._options["system"],
+                                                          attachments=self._attachments))
         self._finish(self._chunks, [entry.get("thinking") or ""], time.perf_counter())
         if self._options["format"] == "json":
             self._parse_json()

@@ -77,11 +77,6 @@ def last() -> LastError | None:
     return _last
 
 
-def forget() -> None:
-    global _last
-    _last = None
-
-
 def describe(exc: BaseException, cell_source: str, execution_count: int | None = None,
              cell_names: dict | None = None) -> LastError:
     names = cell_names or {}

@@ -14,7 +14,7 @@ import json
 import re
 import time
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import policy, settings as settings_module
 from .errors import ConfigError, InferenceError, InferenceInterrupted, PrivacyError
@@ -139,8 +139,10 @@ def _sent(value) -> str:
 def ask_in_terminal(run: ToolRun) -> bool:
     """--confirm where no button can be clicked: input() (every front end that gives the kernel a stdin)."""
     try:
-        answer = input(f"Run {run.line().removesuffix(' … running')}? [y/N] ")
-    except EOFError:
+        from .privacy import redact_secrets  # the model's arguments may carry a secret
+
+        answer = input(f"Run {redact_secrets(run.line().removesuffix(' … running'))}? [y/N] ")
+    except (EOFError, NotImplementedError):  # no stdin (IPython's StdinNotImplementedError): skipped
         return False
     return answer.strip().lower() in ("y", "yes")
 

@@ -229,10 +229,3 @@ def require(route, capability: str) -> None:
         what = {"schema": "constrain an answer to a schema", "tools": "call tools"}[capability]
         raise ConfigError(f"{backend.label} cannot {what} — choose another backend "
                           "(--backend) or model.")
-
-
-def infer(prompt: str, schema, **options):
-    """`im.infer(prompt, schema=X)`: the Result, with `.parsed` a validated instance of X."""
-    return TypedStream(prompt, schema, **options).each(lambda text: None)
-
-

@@ -13,6 +13,7 @@ from IPython.core.error import UsageError
 
 from .. import settings as settings_module, threads
 from ..errors import ConfigError
+from ..privacy import redact_secrets
 from ..interpolate import interpolate
 
 FIX_KEEP_LOCAL = "a --fix sends code and its traceback, so it stays on this machine like a code review"
@@ -113,6 +114,6 @@ def list_threads(name: str | None) -> None:
     if not turns:
         print(f"thread {name!r} is empty.")
     for number, turn in enumerate(turns, 1):
-        text = _CONTROL.sub("", turn["content"]).strip()
+        text = redact_secrets(_CONTROL.sub("", turn["content"])).strip()  # turns hold {var} values
         preview = text if len(text) <= 300 else text[:299] + "…"
         print(f"[{number}] {turn['role']}: {preview}")

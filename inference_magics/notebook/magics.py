@@ -120,6 +120,11 @@ class InferenceMagics(BaseMagics, SettingTraits):
         if args.schema or args.tools:
             from .tool_view import typed_or_tools
 
+            apart = [flag for flag, used in (("--continue", args.continue_), ("--thread", args.thread),
+                                             ("--insert", args.insert), ("--fix", args.fix)) if used]
+            if apart:
+                raise UsageError(f"{apart[0]} does not go with {'--schema' if args.schema else '--tools'} yet — "
+                                 "ask in two cells.")
             return self._show(typed_or_tools(args, prompt, self.shell.user_ns, choice), args.out)
         thread = context.thread_name(args)
         earlier = context.thread_messages(thread, prompt, api.route(prompt, **self._routing(choice)).backend) \

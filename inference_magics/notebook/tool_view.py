@@ -45,7 +45,9 @@ def ask_before_call(run) -> bool:
     from .confirm import CannotAsk, ask
 
     try:
-        return ask(f"Run {run.line().removesuffix(' … running')}?")
+        from ..privacy import redact_secrets  # the model's arguments may carry a secret
+
+        return ask(f"Run {redact_secrets(run.line().removesuffix(' … running'))}?")
     except CannotAsk:
         return False
 
