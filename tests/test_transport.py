@@ -185,11 +185,11 @@ def test_proxy_variables_still_apply_to_a_remote_ollama(monkeypatch, proxy):
 
 
 
-def test_a_token_count_on_a_loopback_server_never_goes_through_the_proxy(proxy, monkeypatch, openai_peer):
+def test_a_token_count_on_a_loopback_server_never_goes_through_the_proxy(proxy, monkeypatch):
     from inference_magics import budget
 
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_peer.base_url)
-    openai_peer.reset()
-    budget.estimate("openai", "peer-model", [PRIVATE], count=True)  # --explain's count (a 404: not llama-server)
-    assert [r.path for r in openai_peer.requests] == ["/apply-template"]  # asked directly
+    with OpenAIPeer() as server:  # its own port: no earlier test has taught the kernel it is not llama-server
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        budget.estimate("openai", "peer-model", [PRIVATE], count=True)  # --explain's count (a 404: not llama-server)
+        assert [r.path for r in server.requests] == ["/apply-template"]  # asked directly
     assert SECRET not in sent_anywhere(proxy) and not proxy.requests
