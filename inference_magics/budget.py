@@ -83,7 +83,7 @@ def _counted(settings, backend, model, prompt, system, messages) -> int | None:
 
     turns = tuple(messages or ()) + (({"role": "user", "content": prompt},) if prompt else ())
     try:
-        policy.check(_text_of(prompt, system, messages), backend, model, settings)
+        policy.check(policy.outgoing_text(prompt, system, messages), backend, model, settings)  # what a send scans
         return get_backend(backend, settings).count_tokens(Request(model=model, messages=turns, system=system))
     except InferenceError:
         return None  # the approximation stands in, and says so
