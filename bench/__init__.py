@@ -2,7 +2,7 @@
 non-streaming cell, which is what jupyter-ai's `%%ai` shows), on loopback peers with a fixed
 first-token latency and token rate, and on the embedded local model.
 
-    python -m bench            # every benchmark in one run; writes bench/RESULTS.md (bounded: see README)
+    python -m bench            # every benchmark in one run; writes bench/RESULTS.md (about 25 minutes: a first install and the test suite included)
     python -m bench --quick    # tiny sizes, a few seconds each: keeps the benchmarks working (CI)
     python -m bench ttft load  # only these (prints; --write to write a report of just these)
 
@@ -23,4 +23,8 @@ BENCHMARKS = {
     "cases": "bench.cases",
     "local": "bench.local",
     "parallel": "bench.parallel",
+    # last, and minutes each: a first install from a fresh clone with empty caches, then the test
+    # suite from a fresh clone with warm ones (both skipped by --quick)
+    "install": "bench.install",
+    "suite": "bench.suite",
 }
