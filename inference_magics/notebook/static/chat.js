@@ -1,8 +1,54 @@
 // The chat widget's view. All state lives in the Python model; this file only draws it and
 // sends the user's actions back ("send", "stop", "regenerate"). The transcript arrives as HTML
 // rendered (and escaped) in Python by inference_magics/untrusted.py, so no Markdown library is
-// needed here; this file only adds buttons around it (Copy on code blocks, Regenerate and Edit on
-// the last exchange).
+// needed here; this file only adds buttons around it (Copy and Insert as cell on code blocks,
+// Regenerate and Edit on the last exchange).
+
+// "Insert as cell" reaches the notebook through the widget manager that JupyterLab and Notebook 7
+// give every widget model: its `context` is the open document, whose shared model inserts cells.
+// The cell that holds this chat is the code cell whose output is this very view. Where there is
+// no such document (VS Code, a viewer), the code goes to the clipboard instead. The code is only
+// ever data: it becomes a cell's source, never run here.
+const VIEW_MIME = "application/vnd.jupyter.widget-view+json";
+
+async function chatCellIndex(notebook, manager, el) {
+  const cells = notebook.sharedModel.cells;
+  for (let index = 0; index < cells.length; index++) {
+    for (const output of cells[index].cell_type === "code" ? cells[index].outputs : []) {
+      const id = output.data && output.data[VIEW_MIME] && output.data[VIEW_MIME].model_id;
+      const widget = id && await manager.get_model(id).catch(() => null);
+      for (const view of Object.values((widget && widget.views) || {})) {
+        const shown = await view.catch(() => null);
+        if (shown && (shown.el === el || shown.el.contains(el))) return index;
+      }
+    }
+  }
+  return -1;
+}
+
+// the notebook documents that may hold this chat: the widget manager's, then (where the page
+// exposes the app, as JupyterLab's --expose-app-in-browser does) the current notebook's
+function notebooksFor(model, el) {
+  const found = [];
+  const manager = model.widget_manager;
+  if (manager && manager.context && manager.context.model) found.push([manager.context.model, manager]);
+  const current = window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget;
+  if (current && current.context && current.context.model && current.node.contains(el) && manager) {
+    found.push([current.context.model, manager]);
+  }
+  return found;
+}
+
+async function insertBelowChat(model, el, source) {
+  for (const [notebook, manager] of notebooksFor(model, el)) {
+    const index = await chatCellIndex(notebook, manager, el).catch(() => -1);
+    if (index >= 0) {
+      notebook.sharedModel.insertCell(index + 1, { cell_type: "code", source, metadata: {} });
+      return true;
+    }
+  }
+  return false;
+}
 
 // Model output is untrusted. Python already made it inert; this second check holds even if it did
 // not: the HTML is parsed in an inert <template> (nothing runs, nothing loads), then only known
@@ -85,7 +131,7 @@ function render({ model, el }) {
     b.addEventListener("click", onClick);
     return b;
   }
-  async function copy(text, b) {
+  async function copy(text) {
     try {
       await navigator.clipboard.writeText(text);
     } catch {
@@ -96,8 +142,19 @@ function render({ model, el }) {
       document.execCommand("copy");
       area.remove();
     }
-    b.textContent = "Copied";
-    setTimeout(() => { b.textContent = "Copy"; }, 1200);
+  }
+  function flash(b, text, label) {
+    b.textContent = text;
+    setTimeout(() => { b.textContent = label; }, 2500);
+  }
+  async function insert(pre, b) {
+    const source = pre.textContent.replace(/\n$/, "");  // the block's text exactly, without the fence's last newline
+    if (await insertBelowChat(model, el, source).catch(() => false)) {
+      flash(b, "Inserted below", "Insert as cell");
+    } else {
+      await copy(source);
+      flash(b, "Copied — paste it into a new cell", "Insert as cell");
+    }
   }
   function addTools() {
     for (const pre of transcript.querySelectorAll(".im-body pre")) {
@@ -107,8 +164,12 @@ function render({ model, el }) {
       box.appendChild(pre);
       const tools = document.createElement("div");
       tools.className = "im-code-tools";
-      const b = button("Copy", "copy this code", () => copy(pre.textContent, b));
-      tools.appendChild(b);
+      const copyButton = button("Copy", "copy this code", () => copy(pre.textContent).then(
+        () => flash(copyButton, "Copied", "Copy")));
+      const insertButton = button("Insert as cell", "put this code in a new cell below the chat (not run)",
+        () => insert(pre, insertButton));
+      insertButton.classList.add("im-insert");
+      tools.append(copyButton, insertButton);
       box.appendChild(tools);
     }
     if (model.get("busy") || model.get("closed")) return;

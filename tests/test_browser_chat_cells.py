@@ -1,0 +1,93 @@
+"""The chat and the notebook's cells, in a real browser (JupyterLab on loopback, headless Debian
+Chromium through Playwright, a real kernel whose Ollama is the loopback test peer):
+
+- "Insert as cell" on a code block of an answer puts exactly that code in a new code cell right
+  below the chat's cell, and nothing runs it;
+- the saved example notebook 06-chat.ipynb, reopened (trusted, no cell run), shows its saved
+  conversation from the widget state in its metadata — and, untrusted, what it shows instead.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.browser_harness import Browser, JupyterLab, Lab, lab_with_notebook, missing_requirement
+from tests.test_browser import ARTIFACTS, Chat, kernel_environment
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
+
+NOTEBOOK = "chat-cells.ipynb"
+CELLS = ["%load_ext inference_magics", "%chat", "# the cell after the chat"]
+
+# what a model might put in a block: quotes, braces, markup characters, a tab, a blank line, and a
+# call that would leave a trace if anything ran it
+CODE = ('import builtins\n\nbuiltins.INSERTED_CELL_RAN = True  # must not run\n'
+        'print(f"{1 < 2} & \'quotes\' <b>not bold</b>")\nif True:\n\tpass')
+ANSWER = f"Here is the code:\n\n```python\n{CODE}\n```\n\nRun it when you like."
+
+# the open notebook's cells, from its model (source, type, run count, outputs)
+CELLS_JS = """() => window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells.map(c => ({
+  type: c.cell_type, source: c.source, count: c.cell_type === 'code' ? c.execution_count : null,
+  outputs: c.cell_type === 'code' ? c.outputs.length : 0}))"""
+
+
+@pytest.fixture(scope="module")
+def lab(ollama_server):
+    try:
+        with lab_with_notebook(NOTEBOOK, CELLS, lambda data: kernel_environment(ollama_server.url, data),
+                               prefix="im-browser-cells-",
+                               failure_screenshot=ARTIFACTS / "browser-chat-cells-failure.png") as page:
+            yield page
+    finally:
+        ollama_server.reset()
+
+
+def test_insert_as_cell_puts_the_code_in_a_new_cell_below_the_chat_without_running_it(lab, ollama_peer):
+    lab.run_all_cells()
+    widget = Chat(lab)
+    widget.root.wait_for(state="visible", timeout=20_000)
+    before = lab.page.evaluate(CELLS_JS)
+    assert [c["source"] for c in before] == CELLS
+
+    ollama_peer.set(text=ANSWER, token_delay=0.0)
+    widget.input.fill("Write me a snippet")
+    widget.send_button.click()
+    widget.wait_for(lambda s: s["busy"] == "false" and any(t["kind"] == "assistant" and "when you like" in t["body"]
+                                                           for t in s["turns"]), "the answer with a code block", 30)
+    insert = widget.root.locator(".im-assistant .im-code .im-insert")
+    assert insert.count() == 1 and insert.inner_text() == "Insert as cell"
+    # a stock JupyterLab does not expose its app to the page: the button must not need it
+    hidden = lab.page.evaluate("() => { window.__imApp = window.jupyterapp; delete window.jupyterapp; "
+                               "return typeof window.jupyterapp; }")
+    assert hidden == "undefined"
+    try:
+        insert.click()
+        widget.root.locator(".im-insert", has_text="Inserted below").wait_for(timeout=10_000)
+    finally:
+        lab.page.evaluate("() => { window.jupyterapp = window.__imApp; }")
+    lab.wait_for("n => window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells.length === n",
+                 "the inserted cell", 10, arg=len(CELLS) + 1)
+
+    after = lab.page.evaluate(CELLS_JS)
+    assert after[:2] == before[:2] and after[3] == before[2], after     # right below the chat's cell
+    assert after[2] == {"type": "code", "source": CODE, "count": None, "outputs": 0}, after[2]  # exact, not run
+    lab.wait_for_kernel_idle()
+    # nothing ran it: ask the kernel itself, from one more cell run on its own
+    lab.page.evaluate("""(source) => {
+      const notebook = window.jupyterapp.shell.currentWidget.content;
+      notebook.model.sharedModel.insertCell(4, {cell_type: 'code', source, metadata: {}});
+      notebook.activeCellIndex = 4;
+    }""", "import builtins\nprint('the inserted code ran:', hasattr(builtins, 'INSERTED_CELL_RAN'))")
+    lab.execute("notebook:run-cell")
+    lab.wait_for("() => document.body.innerText.includes('the inserted code ran:')", "the check cell's output", 30)
+    assert "the inserted code ran: False" in lab.cell_outputs_text()
+    assert lab.page.evaluate(CELLS_JS)[2]["count"] is None
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    lab.page.screenshot(path=str(ARTIFACTS / "chat-insert-as-cell.png"))
