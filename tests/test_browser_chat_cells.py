@@ -49,10 +49,25 @@ def lab(ollama_server):
         ollama_server.reset()
 
 
-def test_insert_as_cell_puts_the_code_in_a_new_cell_below_the_chat_without_running_it(lab, ollama_peer):
+@pytest.fixture
+def chat(lab, ollama_peer):
+    """The notebook back to CELLS, all run: a fresh chat widget, drawn and idle."""
+    lab.page.evaluate("""(sources) => {
+      const notebook = window.jupyterapp.shell.currentWidget.content.model.sharedModel;
+      notebook.transact(() => {
+        notebook.deleteCellRange(0, notebook.cells.length);
+        notebook.insertCells(0, sources.map(source => ({cell_type: 'code', source, metadata: {}})));
+      });
+    }""", CELLS)
     lab.run_all_cells()
     widget = Chat(lab)
     widget.root.wait_for(state="visible", timeout=20_000)
+    widget.root.locator(".im-model option").nth(1).wait_for(state="attached", timeout=10_000)  # models listed
+    yield widget, ollama_peer
+
+
+def test_insert_as_cell_puts_the_code_in_a_new_cell_below_the_chat_without_running_it(lab, chat):
+    widget, ollama_peer = chat
     before = lab.page.evaluate(CELLS_JS)
     assert [c["source"] for c in before] == CELLS
 
@@ -91,6 +106,32 @@ def test_insert_as_cell_puts_the_code_in_a_new_cell_below_the_chat_without_runni
     assert lab.page.evaluate(CELLS_JS)[2]["count"] is None
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     lab.page.screenshot(path=str(ARTIFACTS / "chat-insert-as-cell.png"))
+
+
+
+def test_the_route_label_follows_model_and_the_dropdown_gains_no_duplicate(lab, chat):
+    widget, ollama_peer = chat
+    options = lambda: widget.root.evaluate("r => Array.from(r.querySelectorAll('.im-model option'))"
+                                           ".map(o => [o.value, o.textContent])")
+    listed = options()
+    assert widget.state()["route"].startswith("auto:")
+    for typed in ("/model llama3.2", "/model llama3.2:latest", "/model llama3.2"):   # listed as llama3.2:latest
+        widget.input.fill(typed)
+        widget.send_button.click()
+        widget.wait_for(lambda s: s["route"] == "ollama · llama3.2:latest — you chose it",
+                        f"the route label after {typed}", 10)
+        assert widget.root.locator(".im-model").input_value() == "ollama llama3.2:latest"
+        assert options() == listed                      # no entry added, none twice
+    assert len({value for value, _ in listed}) == len(listed) and len({label for _, label in listed}) == len(listed)
+    ollama_peer.set(tokens=5, token_delay=0.0)
+    widget.input.fill("hello")
+    widget.send_button.click()
+    widget.wait_for_answer(1, ollama_peer.expected_text())
+    assert [r.body["model"] for r in ollama_peer.requests if r.path == "/api/chat"] == ["llama3.2:latest"]
+    widget.input.fill("/model auto")
+    widget.send_button.click()
+    widget.wait_for(lambda s: s["route"].startswith("auto:"), "the route label back on auto", 10)
+    assert widget.root.locator(".im-model").input_value() == "auto"
 
 
 # --- the saved example notebook, reopened --------------------------------------------------------
