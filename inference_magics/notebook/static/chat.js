@@ -101,6 +101,7 @@ function render({ model, el }) {
     </div>
     <input class="im-system" type="text" placeholder="System prompt (optional)" aria-label="system prompt">
     <div class="im-transcript"></div>
+    <div class="im-unanswered" role="status"></div>
     <div class="im-compose">
       <textarea class="im-input" rows="2"
         placeholder="Message — Shift+Enter or Ctrl+Enter sends · /help lists commands"></textarea>
@@ -111,7 +112,7 @@ function render({ model, el }) {
     </div>`;
   const $ = (selector) => el.querySelector(selector);
   const select = $(".im-model"), route = $(".im-route"), system = $(".im-system");
-  const transcript = $(".im-transcript"), input = $(".im-input"), send = $(".im-send"), stop = $(".im-stop");
+  const notice = $(".im-unanswered"), transcript = $(".im-transcript"), input = $(".im-input"), send = $(".im-send"), stop = $(".im-stop");
 
   function drawModels() {
     select.innerHTML = "";
@@ -161,16 +162,20 @@ function render({ model, el }) {
       const box = document.createElement("div");
       box.className = "im-code";
       pre.replaceWith(box);
-      box.appendChild(pre);
-      const tools = document.createElement("div");
+      const tools = document.createElement("div");  // a bar above the code: its language, then the buttons
       tools.className = "im-code-tools";
+      const language = document.createElement("span");
+      language.className = "im-code-language";
+      const named = pre.querySelector("code[class^='language-']");
+      language.textContent = named ? named.className.slice("language-".length, 40) : "";
+      tools.appendChild(language);
+      box.append(tools, pre);
       const copyButton = button("Copy", "copy this code", () => copy(pre.textContent).then(
         () => flash(copyButton, "Copied", "Copy")));
       const insertButton = button("Insert as cell", "put this code in a new cell below the chat (not run)",
         () => insert(pre, insertButton));
       insertButton.classList.add("im-insert");
       tools.append(copyButton, insertButton);
-      box.appendChild(tools);
     }
     if (model.get("busy") || model.get("closed")) return;
     const users = transcript.querySelectorAll(".im-user"), answers = transcript.querySelectorAll(".im-assistant");
@@ -212,12 +217,27 @@ function render({ model, el }) {
     el.classList.add("im-closed");
   }
   let editing = false;  // the next send replaces the last message and its answer
+  // A sent message always changes the transcript. If it has not after a while, the kernel is busy
+  // running a cell, or this is a saved copy of a chat (a reopened notebook) with no kernel side:
+  // say so, and give the text back.
+  let unanswered = null;
+  function heard() {
+    clearTimeout(unanswered);
+    unanswered = null;
+    notice.textContent = "";
+  }
   function submit() {
     const text = input.value;
     if (!text.trim() || model.get("busy")) return;
     model.send({ type: "send", text, system: system.value, choice: select.value, replace_last: editing });
     input.value = "";
     editing = false;
+    clearTimeout(unanswered);
+    unanswered = setTimeout(() => {
+      notice.textContent = "No reply from the kernel yet: it is busy running a cell, or this chat is a saved copy "
+        + "(run its cell to start a live one).";
+      if (!input.value) input.value = text;
+    }, 5000);
   }
 
   input.addEventListener("keydown", (event) => {
@@ -236,7 +256,7 @@ function render({ model, el }) {
   model.on("change:choice", () => { select.value = model.get("choice"); });
   model.on("change:system", () => { system.value = model.get("system"); });
   model.on("change:route", () => { route.textContent = model.get("route"); });
-  model.on("change:transcript_html", drawTranscript);
+  model.on("change:transcript_html", () => { heard(); drawTranscript(); });
   model.on("change:busy", drawBusy);
   model.on("change:closed", drawClosed);
   drawModels();
