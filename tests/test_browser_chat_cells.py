@@ -124,3 +124,29 @@ def test_the_route_label_follows_model_and_the_dropdown_gains_no_duplicate(lab, 
     widget.wait_for(lambda s: s["route"].startswith("auto:"), "the route label back on auto", 10)
     assert widget.root.locator(".im-model").input_value() == "auto"
 
+
+
+def test_where_no_notebook_holds_the_chat_insert_copies_the_code_and_says_so(lab, ollama_peer):
+    """In a code console there is no notebook to insert into (its widget manager has no document):
+    the button copies the code exactly and asks for it to be pasted into a new cell."""
+    page = lab.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.server.base_url)
+    lab.execute("console:create", {"kernelPreference": {"name": "python3"}})
+    lab.wait_for("""() => { const panel = window.jupyterapp.shell.currentWidget;
+                            const kernel = panel && panel.console && panel.sessionContext.session
+                                           && panel.sessionContext.session.kernel;
+                            return !!kernel && kernel.status === 'idle'; }""", "a console with an idle kernel", 60)
+    try:
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.console.inject('%load_ext inference_magics\\n%chat')")
+        root = page.locator(".jp-CodeConsole .im-chat")
+        root.wait_for(state="visible", timeout=30_000)
+        ollama_peer.set(text=ANSWER, token_delay=0.0)
+        root.locator(".im-input").fill("Write me a snippet")
+        root.locator(".im-send").click()
+        insert = root.locator(".im-assistant .im-code .im-insert")
+        insert.wait_for(timeout=30_000)
+        insert.click()
+        root.locator(".im-insert", has_text="Copied — paste it into a new cell").wait_for(timeout=10_000)
+        assert page.evaluate("() => navigator.clipboard.readText()") == CODE
+    finally:
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.dispose()")
