@@ -126,6 +126,33 @@ def test_the_route_label_follows_model_and_the_dropdown_gains_no_duplicate(lab, 
 
 
 
+
+def test_a_message_sent_while_the_kernel_is_busy_is_answered_once(lab, chat):
+    """The kernel reads a chat message only between cells: while a long cell runs, the widget says
+    so and gives the text back; when the message does arrive, the given-back text goes (no resend)."""
+    widget, ollama_peer = chat
+    ollama_peer.set(tokens=4, token_delay=0.0)
+    lab.page.evaluate("""() => {
+      const notebook = window.jupyterapp.shell.currentWidget.content;
+      notebook.model.sharedModel.insertCell(3, {cell_type: 'code', source: 'import time\\ntime.sleep(12)', metadata: {}});
+      notebook.activeCellIndex = 3;
+    }""")
+    # not lab.execute: its promise (and so the call) ends only when the cell does
+    lab.page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-cell'); }")
+    lab.wait_for("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'busy'",
+                 "the long cell to start", 10)
+    widget.input.fill("Are you there?")
+    widget.send_button.click()
+    notice = widget.root.locator(".im-unanswered")
+    notice.wait_for(state="visible", timeout=15_000)
+    assert "busy running a cell" in notice.inner_text()
+    assert widget.input.input_value() == "Are you there?"
+    state = widget.wait_for_answer(1, ollama_peer.expected_text(), timeout=60)
+    assert [t["body"] for t in state["turns"] if t["kind"] == "user"] == ["Are you there?"]
+    assert widget.input.input_value() == "" and notice.is_hidden()
+    assert len(ollama_peer.requests_to("/api/chat")) == 1
+
+
 def test_where_no_notebook_holds_the_chat_insert_copies_the_code_and_says_so(lab, ollama_peer):
     """In a code console there is no notebook to insert into (its widget manager has no document):
     the button copies the code exactly and asks for it to be pasted into a new cell."""

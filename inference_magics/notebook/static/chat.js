@@ -220,11 +220,13 @@ function render({ model, el }) {
   // A sent message always changes the transcript. If it has not after a while, the kernel is busy
   // running a cell, or this is a saved copy of a chat (a reopened notebook) with no kernel side:
   // say so, and give the text back.
-  let unanswered = null;
+  let unanswered = null, givenBack = null;
   function heard() {
     clearTimeout(unanswered);
     unanswered = null;
     notice.textContent = "";
+    if (givenBack !== null && input.value === givenBack) input.value = "";  // it did arrive: not twice
+    givenBack = null;
   }
   function submit() {
     const text = input.value;
@@ -236,7 +238,7 @@ function render({ model, el }) {
     unanswered = setTimeout(() => {
       notice.textContent = "No reply from the kernel yet: it is busy running a cell, or this chat is a saved copy "
         + "(run its cell to start a live one).";
-      if (!input.value) input.value = text;
+      if (!input.value) input.value = givenBack = text;
     }, 5000);
   }
 
