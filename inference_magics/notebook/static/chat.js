@@ -132,16 +132,18 @@ function render({ model, el }) {
     b.addEventListener("click", onClick);
     return b;
   }
-  async function copy(text) {
+  async function copy(text) {  // whether the text reached the clipboard
     try {
       await navigator.clipboard.writeText(text);
+      return true;
     } catch {
       const area = document.createElement("textarea");  // pages without the clipboard API
       area.value = text;
       el.appendChild(area);
       area.select();
-      document.execCommand("copy");
+      const copied = document.execCommand("copy");
       area.remove();
+      return copied;
     }
   }
   function flash(b, text, label) {
@@ -153,8 +155,8 @@ function render({ model, el }) {
     if (await insertBelowChat(model, el, source).catch(() => false)) {
       flash(b, "Inserted below", "Insert as cell");
     } else {
-      await copy(source);
-      flash(b, "Copied — paste it into a new cell", "Insert as cell");
+      flash(b, await copy(source) ? "Copied — paste it into a new cell" : "Could not copy — select the code",
+            "Insert as cell");
     }
   }
   function addTools() {
@@ -171,7 +173,7 @@ function render({ model, el }) {
       tools.appendChild(language);
       box.append(tools, pre);
       const copyButton = button("Copy", "copy this code", () => copy(pre.textContent).then(
-        () => flash(copyButton, "Copied", "Copy")));
+        (copied) => flash(copyButton, copied ? "Copied" : "Could not copy", "Copy")));
       const insertButton = button("Insert as cell", "put this code in a new cell below the chat (not run)",
         () => insert(pre, insertButton));
       insertButton.classList.add("im-insert");
