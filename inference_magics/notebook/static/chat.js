@@ -261,8 +261,8 @@ function render({ model, el }) {
   model.on("change:system", () => { system.value = model.get("system"); });
   model.on("change:route", () => { route.textContent = model.get("route"); });
   model.on("change:transcript_html", () => { heard(); drawTranscript(); });
-  model.on("change:busy", drawBusy);
-  model.on("change:closed", drawClosed);
+  model.on("change:busy", () => { heard(); drawBusy(); });
+  model.on("change:closed", () => { heard(); drawClosed(); });  // /exit adds no turn
   drawModels();
   system.value = model.get("system");
   route.textContent = model.get("route");
