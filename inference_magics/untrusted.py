@@ -110,7 +110,7 @@ def _highlight(code: str, language: str, _attrs) -> str:
 
     name = (language or "").strip()
     try:
-        lexer = get_lexer_by_name(name) if name else None
+        lexer = get_lexer_by_name(name, stripnl=False) if name else None  # keep the block's text exact
     except ClassNotFound:
         return ""
     if lexer is None:

@@ -252,8 +252,10 @@ CONTRAST = """root => {
     assistant: ratio(root.querySelector('.im-assistant .im-body')),
     footer: ratio(root.querySelector('.im-assistant .im-meta')),
     route: ratio(root.querySelector('.im-route')),
+    codeLanguage: ratio(root.querySelector('.im-code-language')),
+    codeButton: ratio(root.querySelector('.im-code-tools button')),
     cellPadding: cell ? parseFloat(getComputedStyle(cell).paddingLeft) : null,
-    copyButtons: root.querySelectorAll('.im-code .im-code-tools button').length,
+    codeButtons: root.querySelectorAll('.im-code .im-code-tools button').length,
     codeBackground: getComputedStyle(root.querySelector('.im-code pre')).backgroundColor,
     highlighted: root.querySelectorAll('.im-code pre span[style]').length,
     widthShare: root.getBoundingClientRect().width / area.getBoundingClientRect().width,
@@ -274,10 +276,10 @@ def test_the_chat_reads_well_in_the_light_and_the_dark_theme(chat, theme):
     widget.wait_for(lambda s: s["busy"] == "false" and any(t["kind"] == "assistant" and "Done." in t["body"]
                                                            for t in s["turns"]), "the Markdown answer", 30)
     looks = widget.root.evaluate(CONTRAST)
-    for part in ("user", "assistant", "footer", "route"):
+    for part in ("user", "assistant", "footer", "route", "codeLanguage", "codeButton"):
         assert looks[part] >= 4.5, f"{part} text contrast {looks[part]:.2f}:1 in {theme} is below WCAG AA: {looks}"
     assert looks["cellPadding"] >= 4, looks                  # tables are padded
-    assert looks["copyButtons"] == 1 and looks["highlighted"] >= 3, looks  # a highlighted block with Copy
+    assert looks["codeButtons"] == 2 and looks["highlighted"] >= 3, looks  # a highlighted block with Copy and Insert as cell
     assert looks["widthShare"] > 0.9, looks                  # the chat uses the output's width
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"chat-{theme.split()[-1].lower()}.png"

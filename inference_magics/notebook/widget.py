@@ -61,13 +61,16 @@ class ChatWidget(anywidget.AnyWidget):
         self._loader.start()
 
     def _repr_mimebundle_(self, **kwargs):
-        """Where widgets cannot be drawn (a viewer without the widget state, a terminal), a line
-        that says what this is instead of `<ChatWidget object at 0x…>`."""
+        """Where widgets cannot be drawn (an untrusted notebook, a viewer without the widget state, a
+        terminal), a line that says what this is instead of `<ChatWidget object at 0x…>`. (No HTML
+        copy of the transcript: it would be frozen at display time, and an update_display would
+        rebuild the live view at every answer.)"""
         shown = super()._repr_mimebundle_(**kwargs)
         data = shown[0] if isinstance(shown, tuple) else shown  # (data, metadata) or data
         if isinstance(data, dict):
             data["text/plain"] = ("inference_magics chat — the conversation shows where widgets run (JupyterLab, "
-                                  "VS Code); /save PATH keeps a Markdown copy.")
+                                  "VS Code), in a trusted notebook (jupyter trust FILE); /save PATH keeps a "
+                                  "Markdown copy.")
         return shown
 
     # --- public API ---------------------------------------------------------------------------
