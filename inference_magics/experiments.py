@@ -29,15 +29,20 @@ class Experiment:
     wall_s: float = 0.0
 
     def rows(self) -> list[dict]:
+        """One dict per run under stable machine names (the DataFrame's columns; the displayed table
+        relabels them for people): load_s is the model load the backend reported (None when it
+        loaded nothing), and ttft_s and tokens_per_s exclude it; total_s is the whole call."""
         table = []
         for run in self.runs:
             r = run.result
             m = r.metrics if r else None
             table.append({"model": run.model, "sample": run.sample, "backend": run.backend,
+                          "load_s": m.load_s if m else None,
                           "ttft_s": m.ttft_s if m else None, "total_s": m.total_s if m else None,
                           "tokens_per_s": m.tokens_per_s if m else None,
                           "output_tokens": r.usage.output_tokens if r else None,
-                          "cost_usd": r.cost_usd if r else None, "error": run.error, "text": run.text})
+                          "cost_usd": r.cost_usd if r else None, "cached": bool(r and r.cached),
+                          "error": run.error, "text": run.text})
         return table
 
     def frame(self):
