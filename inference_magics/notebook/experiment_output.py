@@ -58,11 +58,21 @@ def _timed(rows: list[dict]) -> list[dict]:
 def chart(rows: list[dict]) -> bytes | None:
     """A PNG: per run, a bar of where its time went (model load, to first token, generating) and
     one of its tokens per second, each labelled with its value. None when no run has timings."""
-    done = _timed(rows)
-    if not done:
+    drawn = figure(rows)
+    if drawn is None:
         return None
     import io
 
+    buffer = io.BytesIO()
+    drawn.savefig(buffer, format="png", dpi=100, transparent=True)
+    return buffer.getvalue()
+
+
+def figure(rows: list[dict]):
+    """The chart's matplotlib Figure (None when no run has timings)."""
+    done = _timed(rows)
+    if not done:
+        return None
     from matplotlib.figure import Figure  # no pyplot: no global state, works in any backend
 
     labels = [r["model"] + (f" #{r['sample']}" if r["sample"] > 1 else "") for r in done]
@@ -71,8 +81,8 @@ def chart(rows: list[dict]) -> bytes | None:
     generating = [max(r["total_s"] - load - first, 0.0) for r, load, first in zip(done, loads, firsts)]
     speeds = [r["tokens_per_s"] or 0.0 for r in done]
 
-    figure = Figure(figsize=(8.4, 1.2 + 0.42 * len(done)), layout="constrained")
-    times, speed = figure.subplots(1, 2, width_ratios=[2.4, 1], sharey=True)
+    drawn = Figure(figsize=(8.4, 1.2 + 0.42 * len(done)), layout="constrained")
+    times, speed = drawn.subplots(1, 2, width_ratios=[2.4, 1], sharey=True)
     rows_at = list(range(len(done)))
     if any(loads):
         times.barh(rows_at, loads, color=LOAD, label="model load", height=0.6)
@@ -102,7 +112,5 @@ def chart(rows: list[dict]) -> bytes | None:
             spine.set_visible(side == "bottom")
             spine.set_color(TEXT)
     # above the plot area, outside it: it never covers a bar
-    figure.legend(loc="outside upper left", ncols=3, frameon=False, fontsize=8, labelcolor=TEXT)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, transparent=True)
-    return buffer.getvalue()
+    drawn.legend(loc="outside upper left", ncols=3, frameon=False, fontsize=8, labelcolor=TEXT)
+    return drawn
