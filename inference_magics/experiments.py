@@ -30,13 +30,16 @@ class Experiment:
 
     def rows(self) -> list[dict]:
         """One dict per run under stable machine names (the DataFrame's columns; the displayed table
-        relabels them for people): load_s is the model load the backend reported (None when it
-        loaded nothing), and ttft_s and tokens_per_s exclude it; total_s is the whole call."""
+        relabels them for people). model is the entry as asked, resolved_model the model that
+        answered (a backend name's default, an alias resolved); load_s is the model load the backend
+        reported (None when it loaded nothing), and ttft_s and tokens_per_s exclude it; total_s is
+        the whole call; cached says the answer came from the response cache (no model time)."""
         table = []
         for run in self.runs:
             r = run.result
             m = r.metrics if r else None
             table.append({"model": run.model, "sample": run.sample, "backend": run.backend,
+                          "resolved_model": r.model if r and r.model else run.model,  # a backend name's default
                           "load_s": m.load_s if m else None,
                           "ttft_s": m.ttft_s if m else None, "total_s": m.total_s if m else None,
                           "tokens_per_s": m.tokens_per_s if m else None,

@@ -79,6 +79,7 @@ def test_the_table_says_load_apart_under_human_headers_and_cached_timings_are_no
     cached = _rows(("llama3.2", None, 0.0001, 0.0002, None))
     cached[0]["cached"] = True
     assert experiment_output.table(cached, 0.1)["text/plain"].splitlines()[2].split()[2:5] == ["—", "cached", "—"]
+    assert "cached answers took no model time" in experiment_output.table(cached, 0.1)["text/plain"]
     assert experiment_output.chart(cached) is None  # a cached answer has no model time to draw
 
 
@@ -95,7 +96,7 @@ def test_ollama_load_duration_is_reported_apart_and_not_in_the_first_token(kerne
     assert kernel.run(check).stdout.strip() == "[(True, True, True), (True, True, True)]"
     warm = kernel.run(cell)
     assert kernel.run("print(runs.load_s.isna().all(), list(runs.columns[:6]))").stdout.strip() == \
-        "True ['model', 'sample', 'backend', 'load_s', 'ttft_s', 'total_s']"
+        "True ['model', 'sample', 'backend', 'resolved_model', 'load_s', 'ttft_s']"
     assert len([r for r in ollama.requests if r.path == "/api/chat"]) == 4  # two models, twice
     for run, load in ((cold, True), (warm, False)):
         [table] = [m["content"]["data"] for m in run.of_type("display_data")

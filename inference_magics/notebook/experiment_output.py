@@ -18,13 +18,18 @@ TEXT = "#767676"
 LOAD, FIRST_TOKEN, GENERATING, SPEED = "#9a9a9a", "#3b82c4", "#f28e2b", "#3fa34d"
 
 
+def _name(row: dict) -> str:
+    """The model that answered (`local` is shown as the model it stands for)."""
+    return row.get("resolved_model") or row["model"]
+
+
 def _seconds(value) -> str:
     return NONE if value is None else f"{value:.2f}"
 
 
 def _cells(row: dict) -> dict:
     cached = row["cached"]
-    return {"model": row["model"], "sample": row["sample"], "backend": row["backend"],
+    return {"model": _name(row), "sample": row["sample"], "backend": row["backend"],
             "load_s": _seconds(row["load_s"]),
             # an answer from the response cache took no model time: its timings measure nothing
             "ttft_s": "cached" if cached else _seconds(row["ttft_s"]),
@@ -46,6 +51,8 @@ def table(rows: list[dict], wall_s: float) -> dict:
     caption = f"{len(rows)} run{'s' * (len(rows) != 1)} in {wall_s:.2f} s wall time"
     if any(r["load_s"] for r in rows):
         caption += " · first token and tokens/s exclude the model load"
+    if any(r["cached"] for r in rows):
+        caption += " · cached answers took no model time: nothing to time or chart"
     return bundle([HEADERS[n] for n in names], [[c[n] for n in names] for c in cells], caption)
 
 
@@ -75,7 +82,7 @@ def figure(rows: list[dict]):
         return None
     from matplotlib.figure import Figure  # no pyplot: no global state, works in any backend
 
-    labels = [r["model"] + (f" #{r['sample']}" if r["sample"] > 1 else "") for r in done]
+    labels = [_name(r) + (f" #{r['sample']}" if r["sample"] > 1 else "") for r in done]
     loads = [r["load_s"] or 0.0 for r in done]
     firsts = [max(r["ttft_s"], 0.0) for r in done]
     generating = [max(r["total_s"] - load - first, 0.0) for r, load, first in zip(done, loads, firsts)]
