@@ -68,6 +68,20 @@ def test_the_chart_is_transparent_with_text_that_reads_on_light_and_dark():
     assert on_light >= 4.5 and on_dark >= 4.0, (on_light, on_dark)
 
 
+def test_a_model_name_from_the_server_is_drawn_as_text():
+    """The server names the model that answered: untrusted. `$` must not start matplotlib
+    mathematics (a malformed formula would fail the chart), and a long name is cut."""
+    names = ["$\\frac{$ broken", "a\\b $x$ c", "[x](javascript:alert(1)) <img src=x onerror=alert(1)>", "x" * 80]
+    rows = _rows(*[("asked", None, 0.1, 1.0, 5.0)] * len(names))
+    for row, name in zip(rows, names):
+        row["resolved_model"] = name
+    assert experiment_output.chart(rows).startswith(b"\x89PNG")
+    labels = [t.get_text() for t in experiment_output.figure(rows).axes[0].get_yticklabels()]
+    assert labels[:2] == ["\\$\\frac{\\$ broken", "a\\b \\$x\\$ c"] and len(labels[3]) == 40
+    assert [line.split("  ")[0] for line in experiment_output.table(rows, 1.0)["text/plain"].splitlines()[2:4]] == \
+        names[:2]  # the table shows the name as it is (escaped as HTML by tables.bundle)
+
+
 def test_the_table_says_load_apart_under_human_headers_and_cached_timings_are_not_shown():
     rows = _rows(("llama3.2", 2.31, 0.61, 9.4, 22.0), ("qwen2.5-coder:7b", None, 0.58, 8.1, 14.2))
     shown = experiment_output.table(rows, 9.5)
