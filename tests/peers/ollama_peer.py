@@ -275,7 +275,8 @@ class OllamaHandler(BaseHandler):
 
     def load_reply(self, body, name, m, part):
         unload = body.get("keep_alive") in (0, "0", "0s")
-        self.peer._mark_loaded(m, unload)
+        if self.peer._mark_loaded(m, unload) and not unload:
+            self.pause(self.knobs["load_delay"])   # loading is what this request is for
         self.send_json(200, {"model": name, "created_at": rfc3339(), **part,
                              "done_reason": "unload" if unload else "load", "done": True})
 
