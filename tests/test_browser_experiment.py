@@ -60,8 +60,9 @@ def _use_theme(lab, theme: str) -> None:
 def _shoot(lab, path: str, cell: int, shot) -> None:
     """A screenshot of one cell, scrolled to (JupyterLab renders cells lazily)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    lab.page.evaluate(f"async ([path, i]) => {{ const panel = ({PANEL})(path); window.jupyterapp.shell.activateById(panel.id);"
-                      " panel.content.activeCellIndex = i; await panel.content.scrollToItem(i, 'start'); }", [path, cell])
+    lab.page.evaluate(f"async ([path, i]) => {{ const panel = ({PANEL})(path);"
+                      " window.jupyterapp.shell.activateById(panel.id); panel.content.activeCellIndex = i;"
+                      " await panel.content.scrollToItem(i, 'start'); }", [path, cell])
     lab.page.wait_for_timeout(300)
     node = lab.page.evaluate_handle(f"([path, i]) => ({PANEL})(path).content.widgets[i].node", [path, cell])
     node.as_element().screenshot(path=str(shot))
@@ -106,9 +107,8 @@ def test_the_saved_experiment_notebook_as_a_newcomer_sees_it(experiment_lab):
     lab.open_notebook("04-experiment.ipynb")
     lab.wait_for(f"() => {{ const p = ({PANEL})('04-experiment.ipynb'); return !!p && p.content.widgets.length > 4; }}",
                  "notebook 04 to open", 30)
-    cell = lab.page.evaluate(f"""path => ({PANEL})(path).content.widgets.findIndex(
-                                   c => c.model.type === 'code' && c.model.sharedModel.source.startsWith('%%experiment'))""",
-                             "04-experiment.ipynb")
+    cell = lab.page.evaluate(f"""path => ({PANEL})(path).content.widgets.findIndex(c => c.model.type === 'code'
+                                   && c.model.sharedModel.source.startsWith('%%experiment'))""", "04-experiment.ipynb")
     assert cell >= 0
     looks = {}
     for theme in THEMES:
