@@ -344,7 +344,7 @@ def test_experiment_magic_table_chart_and_frame(kernel, peers_reset):
     updates = run.of_type("update_display_data")
     assert len(updates) >= 2 and "word0" in updates[-1]["content"]["data"]["text/html"]
     tables = [m["content"]["data"] for m in run.of_type("display_data") if "text/html" in m["content"]["data"]
-              and "tokens_per_s" in m["content"]["data"]["text/html"]]
+              and "Tokens/s" in m["content"]["data"]["text/html"]]
     assert tables and tables[0]["text/html"].count("<tr>") == 4  # a header and one row per model
     assert any("image/png" in m["content"]["data"] for m in run.of_type("display_data"))
     check = kernel.run("print(len(runs), sorted(runs.backend.unique()), runs.text.str.len().min() > 0)")

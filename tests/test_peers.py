@@ -119,6 +119,19 @@ def test_ollama_text_knob_json_format_and_load(oll, oc):
     assert r.done_reason == "load" and r.message.content == ""
 
 
+def test_ollama_load_delay_is_a_cold_models_load_duration(oll, oc):
+    # A model not in memory loads before its first token and says so in load_duration; once
+    # loaded (or loaded by an empty-messages request) the next generation loads nothing.
+    oll.set(load_delay=0.3)
+    cold = list(oc.chat(model="llama3.2", messages=USER, stream=True))[-1]
+    warm = oc.chat(model="llama3.2", messages=USER)
+    assert cold.load_duration >= 300_000_000 and warm.load_duration < 50_000_000
+    assert cold.total_duration >= cold.load_duration + cold.prompt_eval_duration + cold.eval_duration
+    oc.chat(model="qwen2.5-coder:7b", messages=[])   # loads it
+    assert oc.generate(model="qwen2.5-coder:7b", prompt="hi").load_duration < 50_000_000
+    assert [m.model for m in oc.ps().models] == ["llama3.2:latest", "qwen2.5-coder:7b"]
+
+
 def test_ollama_generate(oll, oc):
     parts = list(oc.generate(model="llama3.2", prompt="why is the sky blue", stream=True))
     assert "".join(p.response for p in parts) == oll.expected_text()

@@ -12,7 +12,11 @@ from pydantic import ValidationError
 from ..errors import BackendError, BackendUnavailable, InferenceError, ModelNotFound, RateLimited
 from ..settings import CONNECT_TIMEOUT_S
 from ..transport import RedirectRefused, client_options, get
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, ToolCall, Usage
+from .base import Done, Event, Health, ModelInfo, ModelLoad, Request, TextDelta, ThinkingDelta, ToolCall, Usage
+
+# Ollama's load_duration for a model already in memory is its scheduler's few milliseconds; above
+# this it loaded the model for this request, and that time is kept out of time-to-first-token
+MODEL_LOAD_MIN_S = 0.05
 
 
 class OllamaBackend:
@@ -46,17 +50,21 @@ class OllamaBackend:
         if request.tools:  # Ollama's tools: {"type": "function", "function": {name, description, parameters}}
             call["tools"] = [{"type": "function", "function": spec} for spec in request.tools]
         try:
+            asked = time.perf_counter()
             if not request.stream:
                 reply = self._client.chat(**call)
                 yield from self._deltas(reply.message)
+                yield from self._load(reply, time.perf_counter() - asked)
                 yield self._done(reply)
                 return
-            done = None
+            done = final = first = None
             for chunk in self._client.chat(**call):  # read to the end, so the connection goes back to the pool
+                first = first or time.perf_counter() - asked
                 yield from self._deltas(chunk.message)
                 if chunk.done:
-                    done = self._done(chunk)
+                    done, final = self._done(chunk), chunk
             if done is not None:
+                yield from self._load(final, first)
                 yield done
                 return
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
@@ -80,6 +88,14 @@ class OllamaBackend:
         for call in message.tool_calls or ():  # Ollama gives no call ids: the name and order tell them apart
             self._calls = getattr(self, "_calls", 0) + 1
             yield ToolCall(f"call_{self._calls}", call.function.name, dict(call.function.arguments or {}))
+
+    @staticmethod
+    def _load(chunk, waited_s: float) -> Iterator[Event]:
+        """The final chunk's load_duration (ns), when the server loaded the model for this request;
+        a load happens before the first chunk, so it is never more than the wait for that chunk."""
+        load = chunk.load_duration
+        if isinstance(load, int) and load / 1e9 >= MODEL_LOAD_MIN_S:
+            yield ModelLoad(min(load / 1e9, waited_s))
 
     @staticmethod
     def _done(chunk) -> Done:

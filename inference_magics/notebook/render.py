@@ -266,47 +266,14 @@ class ExperimentView:
     def finish(self, experiment) -> None:
         from IPython.display import display
 
-        from .tables import bundle
+        from ..answer_provenance import KEY, of_rows
+        from . import experiment_output
 
         self.update(experiment)
         rows = experiment.rows()
-        columns = ["model", "sample", "backend", "ttft_s", "total_s", "tokens_per_s", "output_tokens", "cost_usd", "error"]
-
-        def cell(value):
-            return f"{value:.3f}" if isinstance(value, float) else value
-
-        from ..answer_provenance import KEY, of_rows
-
-        display(bundle(columns, [[cell(row[c]) for c in columns] for row in rows],
-                       f"{len(rows)} runs in {experiment.wall_s:.2f} s wall time"), raw=True,
+        display(experiment_output.table(rows, experiment.wall_s), raw=True,
                 metadata={KEY: of_rows([run.result for run in experiment.runs], "experiment")})
-        chart = latency_chart(rows)
+        chart = experiment_output.chart(rows)
         if chart is not None:
-            display({"image/png": chart, "text/plain": "latency and throughput per model"}, raw=True)
-
-
-def latency_chart(rows: list[dict]) -> bytes | None:
-    """A PNG: time to first token and total time, and tokens per second, per run."""
-    done = [r for r in rows if r["total_s"] is not None and not r["error"]]
-    if not done:
-        return None
-    import io
-
-    from matplotlib.figure import Figure  # no pyplot: no global state, works in any backend
-
-    labels = [r["model"] + (f" #{r['sample']}" if r["sample"] > 1 else "") for r in done]
-    figure = Figure(figsize=(max(6, 1.4 * len(done)), 3.2))
-    latency, speed = figure.subplots(1, 2)
-    positions = range(len(done))
-    latency.bar([p - 0.2 for p in positions], [r["ttft_s"] or 0 for r in done], width=0.4, label="first token")
-    latency.bar([p + 0.2 for p in positions], [r["total_s"] for r in done], width=0.4, label="total")
-    latency.set_ylabel("seconds")
-    latency.legend()
-    speed.bar(list(positions), [r["tokens_per_s"] or 0 for r in done], color="tab:green")
-    speed.set_ylabel("tokens / s")
-    for axis in (latency, speed):
-        axis.set_xticks(list(positions), labels, rotation=20, ha="right", fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
+            display({"image/png": chart, "text/plain": "where each run's time went, and its tokens per second"},
+                    raw=True)

@@ -275,7 +275,8 @@ class OllamaHandler(BaseHandler):
 
     def load_reply(self, body, name, m, part):
         unload = body.get("keep_alive") in (0, "0", "0s")
-        self.peer._mark_loaded(m, unload)
+        if self.peer._mark_loaded(m, unload) and not unload:
+            self.pause(self.knobs["load_delay"])   # loading is what this request is for
         self.send_json(200, {"model": name, "created_at": rfc3339(), **part,
                              "done_reason": "unload" if unload else "load", "done": True})
 
@@ -288,8 +289,8 @@ class OllamaHandler(BaseHandler):
         msgs = [x for x in body.get("messages") or [] if isinstance(x, dict)]
         if not msgs:
             return self.load_reply(body, name, m, {"message": {"role": "assistant", "content": ""}})
-        self.peer._mark_loaded(m)
-        self.reply(body, name, count_words(*(x.get("content") for x in msgs)), chat=True)
+        cold = self.peer._mark_loaded(m)
+        self.reply(body, name, count_words(*(x.get("content") for x in msgs)), chat=True, cold=cold)
 
     def route_generate(self, body):
         name = body.get("model") or ""
@@ -298,10 +299,10 @@ class OllamaHandler(BaseHandler):
         prompt = body.get("prompt") or ""
         if not prompt and not body.get("images"):
             return self.load_reply(body, name, m, {"response": ""})
-        self.peer._mark_loaded(m)
-        self.reply(body, name, count_words(body.get("system"), prompt), chat=False)
+        cold = self.peer._mark_loaded(m)
+        self.reply(body, name, count_words(body.get("system"), prompt), chat=False, cold=cold)
 
-    def reply(self, body, name, prompt_count, chat):
+    def reply(self, body, name, prompt_count, chat, cold=False):
         k = self.knobs
         tokens = reply_tokens(k, json_mode=bool(body.get("format")), schema=body.get("format"))
         if k["echo"]:  # answer with the prompt itself, so concurrent streams can be told apart
@@ -325,6 +326,9 @@ class OllamaHandler(BaseHandler):
         reason = "stop"
         if isinstance(limit, int) and 0 < limit < len(tokens):
             tokens, reason = tokens[:limit], "length"
+        loading = time.perf_counter_ns()  # load_duration counts the load alone, not a slow network before it
+        if cold and k["load_delay"]:  # the model was not in memory: it loads first
+            self.pause(k["load_delay"])
         self.t_load = time.perf_counter_ns()
         slow = self.fault == "slow_headers"   # its delay was spent before the status line
 
@@ -339,7 +343,7 @@ class OllamaHandler(BaseHandler):
             if not chat and not body.get("raw"):
                 f["context"] = context_ids(body.get("system") or "", body.get("prompt") or "",
                                            "".join(tokens[:n]))
-            metrics = {"total_duration": end - self.t0, "load_duration": self.t_load - self.t0,
+            metrics = {"total_duration": end - self.t0, "load_duration": max(1, self.t_load - loading),
                        "prompt_eval_count": max(1, prompt_count),
                        "prompt_eval_duration": first - self.t_load,
                        "eval_count": n, "eval_duration": end - first}
@@ -487,11 +491,13 @@ def show_response(m):
 
 class OllamaPeer(Peer):
     """Ollama on 127.0.0.1. Extra knobs: models (entries or names), version, fault_paths, thinking
-    (what a thinking model streams first), echo, error_text (the message of a failed generation)."""
+    (what a thinking model streams first), echo, error_text (the message of a failed generation),
+    load_delay (a model's first generation since start/reset/unload loads it first)."""
 
     KNOBS = {**COMMON_KNOBS, "models": DEFAULT_MODELS, "version": "0.12.6",
              "thinking": "Let me think this through step by step.",
              "echo": False, "error_text": MODEL_ERROR,   # the message of a failed generation
+             "load_delay": 0.0,   # seconds a generation waits while a model not in memory loads (in load_duration)
              "fault_paths": ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")}
     FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line", "http_500_html",
               "busy_503", "rate_limited_429", "hang", "slow_headers")
@@ -532,11 +538,14 @@ class OllamaPeer(Peer):
         return out
 
     def _mark_loaded(self, entry, unload=False):
+        """Returns whether the model was not in memory before (a load)."""
         with self._lock:
+            cold = entry["name"] not in self._loaded
             if unload:
                 self._loaded.pop(entry["name"], None)
             else:
                 self._loaded[entry["name"]] = time.time_ns()
+            return cold
 
     def _loaded_models(self):
         with self._lock:
