@@ -65,8 +65,15 @@ def test_interrupt_stops_the_stream_closes_the_connection_and_keeps_the_partial(
     assert final.startswith("word0 word1 word2") and "interrupted" in final
     assert running.reply["status"] == "error" and running.reply["ename"] == "InferenceInterrupted"
     assert len(running.errors) == 1 and len(running.errors[0]["traceback"]) == 1  # one line, no traceback
-    check = kernel.run("print(_infer.interrupted, len(_infer.text) > 10, _infer.stop_reason)")
-    assert check.stdout.split() == ["True", "True", "interrupted"]
+    check = kernel.run("print(_infer.interrupted, len(_infer.text) > 10, _infer.stop_reason, "
+                       "_infer.usage.output_tokens, len(_infer.text.split()))")
+    interrupted, long_enough, stop, arrived, words = check.stdout.split()
+    assert [interrupted, long_enough, stop] == ["True", "True", "interrupted"]
+    # what arrived is counted (the peer streams one word per piece), never a made-up "≈ $0.0000"
+    assert arrived == words and int(arrived) >= 3
+    assert f"≈ {arrived} out tokens arrived" in final and "$" not in final, final
+    history = kernel.run("%infer_history --limit 1").of_type("display_data")[0]["content"]["data"]["text/plain"]
+    assert f"— / {arrived}" in history and "interrupted" in history, history  # not 0 / 0
 
 
 def test_line_form_out_and_interpolation(kernel, peers_reset):

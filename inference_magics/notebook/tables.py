@@ -121,10 +121,11 @@ def _state(entry) -> str:
 
 
 def _tokens(entry) -> str:
-    """"in / out"; "—" when the backend never sent its counts (an interrupted answer)."""
+    """"in / out"; "—" for a count the backend never sent (an interrupted answer: its output is
+    counted from what arrived, its input stays unknown)."""
     if entry.input_tokens is None and entry.output_tokens is None:
         return "—"
-    return f"{entry.input_tokens or 0} / {entry.output_tokens or 0}"
+    return " / ".join("—" if n is None else str(n) for n in (entry.input_tokens, entry.output_tokens))
 
 
 def history_bundle(rows, caption: str) -> dict:
