@@ -410,6 +410,26 @@ def test_map_over_a_dataframe_in_a_cell_then_resume_after_an_interrupt(kernel, p
     assert "60 of 60 rows · 0 failed" in again.of_type("display_data")[-1]["content"]["data"]["text/plain"]
 
 
+def test_the_readme_map_example_sends_each_rows_text_and_a_misspelt_field_sends_nothing(kernel, peers_reset):
+    """Issue 14 item 1, in a kernel: `%%infer --map df --column text` with `{row.text}` (the README's own
+    example) sent the literal `{row.text}` for every row, to the code model."""
+    ollama, _ = peers_reset
+    ollama.set(echo=True)
+    run = kernel.run("import pandas as pd\nreviews = pd.DataFrame({'text': ['good film', 'bad film'], 'stars': [5, 1]})")
+    run = kernel.run("%%infer --map reviews --column text --out labelled\nClassify the sentiment of: {row.text}")
+    assert run.reply["status"] == "ok", run.errors
+    chats = [r.body for r in ollama.requests if r.path == "/api/chat"]
+    assert sorted(c["messages"][-1]["content"].strip() for c in chats) == [
+        "Classify the sentiment of: bad film", "Classify the sentiment of: good film"]
+    assert {c["model"] for c in chats} == {"llama3.2:latest"}  # the general model, not the code one
+    sent = len(chats)
+    typo = kernel.run("%%infer --map reviews --out labelled\nClassify the sentiment of: {row.txt}")
+    assert typo.reply["status"] == "error" and len(typo.errors) == 1 and len(typo.errors[0]["traceback"]) == 1
+    line = typo.errors[0]["evalue"]
+    assert "{row.txt} matches nothing in any row" in line and "text, stars" in line and "\n" not in line
+    assert len([r for r in ollama.requests if r.path == "/api/chat"]) == sent  # nothing sent
+
+
 def test_batch_api_from_a_cell_and_collect_later(kernel, peers_reset):
     _, claude = peers_reset
     claude.set(batch_seconds=0.2, tokens=3)
