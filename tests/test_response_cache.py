@@ -203,3 +203,4 @@ def test_a_replayed_answer_reads_like_the_original_cut_at_the_limit_and_free_of_
     assert again.notices == first.notices  # the "cut at the token limit" notice comes back with it
     # a free (local) answer, first or replayed, shows no cost rather than "≈ $0.0000"
     assert "$" not in footer(first) and "$" not in footer(again), (footer(first), footer(again))
+    assert "first token" in footer(first) and "first token" not in footer(again)  # a replay's 0.00 s measures nothing

@@ -26,7 +26,7 @@ def footer(result) -> str:
     m = result.metrics
     if m.load_s:
         parts.append(f"model load {m.load_s:.1f} s")
-    if m.ttft_s is not None:
+    if m.ttft_s is not None and not getattr(result, "cached", False):  # a replay's "0.00 s" measures nothing
         parts.append(f"first token {m.ttft_s:.2f} s")
     if m.tokens_per_s:
         parts.append(f"{m.tokens_per_s:.1f} tok/s")
