@@ -94,7 +94,7 @@ def test_model_positional_and_claude_footer_with_cost(kernel, peers_reset):
     assert run.reply["status"] == "ok"
     final = run.final_markdown
     assert final.startswith(claude.expected_text())
-    assert "anthropic · claude-haiku-4-5" in final and "≈ $" in final
+    assert "anthropic · claude-haiku-4-5" in final and "< $0.0001" in final  # 2 in / 6 out: not "≈ $0.0000"
     body = [r for r in claude.requests if r.path == "/v1/messages"][-1].body
     assert body["model"] == "claude-haiku-4-5" and body["temperature"] == 0.2
 
