@@ -119,6 +119,8 @@ def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
     ("%%infer --out class\nhi", "--out 'class' is not a valid variable name"),
     ("%%experiment --models llama3.2 --repeat 1000\nhi", "--repeat must be from 1 to 20, not 1000"),
     ("%%infer --temperature abc\nhi", "invalid float value: 'abc'"),
+    ("%infer --max-tokens abc hi", "invalid int value: 'abc' — %infer? lists the options."),  # no '--' hint here
+    ("%infer what does --force do", "(in a one-line prompt, put `--` before text that looks like a flag)"),
     ("%%infer\n   \n", "the prompt is empty"),
     ("%%infer --backend foo\nhi", "unknown backend 'foo'"),
     ("%%infer --temperature 5\nhi", "temperature must be a number from 0 to 2"),
