@@ -53,6 +53,7 @@ class Result:
     parsed: Any = None        # the parsed value when format="json"
     error: str | None = None  # set when the stream failed after producing output
     interrupted: bool = False
+    usage_estimated: bool = False  # cut short before the backend's counts: output tokens estimated from what arrived
     # provenance: what was asked, when, and whether the answer came from the response cache
     options: dict = field(default_factory=dict)      # temperature, max_tokens, format as asked
     requested_at: str | None = None                  # UTC, ISO 8601
@@ -330,6 +331,8 @@ class Stream:
         result.cached, result.cached_at = True, entry["created_at"]
         result.model, result.stop_reason = entry["model"] or result.model, entry["stop_reason"]
         result.usage = Usage(**entry["usage"])
+        if result.stop_reason in ("length", "max_tokens"):  # a replay reads like the original
+            result.notices.append(CUT_AT_LIMIT)
         self._chunks.append(entry["text"])
         yield entry["text"]
         result.messages_sha256 = _messages_digest(Request(model=self.route.model, messages=self._turns,
@@ -359,6 +362,12 @@ class Stream:
         result.error, result.interrupted = error, interrupted
         if interrupted:
             result.stop_reason = "interrupted"
+        if (interrupted or error) and chunks and not (result.usage.input_tokens or result.usage.output_tokens):
+            # the backend's counts come with its last message, which never came: count what arrived,
+            # one streamed piece per token (exact for Ollama, llama-server and OpenAI; Claude's pieces
+            # hold a few tokens, so there it is a lower bound)
+            result.usage = Usage(output_tokens=len(chunks))
+            result.usage_estimated = True
         metrics = result.metrics
         metrics.total_s = now - self._started
         if first_token_at is not None:
@@ -367,7 +376,7 @@ class Stream:
             if result.usage.output_tokens and generating > 0 and not result.cached:
                 metrics.tokens_per_s = result.usage.output_tokens / generating
         usage = result.usage
-        result.cost_usd = 0.0 if result.cached else estimate_cost(
+        result.cost_usd = 0.0 if result.cached else None if result.usage_estimated else estimate_cost(
             result.backend, result.model, usage.input_tokens, usage.output_tokens,
             cache_write_tokens=usage.cache_creation_input_tokens, cache_read_tokens=usage.cache_read_input_tokens,
             overrides=self._settings.prices)

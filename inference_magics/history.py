@@ -162,7 +162,9 @@ class HistoryStore:
                 reason=_clean(route.reason) if route is not None else None,
                 options=json.dumps(_clean(dict(options or {}))), output=_clean(result.text or ""),
                 thinking=_clean(result.thinking or ""), stop_reason=result.stop_reason,
-                input_tokens=result.usage.input_tokens if counted else None,
+                # output counted from what arrived (usage_estimated): the input count is still unknown
+                input_tokens=result.usage.input_tokens if counted and not getattr(result, "usage_estimated", False)
+                else None,
                 output_tokens=result.usage.output_tokens if counted else None,
                 ttft_s=result.metrics.ttft_s, total_s=result.metrics.total_s,
                 tokens_per_s=result.metrics.tokens_per_s, cost_usd=result.cost_usd if counted else None,

@@ -28,7 +28,10 @@ PROSE_STYLE = "overflow-wrap:anywhere;max-width:100%"
 CODE_BLOCK_STYLE = ("overflow-x:auto;max-width:100%;white-space:pre;overflow-wrap:normal;"
                     "background:var(--jp-cell-editor-background,#f7f7f7);padding:6px 8px;border-radius:4px")
 NOTE_STYLE = "color:var(--jp-ui-font-color2,#616161);font-size:var(--jp-content-font-size0,0.85em);margin-top:4px"
-WARN_STYLE = "color:var(--jp-warn-color0,#b25400);font-size:var(--jp-content-font-size0,0.85em)"
+# a notice's text in the body colour (JupyterLab's light warn orange reads at 3.8:1, under WCAG AA),
+# marked by a bar in the warn colour, so it reads in every theme
+WARN_STYLE = ("color:var(--jp-ui-font-color1,#212121);font-size:var(--jp-content-font-size0,0.85em);"
+              "border-left:3px solid var(--jp-warn-color0,#b25400);padding-left:6px;margin-top:2px")
 THINKING_STYLE = ("color:var(--jp-ui-font-color2,#616161);border-left:3px solid var(--jp-border-color2,#e0e0e0);"
                   "padding-left:8px;margin-bottom:6px")
 

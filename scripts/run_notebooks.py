@@ -137,7 +137,8 @@ def execute(path: Path, update: bool | str) -> str | None:
     nbformat.write(notebook, output)
     if update and failed is None:
         nbformat.write(notebook, path)
-    print(f"{'FAILED' if failed else 'ok':>6}  {path.relative_to(REPO)} -> {output.relative_to(REPO)} "
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path  # a notebook named from elsewhere
+    print(f"{'FAILED' if failed else 'ok':>6}  {shown} -> {output.relative_to(REPO)} "
           f"({time.monotonic() - started:.1f} s){': ' + failed if failed else ''}", flush=True)
     if path == QUICKSTART:
         first = next((o["data"]["text/plain"] for cell in notebook.cells if cell.source.startswith("%%infer\n")

@@ -182,6 +182,24 @@ def test_secrets_never_reach_the_database_file(tmp_path):
     assert entry.options["temperature"] == 0.2
 
 
+@pytest.mark.parametrize("said, words", [
+    ("My wallet passphrase is correct horse battery staple orange", ["correct", "horse", "battery", "staple"]),
+    ('passphrase: "velvet thunder quietly eats seven lemons"', ["velvet", "thunder", "lemons"]),
+    ("Die Passphrase lautet: grüne Berge tanzen leise im Regen", ["Berge", "tanzen", "Regen"]),
+])
+def test_a_multi_word_passphrase_leaves_no_word_in_the_database_file(tmp_path, said, words):
+    """Issue 14: a passphrase was only partly redacted in history (what followed its first space was kept)."""
+    path = tmp_path / "history.sqlite3"
+    store = HistoryStore(path)
+    assert store.record(make_result(text=f"VISIBLE-MARKER {said}"), prompt=said, system=None, options={}) is None
+    (entry,) = store.recent()
+    store.close()
+    raw = database_bytes(path)
+    assert b"VISIBLE-MARKER" in raw and "[redacted: a password]" in entry.prompt, entry.prompt
+    for word in words:
+        assert word.encode() not in raw, f"{word!r} of the passphrase reached the history file"
+
+
 # --- failing quietly, once --------------------------------------------------------------------
 def test_a_corrupt_file_is_reported_once_and_never_raises(tmp_path):
     path = tmp_path / "history.sqlite3"

@@ -65,8 +65,15 @@ def test_interrupt_stops_the_stream_closes_the_connection_and_keeps_the_partial(
     assert final.startswith("word0 word1 word2") and "interrupted" in final
     assert running.reply["status"] == "error" and running.reply["ename"] == "InferenceInterrupted"
     assert len(running.errors) == 1 and len(running.errors[0]["traceback"]) == 1  # one line, no traceback
-    check = kernel.run("print(_infer.interrupted, len(_infer.text) > 10, _infer.stop_reason)")
-    assert check.stdout.split() == ["True", "True", "interrupted"]
+    check = kernel.run("print(_infer.interrupted, len(_infer.text) > 10, _infer.stop_reason, "
+                       "_infer.usage.output_tokens, len(_infer.text.split()))")
+    interrupted, long_enough, stop, arrived, words = check.stdout.split()
+    assert [interrupted, long_enough, stop] == ["True", "True", "interrupted"]
+    # what arrived is counted (the peer streams one word per piece), never a made-up "≈ $0.0000"
+    assert arrived == words and int(arrived) >= 3
+    assert f"≈ {arrived} out tokens arrived" in final and "$" not in final, final
+    history = kernel.run("%infer_history --limit 1").of_type("display_data")[0]["content"]["data"]["text/plain"]
+    assert f"— / {arrived}" in history and "interrupted" in history, history  # not 0 / 0
 
 
 def test_line_form_out_and_interpolation(kernel, peers_reset):
@@ -87,7 +94,7 @@ def test_model_positional_and_claude_footer_with_cost(kernel, peers_reset):
     assert run.reply["status"] == "ok"
     final = run.final_markdown
     assert final.startswith(claude.expected_text())
-    assert "anthropic · claude-haiku-4-5" in final and "≈ $" in final
+    assert "anthropic · claude-haiku-4-5" in final and "< $0.0001" in final  # 2 in / 6 out: not "≈ $0.0000"
     body = [r for r in claude.requests if r.path == "/v1/messages"][-1].body
     assert body["model"] == "claude-haiku-4-5" and body["temperature"] == 0.2
 
@@ -112,6 +119,8 @@ def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
     ("%%infer --out class\nhi", "--out 'class' is not a valid variable name"),
     ("%%experiment --models llama3.2 --repeat 1000\nhi", "--repeat must be from 1 to 20, not 1000"),
     ("%%infer --temperature abc\nhi", "invalid float value: 'abc'"),
+    ("%infer --max-tokens abc hi", "invalid int value: 'abc' — %infer? lists the options."),  # no '--' hint here
+    ("%infer what does --force do", "(in a one-line prompt, put `--` before text that looks like a flag)"),
     ("%%infer\n   \n", "the prompt is empty"),
     ("%%infer --backend foo\nhi", "unknown backend 'foo'"),
     ("%%infer --temperature 5\nhi", "temperature must be a number from 0 to 2"),
@@ -401,6 +410,26 @@ def test_map_over_a_dataframe_in_a_cell_then_resume_after_an_interrupt(kernel, p
     resent = len([r for r in ollama.requests if r.path == "/api/chat"]) - sent_before
     assert resent < 60 - 5  # only the rows the interrupted run had not finished
     assert "60 of 60 rows · 0 failed" in again.of_type("display_data")[-1]["content"]["data"]["text/plain"]
+
+
+def test_the_readme_map_example_sends_each_rows_text_and_a_misspelt_field_sends_nothing(kernel, peers_reset):
+    """Issue 14 item 1, in a kernel: `%%infer --map df --column text` with `{row.text}` (the README's own
+    example) sent the literal `{row.text}` for every row, to the code model."""
+    ollama, _ = peers_reset
+    ollama.set(echo=True)
+    run = kernel.run("import pandas as pd\nreviews = pd.DataFrame({'text': ['good film', 'bad film'], 'stars': [5, 1]})")
+    run = kernel.run("%%infer --map reviews --column text --out labelled\nClassify the sentiment of: {row.text}")
+    assert run.reply["status"] == "ok", run.errors
+    chats = [r.body for r in ollama.requests if r.path == "/api/chat"]
+    assert sorted(c["messages"][-1]["content"].strip() for c in chats) == [
+        "Classify the sentiment of: bad film", "Classify the sentiment of: good film"]
+    assert {c["model"] for c in chats} == {"llama3.2:latest"}  # the general model, not the code one
+    sent = len(chats)
+    typo = kernel.run("%%infer --map reviews --out labelled\nClassify the sentiment of: {row.txt}")
+    assert typo.reply["status"] == "error" and len(typo.errors) == 1 and len(typo.errors[0]["traceback"]) == 1
+    line = typo.errors[0]["evalue"]
+    assert "{row.txt} matches nothing in any row" in line and "text, stars" in line and "\n" not in line
+    assert len([r for r in ollama.requests if r.path == "/api/chat"]) == sent  # nothing sent
 
 
 def test_batch_api_from_a_cell_and_collect_later(kernel, peers_reset):

@@ -86,3 +86,20 @@ def test_every_notebook_runs_on_the_embedded_model():
     done, summary = _nbval(_environment(NOTEBOOKS_BACKEND="local"))
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert " passed" in summary and "failed" not in summary
+
+
+def test_the_notebook_runner_starts_its_kernel_without_the_tcp_warning(tmp_path):
+    """Issue 14: the quickstart printed ipykernel's "Kernel is running over TCP without encryption"
+    warning. scripts/run_notebooks.py's kernel listens on Unix sockets, so it has nothing to warn of."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("print('ran', 6 * 7)")]
+    path = tmp_path / "im-runner-probe.ipynb"
+    nbformat.write(notebook, path)
+    probe = ("import sys; from pathlib import Path; sys.path.insert(0, 'scripts'); import run_notebooks; "
+             f"sys.exit(1 if run_notebooks.execute(Path({str(path)!r}), True) else 0)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=_environment(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ran 42" in nbformat.read(path, as_version=4).cells[0].outputs[0]["text"]  # the kernel did run it
+    assert "without encryption" not in done.stdout + done.stderr, done.stderr
+    (REPO / "build" / "im-runner-probe.executed.ipynb").unlink(missing_ok=True)

@@ -100,3 +100,16 @@ def test_the_footer_shows_a_model_load_apart_from_the_first_token():
     loaded = footer(Result(backend="local", model="gemma-3-270m", metrics=Metrics(ttft_s=0.31, load_s=2.46)))
     assert "model load 2.5 s · first token 0.31 s" in loaded
     assert "model load" not in footer(Result(backend="local", model="gemma-3-270m", metrics=Metrics(ttft_s=0.31)))
+
+
+def test_a_progress_line_counts_one_step_in_the_singular():
+    from inference_magics.notebook.progress import Progress
+
+    def finished(total, label, unit):  # the line's state, without a display to draw on (no kernel here)
+        line = Progress.__new__(Progress)
+        line.total, line.label, line.unit, line.done, line._postfix, line._started = total, label, unit, total, {}, 0
+        return line
+
+    one, two = finished(1, "summarizing", "chunk"), finished(2, "map", "row")
+    assert one._bundle(final=True)["text/plain"].startswith("✓ summarizing: 1/1 chunk in ")
+    assert two._bundle(final=True)["text/plain"].startswith("✓ map: 2/2 rows in ")

@@ -188,3 +188,19 @@ def test_embeddings_are_recorded_in_the_response_cache_and_replayed_without_a_re
         im.embed(["never embedded"], backend="ollama")
     assert "\n" not in miss.value.message and "1 text(s)" in miss.value.message
     assert len([r for r in ollama.requests if r.path == "/api/embed"]) == 1
+
+
+def test_a_replayed_answer_reads_like_the_original_cut_at_the_limit_and_free_of_fake_cost(cached, monkeypatch):
+    ollama, _ = cached
+    ollama.set(tokens=40)
+    monkeypatch.setenv("INFERENCE_CACHE", "on")
+    first = im.infer("Tell me a long story.", max_tokens=5)
+    assert first.stop_reason == "length" and any("cut at the token limit" in n for n in first.notices)
+    write_behind.flush()
+    monkeypatch.setenv("INFERENCE_CACHE", "replay")
+    again = im.infer("Tell me a long story.", max_tokens=5)
+    assert again.cached and again.text == first.text and again.stop_reason == "length"
+    assert again.notices == first.notices  # the "cut at the token limit" notice comes back with it
+    # a free (local) answer, first or replayed, shows no cost rather than "≈ $0.0000"
+    assert "$" not in footer(first) and "$" not in footer(again), (footer(first), footer(again))
+    assert "first token" in footer(first) and "first token" not in footer(again)  # a replay's 0.00 s measures nothing

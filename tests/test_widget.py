@@ -52,7 +52,12 @@ def test_stop_keeps_the_partial_answer_and_closes_the_stream(chat):
     assert wait_until(lambda: not widget.busy, timeout=2)
     partial = widget.history[-1]["content"]
     assert partial.startswith("word0 word1") and len(partial) < len(ollama.expected_text())
-    assert wait_until(lambda: ollama.disconnects == 1) and widget.conversation.turns[-1].meta == "stopped"
+    assert wait_until(lambda: ollama.disconnects == 1)
+    # the footer, once the stream is closed, says where the answer came from and how much of it arrived
+    assert wait_until(lambda: "out tokens arrived" in widget.conversation.turns[-1].meta), widget.conversation.turns[-1]
+    meta = widget.conversation.turns[-1].meta
+    assert meta.startswith("ollama · llama3.2:3b") and meta.endswith("interrupted") and "$" not in meta, meta
+    assert wait_until(lambda: "out tokens arrived" in widget.transcript_html)  # and is drawn
 
 
 def test_a_secret_never_leaves_even_in_a_later_turn(chat):

@@ -74,9 +74,11 @@ def test_an_interrupted_stream_is_recorded_with_its_partial_answer_and_unknown_c
     check = fresh_kernel.run(
         "%infer_history --limit 1 --out rows\n"
         "r = rows[0]\n"
-        "print(r.interrupted, r.output == _infer.text, len(r.output) > 10, r.input_tokens, r.output_tokens, r.cost_usd)")
-    # Ollama reports its counts only in its last line, which never came: unknown, not 0 / 0
-    assert check.stdout.split() == ["True", "True", "True", "None", "None", "None"], check.everything
+        "print(r.interrupted, r.output == _infer.text, len(r.output) > 10, r.input_tokens, "
+        "r.output_tokens == len(r.output.split()), r.cost_usd)")
+    # Ollama reports its counts only in its last line, which never came: the input is unknown, the
+    # output is what arrived (one piece per token), never 0 / 0
+    assert check.stdout.split() == ["True", "True", "True", "None", "True", "None"], check.everything
     shown = fresh_kernel.run("%infer_history --limit 1").of_type("display_data")[0]["content"]["data"]["text/plain"]
     assert "0 / 0" not in shown
 

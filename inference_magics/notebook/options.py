@@ -19,7 +19,9 @@ def parse(magic, line: str, hint: str = ""):
     try:
         args = parse_argstring(magic, line)
     except UsageError as exc:  # one short line: the full usage wraps mid-word in a cell's error output
-        raise UsageError(f"{exc}{hint} — %{magic.__name__}? lists the options.") from None
+        # the hint fits only where prompt text may have been read as a flag, not a bad value ("invalid int")
+        fits = "unrecognized arguments" in str(exc) or "expected one argument" in str(exc)
+        raise UsageError(f"{exc}{hint if fits else ''} — %{magic.__name__}? lists the options.") from None
     for name, value in vars(args).items():
         if isinstance(value, str):
             setattr(args, name, _unquote(value))

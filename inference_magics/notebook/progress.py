@@ -50,7 +50,7 @@ class Progress:
     def _bundle(self, *, final: bool) -> dict:
         elapsed = time.monotonic() - self._started
         extra = "".join(f" · {name} {value}" for name, value in self._postfix.items() if value)
-        how = f"{self.done}/{self.total} {self.unit}s in {elapsed:.1f} s{extra}"
+        how = f"{self.done}/{self.total} {self.unit}{'s' * (self.total != 1)} in {elapsed:.1f} s{extra}"
         if not final:
             text = f"{self.label}: {how}"
         else:

@@ -26,20 +26,22 @@ def footer(result) -> str:
     m = result.metrics
     if m.load_s:
         parts.append(f"model load {m.load_s:.1f} s")
-    if m.ttft_s is not None:
+    if m.ttft_s is not None and not getattr(result, "cached", False):  # a replay's "0.00 s" measures nothing
         parts.append(f"first token {m.ttft_s:.2f} s")
     if m.tokens_per_s:
         parts.append(f"{m.tokens_per_s:.1f} tok/s")
     counted = result.usage.input_tokens or result.usage.output_tokens
-    if counted:
+    if getattr(result, "usage_estimated", False):  # cut short: the backend never sent its counts
+        parts.append(f"≈ {result.usage.output_tokens} out tokens arrived")
+    elif counted:
         parts.append(f"{result.usage.input_tokens} in / {result.usage.output_tokens} out tokens")
     if result.usage.cache_creation_input_tokens or result.usage.cache_read_input_tokens:
         parts.append(f"prompt cache: {result.usage.cache_creation_input_tokens} written / "
                      f"{result.usage.cache_read_input_tokens} read")
     if getattr(result, "cached", False):
         parts.append(f"cached (answered {result.cached_at.replace('T', ' ')[:16]} UTC)")
-    if result.cost_usd is not None and counted:  # no counts (an interrupt): no made-up "$0.0000"
-        parts.append(f"≈ ${result.cost_usd:.4f}")
+    if result.cost_usd and counted:  # free (local, cached) or uncounted: no made-up "≈ $0.0000"
+        parts.append(f"≈ ${result.cost_usd:.4f}" if result.cost_usd >= 0.00005 else "< $0.0001")
     if result.interrupted:
         parts.append("interrupted")
     elif result.stop_reason == "incomplete" and result.error:

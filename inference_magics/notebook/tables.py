@@ -13,7 +13,8 @@ def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:
     body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{escape(v)}</td>" for v in row) + "</tr>"
                    for row in cells)
     # the caption sits above the table, not in a <caption>, which wraps at a narrow table's width
-    cap = (f"<div style='color:var(--jp-ui-font-color1);margin-bottom:4px'>{escape(caption)}</div>"
+    cap = (f"<div style='color:var(--jp-ui-font-color1);font-size:var(--jp-content-font-size0,0.85em);"
+           f"margin-bottom:4px'>{escape(caption)}</div>"
            if caption else "")
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
@@ -121,10 +122,11 @@ def _state(entry) -> str:
 
 
 def _tokens(entry) -> str:
-    """"in / out"; "—" when the backend never sent its counts (an interrupted answer)."""
+    """"in / out"; "—" for a count the backend never sent (an interrupted answer: its output is
+    counted from what arrived, its input stays unknown)."""
     if entry.input_tokens is None and entry.output_tokens is None:
         return "—"
-    return f"{entry.input_tokens or 0} / {entry.output_tokens or 0}"
+    return " / ".join("—" if n is None else str(n) for n in (entry.input_tokens, entry.output_tokens))
 
 
 def history_bundle(rows, caption: str) -> dict:

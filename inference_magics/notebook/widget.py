@@ -238,7 +238,12 @@ class ChatWidget(anywidget.AnyWidget):
                 running.each(add, None, lambda why: self._waiting(answer, why))
             except _Stopped:
                 running.close()  # closes the HTTP response: the server stops generating
-                return  # stop() has already settled the turn on screen
+                if running.result.interrupted:  # stop() settled the turn as "stopped": now say what arrived
+                    with self._lock:
+                        answer.meta = footer(running.result)
+                        self._rendered.pop(id(answer), None)  # a settled turn's HTML is kept: draw it again
+                    self._draw(force=True)
+                return
             answer.meta = footer(running.result)
             answer.provenance = of(running.result)
             for notice in running.result.notices:
