@@ -208,7 +208,8 @@ class CellView:
         """Called per delta: coalesced; the display follows at a bounded rate (and bytes rate)."""
         self._parts.append(text)
         self._size += len(text)
-        self._throttle.poke()
+        if self._throttle._timer is None:  # per token: a draw already due shows this text too (no call)
+            self._throttle.poke()
 
     def _waiting_bundle(self, why: str) -> dict:
         line = f"{self._route.backend} · {self._route.model} — {self._route.reason} — {why}"
