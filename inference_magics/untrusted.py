@@ -212,7 +212,7 @@ class StreamingMarkdown:
     def exact(text: str) -> bool:
         """Whether rendering `text` in cached blocks gives what one full render gives: always, but
         for link reference definitions (which apply to blocks before them)."""
-        return not _REFERENCE.search(text)
+        return "]:" not in text or not _REFERENCE.search(text)  # the substring test is ~40x cheaper
 
     def render(self, text: str) -> str:
         if not text.startswith(self._last[:self._scanned]):

@@ -38,8 +38,8 @@ def _tripwire_note() -> Path:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Before the first notebook's kernel starts (nbval starts it when the first cell is set up)."""
-    if os.environ.get("INFERENCE_DATA_DIR", "").startswith(_PREFIX):
-        return  # already set up
+    if Path(os.environ.get("INFERENCE_DATA_DIR", "")).name.startswith(_PREFIX):
+        return  # already set up (once per session: one data folder, so one embedded server and one pair of peers)
     common = {"INFERENCE_DATA_DIR": tempfile.mkdtemp(prefix=_PREFIX), "MPLBACKEND": "Agg"}
     if os.environ.get("NOTEBOOKS_BACKEND") == "replay":
         for name in [n for n in os.environ if n.startswith(("OLLAMA_", "ANTHROPIC_", "OPENAI_"))]:

@@ -140,16 +140,41 @@ needs_local = pytest.mark.skipif(local_extra_missing() is not None, reason=str(l
 
 
 @pytest.fixture
-def local_model(monkeypatch):
+def local_model(monkeypatch, request):
     """The embedded backend for real: llama-server with the packaged Gemma 3 270M. Each test has its
     own data folder, so its own server, stopped when the test ends (and by the idle timeout if the
-    test process is killed)."""
+    test process is killed). A test marked `warm_local_server` — one that only needs a model to
+    answer, and never stops, kills or cold-starts it — joins one server kept for the session instead
+    (a start and its first decode take seconds on 2 cores, tens of seconds under load)."""
     monkeypatch.delenv("INFERENCE_LOCAL_SERVER")
-    monkeypatch.setenv("INFERENCE_LOCAL_IDLE_TIMEOUT", "5000")
+    warm = request.node.get_closest_marker("warm_local_server") is not None
+    if warm:
+        monkeypatch.setenv("INFERENCE_DATA_DIR", str(request.getfixturevalue("warm_local_folder")))
+        monkeypatch.setenv("INFERENCE_LOCAL_IDLE_TIMEOUT", "120000")  # outlives the tests between its users
+    else:
+        monkeypatch.setenv("INFERENCE_LOCAL_IDLE_TIMEOUT", "5000")
     yield
     for backend in list(backends._instances.values()):
         for server in getattr(backend, "_servers", {}).values():
-            server.stop()
+            server.release() if warm else server.stop()
+
+
+@pytest.fixture(scope="session")
+def warm_local_folder(tmp_path_factory):
+    """The data folder of the session's warm embedded server; its supervisors are stopped at the end."""
+    import json
+    import os
+    import signal
+
+    folder = tmp_path_factory.mktemp("warm-local")
+    yield folder
+    for state_file in (folder / "servers").glob("*.json"):
+        try:
+            state = json.loads(state_file.read_text())
+            if state.get("status") != "stopped":
+                os.kill(int(state["supervisor_pid"]), signal.SIGTERM)  # it stops its llama-server
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # already gone
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ def generating(server) -> bool:
     return any(slot.get("is_processing") for slot in slots)
 
 
+@pytest.mark.warm_local_server
 def test_a_real_model_answers_and_the_server_is_reused(monkeypatch):
     first = im.infer("What is the capital of France?", backend="local", max_tokens=16, temperature=0)
     assert "Paris" in first.text  # a real model, not canned text
@@ -45,11 +46,13 @@ def test_a_real_model_answers_and_the_server_is_reused(monkeypatch):
     assert url.startswith("http://127.0.0.1:")
 
 
+@pytest.mark.warm_local_server
 def test_streaming_arrives_in_pieces():
     pieces = list(im.stream(LONG, backend="local", max_tokens=40, temperature=0))
     assert len(pieces) > 5
 
 
+@pytest.mark.warm_local_server
 def test_interrupt_stops_generation_on_the_server():
     running = im.stream(LONG, backend="local", max_tokens=2000, temperature=0)
     seen = []
@@ -149,6 +152,7 @@ def test_health_reports_loading_then_ready():
     assert final.ok and "serving gemma-3-270m" in final.detail
 
 
+@pytest.mark.warm_local_server
 def test_models_and_embeddings_from_the_chat_model():
     """Property: the chat model is listed with its size and quantization, and a chat GGUF can still
     serve embeddings when asked for by name (mean-pooled hidden states, 640 dimensions for Gemma)."""
@@ -159,6 +163,7 @@ def test_models_and_embeddings_from_the_chat_model():
     assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) == 640 and vectors[0] != vectors[1]
 
 
+@pytest.mark.warm_local_server
 def test_when_ollama_is_down_and_there_is_no_key_the_default_route_falls_to_local(monkeypatch):
     monkeypatch.setenv("OLLAMA_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     result = im.infer("What is the capital of France?", max_tokens=8)
@@ -204,6 +209,7 @@ def test_ollama_pulled_models_are_offered(monkeypatch, tmp_path):
     assert served.error is None and served.stop_reason in ("stop", "length")
 
 
+@pytest.mark.warm_local_server
 def test_json_from_the_base_model_parses():
     prompts = ["Give the name and year of the first programmable computer as JSON.", "List three colours as JSON."]
     for prompt in prompts:

@@ -9,7 +9,7 @@ import inference_magics as im
 from inference_magics.backends import minilm_gguf
 from tests.conftest import needs_local
 
-pytestmark = [needs_local, pytest.mark.usefixtures("local_model")]
+pytestmark = [needs_local, pytest.mark.usefixtures("local_model"), pytest.mark.warm_local_server]
 
 # Ollama's API docs (POST /api/embed, model all-minilm): the first ten values of each vector
 OLLAMA_DOCS = {

@@ -51,6 +51,42 @@ def test_draws_are_serialised_between_threads():
     assert not overlaps
 
 
+def test_deferred_draws_of_every_view_run_on_one_thread():
+    # in a kernel each new thread that publishes a display opens its own pipe to the iopub thread:
+    # deferred draws share one long-lived thread instead of starting a Timer thread each
+    drawn_on = []
+    throttles = [Throttle(lambda: drawn_on.append(threading.current_thread()), interval=0.02) for _ in range(3)]
+    for _ in range(3):
+        before = len(drawn_on)
+        for throttle in throttles:
+            throttle.poke()
+            throttle.poke()  # too soon after the last draw: deferred
+        assert wait_until(lambda: len(drawn_on) >= before + 3 and not any(t._timer for t in throttles), timeout=5)
+    deferred = {t for t in drawn_on if t is not threading.current_thread()}
+    assert len(deferred) == 1 and next(iter(deferred)).name == "inference_magics-display"
+    for throttle in throttles:
+        throttle.close()
+
+
+def test_a_failing_deferred_draw_does_not_stop_later_ones():
+    calls = []
+
+    def draw():
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the display went away")
+
+    throttle = Throttle(draw, interval=0.02)
+    throttle.poke()
+    throttle.poke()  # deferred: this draw fails, on the shared thread
+    assert wait_until(lambda: len(calls) == 2, timeout=5)
+    time.sleep(0.03)
+    throttle.poke()
+    throttle.poke()
+    assert wait_until(lambda: len(calls) >= 3, timeout=5)  # the thread lives on
+    throttle.close()
+
+
 # --- what the final view shows (issue 14 items that live in rendering) ---------------------------
 def _result(**fields):
     from inference_magics.api import Result

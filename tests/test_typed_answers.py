@@ -127,6 +127,7 @@ def test_columns_leave_a_gap_without_turning_ints_into_floats():
 
 # --- the embedded model, with llama-server's real grammar ---------------------------------------
 @needs_local
+@pytest.mark.warm_local_server
 def test_the_embedded_base_model_answers_to_a_schema_through_the_grammar(local_model):
     result = api.infer("Give the title and year of the film Casablanca, and whether it is in colour.",
                        backend="local", schema=Paper, cache=False)
@@ -135,6 +136,7 @@ def test_the_embedded_base_model_answers_to_a_schema_through_the_grammar(local_m
 
 
 @needs_local
+@pytest.mark.warm_local_server
 def test_map_with_a_schema_on_the_embedded_model(local_model):
     class Sentiment(BaseModel):
         positive: bool

@@ -60,7 +60,12 @@ class OllamaBackend:
             done = final = first = None
             for chunk in self._client.chat(**call):  # read to the end, so the connection goes back to the pool
                 first = first or time.perf_counter() - asked
-                yield from self._deltas(chunk.message)
+                message = chunk.message
+                if message is not None and not message.thinking and not message.tool_calls:
+                    if message.content:  # the common chunk, one token of text: no generator per chunk
+                        yield TextDelta(message.content)
+                else:
+                    yield from self._deltas(message)
                 if chunk.done:
                     done, final = self._done(chunk), chunk
             if done is not None:

@@ -4,6 +4,8 @@ produced the text. Every draw (partial or final) goes through the untrusted-text
 answer, its thinking, the footer and the notices are published as inert HTML plus plain text."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import threading
 import time
@@ -98,6 +100,41 @@ def result_bundle(result, streamed=None) -> dict:
     return untrusted.bundle(result_html(result, streamed), result_plain(result))
 
 
+class _Deferred:
+    """The one thread that runs every deferred draw, in time order. A thread per draw (threading.Timer)
+    would cost more than the draw's wait: in a kernel, each new thread that publishes a display opens
+    its own ZMQ pipe to the iopub thread. Like a Timer thread it has no parent header of its own, so
+    its displays go to the cell that is running, as before."""
+
+    def __init__(self):
+        self._wake = threading.Condition()
+        self._due: list[tuple[float, int, object]] = []  # a heap of (monotonic time, order, call)
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, when: float, call) -> None:
+        with self._wake:
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+                self._thread = threading.Thread(target=self._run, name="inference_magics-display", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._due, (when, next(self._order), call))
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                call = heapq.heappop(self._due)[2]
+            try:
+                call()
+            except Exception:  # noqa: BLE001 — a failed partial draw is redrawn by the next one or by
+                pass  # the final view, which runs on the cell's thread and reports there; the thread lives on
+
+
+_deferred = _Deferred()
+
+
 class Throttle:
     """Calls `draw()` at most once per interval. A call that comes too soon is deferred to the end
     of the interval rather than dropped, so text that arrives just before a pause (a slow token,
@@ -109,7 +146,7 @@ class Throttle:
         self._interval = interval if callable(interval) else (lambda: interval)  # seconds, or a function
         self._lock = threading.Lock()
         self._last = float("-inf")
-        self._timer: threading.Timer | None = None
+        self._timer: object | None = None  # the pending deferred draw's token, while one is due
         self._closed = False
 
     def poke(self) -> None:
@@ -118,19 +155,19 @@ class Throttle:
         with self._lock:
             if self._closed or self._timer is not None:
                 return  # a draw is already due; it will show this change too
-            wait = self._interval() - (time.monotonic() - self._last)
+            now = time.monotonic()
+            wait = self._interval() - (now - self._last)
             if wait > 0:
-                self._timer = threading.Timer(wait, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+                token = self._timer = object()
+                _deferred.call_at(now + wait, lambda: self._fire(token))
                 return
-            self._last = time.monotonic()
+            self._last = now
             self._draw()
 
     def flush(self) -> None:
         """Draw now (e.g. the final state), cancelling any deferred draw."""
         with self._lock:
-            self._cancel()
+            self._timer = None
             if not self._closed:
                 self._last = time.monotonic()
                 self._draw()
@@ -138,19 +175,16 @@ class Throttle:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._cancel()
+            self._timer = None  # a deferred draw already scheduled finds its token gone and does nothing
 
-    def _fire(self) -> None:
+    def _fire(self, token) -> None:
         with self._lock:
+            if self._timer is not token:
+                return  # cancelled by flush() or close()
             self._timer = None
             if not self._closed:
                 self._last = time.monotonic()
                 self._draw()
-
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 class CellView:
@@ -161,6 +195,8 @@ class CellView:
 
         self._size = 0
         self._parts: list[str] = []
+        self._joined = ""  # the first _joined_count parts, joined at earlier draws (not again at each)
+        self._joined_count = 0
         self._thinking: list[str] = []
         self._route = route
         self._markdown = untrusted.StreamingMarkdown()
@@ -174,7 +210,8 @@ class CellView:
         """Called per delta: coalesced; the display follows at a bounded rate (and bytes rate)."""
         self._parts.append(text)
         self._size += len(text)
-        self._throttle.poke()
+        if self._throttle._timer is None:  # per token: a draw already due shows this text too (no call)
+            self._throttle.poke()
 
     def _waiting_bundle(self, why: str) -> dict:
         line = f"{self._route.backend} · {self._route.model} — {self._route.reason} — {why}"
@@ -196,7 +233,7 @@ class CellView:
 
     def _draw(self) -> None:
         if self._parts:
-            shown = "".join(self._parts)
+            shown = self._text_so_far()
             started, warm = time.perf_counter(), untrusted.ready()
             rendered = self._markdown.render(shown)
             if warm:  # a draw that waited for the one-time import says nothing about the next ones
@@ -206,6 +243,13 @@ class CellView:
             tail = "".join(self._thinking)[-600:]
             self._handle.update(untrusted.bundle(untrusted.note_html(f"thinking… {tail}"), f"thinking… {tail}"),
                                 raw=True)
+
+    def _text_so_far(self) -> str:
+        count = len(self._parts)  # add() only ever appends, on the cell's thread: the first `count` are final
+        if count > self._joined_count:
+            self._joined += "".join(self._parts[self._joined_count:count])
+            self._joined_count = count
+        return self._joined
 
     def finish(self, result) -> None:
         """The final update: the whole answer, footer, and the route in the output metadata."""
