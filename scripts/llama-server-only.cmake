@@ -38,6 +38,21 @@ if(NOT _im_hooked)
         set_property(TARGET ${target} PROPERTY UNITY_BUILD ON)
       endif()
     endforeach()
+    # Only ggml's kernels are hot (every token's matrix work): they keep the release -O3. The rest
+    # (the HTTP server, chat templates, argument parsing, the per-architecture graph builders, run
+    # once per batch) is compiled for build time at -O1, about half of -O3's compile time; mtmd,
+    # the image encoders, which a text model never runs, at -O0. (Measured on 2 cores: 750 -> see
+    # bench/RESULTS.md "first install"; the decode speed is in its "local" section.)
+    if(NOT MSVC)
+      foreach(target IN ITEMS llama llama-common cpp-httplib server-context llama-server-impl llama-server)
+        if(TARGET ${target})
+          set_property(TARGET ${target} APPEND PROPERTY COMPILE_OPTIONS -O1)
+        endif()
+      endforeach()
+      if(TARGET mtmd)
+        set_property(TARGET mtmd APPEND PROPERTY COMPILE_OPTIONS -O0)
+      endif()
+    endif()
     message(STATUS "llama-server-only.cmake: the default build is llama-server and its dependencies "
                    "(${dropped} other targets built only if it needs them)")
   endfunction()
