@@ -24,10 +24,11 @@ def run(quick: bool) -> Section:
         "temporary folder, then `scripts/test` there (it makes the clone's `.venv` from the warm caches, then "
         "runs pytest: unit tests, the peers driven by the official clients, real kernels, llama-server, "
         "JupyterLab in Chromium, the example notebooks replayed and run live). Wall time of the whole command, "
-        "and pytest's own time. One run.")
+        "and pytest's own time; the 15 slowest tests in the raw numbers. One run.")
     clone = FreshClone("bench-suite-")
     try:
-        timed = clone.run(["scripts/test", "-p", "no:cacheprovider"], timeout=5400, PYTHON=python_for_clones())
+        timed = clone.run(["scripts/test", "-p", "no:cacheprovider", "--durations=15"], timeout=5400,
+                          PYTHON=python_for_clones())
     finally:
         clone.remove()
     found = SUMMARY.search(timed.output.strip().splitlines()[-1] if timed.output.strip() else "")
@@ -43,5 +44,7 @@ def run(quick: bool) -> Section:
     section.raw.append(f"scripts/test: wall {timed.seconds:.1f} s, CPU {timed.cpu:.1f} s, exit {timed.returncode}, "
                        f"{counts}; commit {commit}")
     section.raw.extend(line for line in timed.output.splitlines() if line.startswith(("FAILED", "ERROR")))
+    slowest = timed.output.split("slowest 15 durations", 1)[-1].splitlines()[1:16] if "slowest 15" in timed.output else []
+    section.raw.extend("slowest: " + line.strip() for line in slowest if line.strip())
     section.headline = f"test suite {timed.seconds:.0f} s ({counts})"
     return section
