@@ -131,6 +131,10 @@ def execute(path: Path, update: bool | str) -> str | None:
     except CellExecutionError as exc:
         failed = str(exc).strip().splitlines()[-1]
     finally:
+        # nbclient leaves a kernel it was handed running; stop it here rather than let it notice
+        # this process is gone ("Parent appears to have exited, shutting down.")
+        if manager.has_kernel:
+            manager.shutdown_kernel()
         shutil.rmtree(sockets, ignore_errors=True)
     BUILD.mkdir(exist_ok=True)
     output = BUILD / f"{path.stem}.executed.ipynb"
