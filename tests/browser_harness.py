@@ -334,3 +334,17 @@ def lab_with_notebook(name: str, cells: list[str], environment, *, prefix: str, 
             if browser is not None:
                 browser.close()
             server.stop()
+
+# WCAG 2 contrast of an element's text against the first opaque background behind it, as
+# JavaScript helpers the browser tests put at the top of their page.evaluate() functions
+WCAG_HELPERS = """  const rgba = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = el => {
+    for (let node = el; node; node = node.parentElement) {
+      const c = rgba(getComputedStyle(node).backgroundColor);
+      if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c;
+    }
+    return [255, 255, 255];
+  };
+"""

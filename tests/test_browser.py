@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from inference_magics import settings
-from tests.browser_harness import Lab, lab_with_notebook, missing_requirement
+from tests.browser_harness import Lab, lab_with_notebook, missing_requirement, WCAG_HELPERS
 from tests.conftest import NOT_INSTALLED, REPO
 
 pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
@@ -226,18 +226,7 @@ MARKDOWN_ANSWER = ("Here is a **table** and some code:\n\n| name | size |\n|---|
                    "```python\ndef area(r):\n    return 3.14159 * r ** 2  # a circle\n```\n\nDone.")
 
 CONTRAST = """root => {
-  // WCAG 2 contrast of an element's text against the first opaque background behind it
-  const rgba = s => (s.match(/[\\d.]+/g) || []).map(Number);
-  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
-    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
-  const background = el => {
-    for (let node = el; node; node = node.parentElement) {
-      const c = rgba(getComputedStyle(node).backgroundColor);
-      if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const ratio = el => {
+""" + WCAG_HELPERS + """  const ratio = el => {
     if (!el) return null;
     const back = background(el), fore = rgba(getComputedStyle(el).color);
     const alpha = fore.length > 3 ? fore[3] : 1;

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.browser_harness import lab_with_notebook, missing_requirement
+from tests.browser_harness import lab_with_notebook, missing_requirement, WCAG_HELPERS
 from tests.conftest import REPO
 from tests.test_browser import kernel_environment
 
@@ -24,17 +24,7 @@ CHART_TEXT = (0x76, 0x76, 0x76)  # experiment_output.TEXT
 # the notebook panel open on `path` (another notebook may be the current one after a reload)
 PANEL = "path => Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context && w.context.path === path)"
 LOOKS = """([path, cell, chartText]) => {
-  const rgba = s => (s.match(/[\\d.]+/g) || []).map(Number);
-  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
-    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
-  const background = el => {
-    for (let node = el; node; node = node.parentElement) {
-      const c = rgba(getComputedStyle(node).backgroundColor);
-      if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const contrast = (fore, back) => { const [a, b] = [lum(fore), lum(back)].sort((x, y) => y - x); return (a + 0.05) / (b + 0.05); };
+""" + WCAG_HELPERS + """  const contrast = (fore, back) => { const [a, b] = [lum(fore), lum(back)].sort((x, y) => y - x); return (a + 0.05) / (b + 0.05); };
   const ratio = el => el ? contrast(rgba(getComputedStyle(el).color), background(el)) : null;
   const root = (""" + PANEL + """)(path).content.widgets[cell].node;
   const table = Array.from(root.querySelectorAll('table')).find(t => t.innerText.includes('First token'))

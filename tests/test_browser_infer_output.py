@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_harness import lab_with_notebook, missing_requirement
+from tests.browser_harness import lab_with_notebook, missing_requirement, WCAG_HELPERS
 from tests.peers.base import split_tokens
 from tests.test_browser import ARTIFACTS, kernel_environment
 
@@ -24,18 +24,7 @@ CELLS = ["%load_ext inference_magics",
          '%embed -v docs --similar-to "where is the cat" -k 2']
 
 LOOKS = """(index) => {
-  // WCAG 2 contrast of an element's text against the first opaque background behind it
-  const rgba = s => (s.match(/[\\d.]+/g) || []).map(Number);
-  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
-    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
-  const background = el => {
-    for (let node = el; node; node = node.parentElement) {
-      const c = rgba(getComputedStyle(node).backgroundColor);
-      if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const ratio = el => {
+""" + WCAG_HELPERS + """  const ratio = el => {
     const back = background(el), fore = rgba(getComputedStyle(el).color);
     const alpha = fore.length > 3 ? fore[3] : 1;
     const mixed = [0, 1, 2].map(i => fore[i] * alpha + back[i] * (1 - alpha));
