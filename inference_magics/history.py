@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,15 +130,26 @@ class HistoryStore:
         if self._conn is None:
             self._create()
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            try:
-                # write-ahead log: a commit is one append, so two kernels sharing the file rarely wait;
-                # NORMAL sync may lose the last entries on power loss, acceptable for a log
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                self._prepare(conn)
-            except BaseException:
-                conn.close()  # and with it any unfinished transaction
-                raise
+            give_up = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
+                try:
+                    # write-ahead log: a commit is one append, so two kernels sharing the file rarely wait;
+                    # NORMAL sync may lose the last entries on power loss, acceptable for a log
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    self._prepare(conn)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # two kernels opening a new file at once: while one switches it to WAL (or recovers
+                    # its log) SQLite answers the other "locked" at once, without its busy timeout
+                    if ("locked" in str(exc) or "busy" in str(exc)) and time.monotonic() < give_up:
+                        time.sleep(0.02)
+                        continue
+                    conn.close()
+                    raise
+                except BaseException:
+                    conn.close()  # and with it any unfinished transaction
+                    raise
             conn.create_function("contains", 2, lambda hay, needle: hay is not None and needle in hay.casefold(),
                                  deterministic=True)
             self._conn = conn
