@@ -164,6 +164,11 @@ class Throttle:
             self._last = now
             self._draw()
 
+    @property
+    def due(self) -> bool:
+        """A deferred draw is scheduled: it will show any change made before it runs."""
+        return self._timer is not None
+
     def flush(self) -> None:
         """Draw now (e.g. the final state), cancelling any deferred draw."""
         with self._lock:
@@ -210,7 +215,7 @@ class CellView:
         """Called per delta: coalesced; the display follows at a bounded rate (and bytes rate)."""
         self._parts.append(text)
         self._size += len(text)
-        if self._throttle._timer is None:  # per token: a draw already due shows this text too (no call)
+        if not self._throttle.due:  # per token: a draw already due shows this text too (no call)
             self._throttle.poke()
 
     def _waiting_bundle(self, why: str) -> dict:
