@@ -73,6 +73,10 @@ def _positive_int(var: str, raw: str) -> int:
     return value
 
 
+def _optional_positive_int(var: str, raw: str) -> int | None:
+    return _positive_int(var, raw) if str(raw).strip() else None
+
+
 def _count(var: str, raw: str) -> int:
     try:
         value = int(str(raw).strip())
@@ -231,6 +235,9 @@ VARS: tuple[Var, ...] = (
     Var("local_parallel", ("INFERENCE_LOCAL_PARALLEL",), 4, _positive_int,
         "Requests the embedded server runs at once (llama-server slots, batched together); each slot has the "
         "full context window."),
+    Var("local_threads", ("INFERENCE_LOCAL_THREADS",), None, _optional_positive_int,
+        "CPU threads the embedded server computes with; unset means one fewer than this machine's cores (at "
+        "least 1), so a busy kernel or browser never stalls it."),
     Var("local_idle_timeout", ("INFERENCE_LOCAL_IDLE_TIMEOUT",), 60000, _positive_int,
         "Milliseconds the embedded server (shared by your kernels) stays loaded after its last kernel ends."),
     Var("local_embed_model", ("INFERENCE_LOCAL_EMBED_MODEL",), None, _optional_text,

@@ -152,3 +152,29 @@ def test_concurrent_requests_run_in_parallel_slots(monkeypatch):
     assert not mapped.failed and all(mapped.outputs)
     assert max(busy_at_once) >= 2, busy_at_once
     server.stop()
+
+
+def _threads_flag(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        args = cmdline.read().decode().split("\0")
+    return args[args.index("--threads") + 1]
+
+
+def test_the_server_leaves_a_core_free_unless_told_how_many_threads_to_use(monkeypatch):
+    """llama.cpp's threads meet at a barrier on every step: holding every core, they stall whenever
+    the kernel or the browser takes one (18x slower on 2 cores). Unset, the server gets one fewer
+    than the cores this process may use (at least one); INFERENCE_LOCAL_THREADS says otherwise."""
+    from inference_magics.backends.local import default_threads
+
+    cpus = len(os.sched_getaffinity(0))
+    assert default_threads() == 1 if cpus <= 2 else 1 <= default_threads() <= cpus - 1
+    im.infer("Hello", backend="local", max_tokens=2)
+    server = next(iter(get_backend("local", settings.load())._servers.values()))
+    assert _threads_flag(server.pid) == str(default_threads())
+    server.stop()
+
+    monkeypatch.setenv("INFERENCE_LOCAL_THREADS", "3")
+    im.infer("Hello", backend="local", max_tokens=2)
+    server = next(iter(get_backend("local", settings.load())._servers.values()))
+    assert _threads_flag(server.pid) == "3"
+    server.stop()

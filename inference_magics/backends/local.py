@@ -56,6 +56,35 @@ def find_server(configured: str | None) -> str:
         raise BackendUnavailable(INSTALL_HINT) from None
 
 
+def default_threads() -> int:
+    """One fewer than the cores this process may use, and no more than the physical cores among
+    them (llama.cpp's own default is every physical core). The model's threads meet at a barrier on
+    every step, so when they hold every core, one core taken by the kernel, a chat's cell or the
+    browser stalls them all: on 2 cores, 18x slower than one thread (docs/RELIABILITY.md)."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        cpus = set(range(os.cpu_count() or 1))
+    return max(1, min(_physical_cores(cpus), len(cpus) - 1))
+
+
+def _physical_cores(cpus: set[int]) -> int:
+    """Distinct (package, core) pairs among these logical CPUs, read from /proc/cpuinfo; their count
+    when it does not say (other systems, some ARM kernels)."""
+    try:
+        blocks = Path("/proc/cpuinfo").read_text().split("\n\n")
+    except OSError:
+        return len(cpus)
+    cores = set()
+    for block in blocks:
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())}
+        if fields.get("processor", "").isdigit() and int(fields["processor"]) in cpus:
+            if "core id" not in fields:
+                return len(cpus)
+            cores.add((fields.get("physical id"), fields["core id"]))
+    return len(cores) or len(cpus)
+
+
 def ollama_models_dir() -> Path | None:
     candidates = [os.environ.get("OLLAMA_MODELS"), Path.home() / ".ollama" / "models",
                   "/usr/share/ollama/.ollama/models"]
@@ -130,14 +159,15 @@ class LocalBackend:
             if key not in self._servers:
                 alias, path = resolve_embed_model(spec) if embeddings else resolve_model(spec)
                 ctx_size = self._settings.local_ctx_size
+                threads = ("--threads", str(self._settings.local_threads or default_threads()))
                 if embeddings:
                     # one vector per input, mean-pooled; the OpenAI endpoint L2-normalises them (like Ollama)
-                    extra = ("--embeddings", "--pooling", "mean")
+                    extra = ("--embeddings", "--pooling", "mean", *threads)
                     if alias == PACKAGED_EMBED:
                         ctx_size = EMBED_CTX_SIZE
                         extra += ("--ubatch-size", str(EMBED_CTX_SIZE), "--batch-size", str(EMBED_CTX_SIZE))
                 else:
-                    extra = ("--cont-batching",)  # the slots' requests share each decoding step
+                    extra = ("--cont-batching", *threads)  # the slots' requests share each decoding step
                     if alias == PACKAGED:
                         extra += ("--chat-template-file", str(BASE_MODEL_TEMPLATE))
                 self._servers[key] = LlamaServer(

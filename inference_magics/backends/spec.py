@@ -146,7 +146,7 @@ ANTHROPIC = BackendSpec(
 LOCAL = BackendSpec(
     "local", "the embedded local model", "inference_magics.backends.local:LocalBackend",
     settings=("local_server", "local_model", "local_ctx_size", "local_start_timeout", "local_parallel",
-              "local_idle_timeout", "local_embed_model", "data_dir"),
+              "local_threads", "local_idle_timeout", "local_embed_model", "data_dir"),
     models={"general": "local_model", "embed": "local_embed_model"},
     fallback_models={"general": "gemma-3-270m", "embed": "all-minilm-l6-v2"}, context_setting="local_ctx_size",
     capabilities=frozenset({"chat", "embed", "list", "count_tokens", "schema"}), locality="always",
