@@ -13,6 +13,19 @@ from tests.peers import AnthropicPeer, OllamaPeer, OpenAIPeer
 REPO = Path(__file__).resolve().parent.parent
 
 
+# scripts/test runs two pytest-xdist workers, a file at a time: the longest files start first, so
+# that neither worker is left running one of them alone at the end (the notebooks/ folder stays
+# last: its setup points this process's environment at its own peers)
+LONGEST_FIRST = ("test_notebooks.py", "test_local_backend.py", "test_load.py", "test_bench.py",
+                 "test_browser_untrusted.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)) if item.path.parent.name == "tests"
+               else len(rank) + 1)
+
+
 @pytest.fixture(scope="session")
 def ollama_server():
     with OllamaPeer() as peer:
@@ -181,12 +194,13 @@ def warm_local_folder(tmp_path_factory):
 def llama_server(tmp_path_factory):
     """One real llama-server (a third-party implementation of the OpenAI and Anthropic APIs)
     with the packaged model, shared by the tests that speak to it over the wire."""
-    from inference_magics.backends.local import BASE_MODEL_TEMPLATE, find_server, resolve_model
+    from inference_magics.backends.local import BASE_MODEL_TEMPLATE, default_threads, find_server, resolve_model
     from inference_magics.backends.llama_server import LlamaServer
 
     alias, path = resolve_model(None)
+    extra = ("--chat-template-file", str(BASE_MODEL_TEMPLATE), "--threads", str(default_threads()))
     server = LlamaServer(find_server(None), path, alias=alias, ctx_size=2048, start_timeout_s=120, purpose="tests",
-                         extra_args=("--chat-template-file", str(BASE_MODEL_TEMPLATE)), idle_timeout_s=5,
+                         extra_args=extra, idle_timeout_s=5,
                          registry_dir=tmp_path_factory.mktemp("llama-servers"))
     server.ensure_running()
     yield server
