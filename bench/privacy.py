@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -63,6 +64,9 @@ def _interrupt_latency(text: str) -> float:
         _thread.interrupt_main()
 
     timer = threading.Timer(0.05, interrupt)
+    # a process started in the background by a shell ignores SIGINT, and then interrupt_main() does
+    # nothing: Python's own handler stands in for the measurement
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         timer.start()
         for _ in range(1000):  # keep checking until the interrupt arrives
@@ -72,6 +76,7 @@ def _interrupt_latency(text: str) -> float:
         return time.perf_counter() - sent[0]
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     return float("nan")
 
 
