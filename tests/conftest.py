@@ -2,6 +2,7 @@
 settings environment per test, and a real ipykernel driven through jupyter_client."""
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -11,6 +12,14 @@ from inference_magics import backends, settings, telemetry
 from tests.peers import AnthropicPeer, OllamaPeer, OpenAIPeer
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    """Tests press Jupyter's stop button by `_thread.interrupt_main()`, which does nothing where
+    SIGINT is ignored — as it is for a suite started in the background by a shell (a kernel always
+    handles SIGINT): Python's own handler is put back."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # scripts/test runs two pytest-xdist workers, a file at a time: the longest files start first, so
