@@ -31,9 +31,10 @@ if(NOT _im_hooked)
       endif()
     endforeach()
     # C++ targets with many small files are compiled in batches (a "unity" build): most of their
-    # compile time is the shared headers, parsed once per batch instead of once per file. (Not mtmd:
-    # its public helper files refuse to share a unit with its internals, by design.)
-    foreach(target IN ITEMS llama llama-common)
+    # compile time is the shared headers (the server's: nlohmann/json and cpp-httplib), parsed once
+    # per batch instead of once per file. The server's two libraries went from 85 to 45 CPU seconds.
+    # (Not mtmd: its public helper files refuse to share a unit with its internals, by design.)
+    foreach(target IN ITEMS llama llama-common server-context llama-server-impl)
       if(TARGET ${target})
         set_property(TARGET ${target} PROPERTY UNITY_BUILD ON)
       endif()
