@@ -236,6 +236,9 @@ def test_embed_magic_forms(kernel, peers_reset):
                         '%embed -v docs --similar-to "where is the cat" -k 2 --out top')
     table = ranked.of_type("display_data")[0]["content"]["data"]["text/html"]
     assert "<td style='text-align:left'>the cat sat on the mat</td>" in table and "stock markets" not in table
+    # the caption counts the query apart from the ranked texts (the first text was cached just above)
+    caption = ranked.of_type("display_data")[0]["content"]["data"]["text/plain"]
+    assert "· 3 texts and the query · 1 from the cache, 1 request" in caption, caption
     check = kernel.run("print(len(top), top[0]['text'])\nv = %embed --output array -v docs\nprint(v.shape)")
     assert check.stdout.split("\n")[:2] == ["2 the cat sat on the mat", "(3, 768)"]
     cell = kernel.run("%%embed --out doc_vec\nA whole cell\nof text.")

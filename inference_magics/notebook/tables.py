@@ -35,10 +35,12 @@ def human_size(size: int | None) -> str:
 
 
 # --- embeddings ---------------------------------------------------------------------------------
-def _embed_caption(done) -> str:
+def _embed_caption(done, query: bool = False) -> str:
+    """`query`: the ranked texts were embedded with the query, which the cache and request counts include."""
     count = len(done.vectors)
+    texts = f"{count} text{'s' * (count != 1)}" + (" and the query" if query else "")
     source = f"{done.cached} from the cache, {done.requests} request{'s' * (done.requests != 1)}"
-    return (f"{done.model} ({done.backend}) · {done.dims} dimensions · {count} text{'s' * (count != 1)} · {source}"
+    return (f"{done.model} ({done.backend}) · {done.dims} dimensions · {texts} · {source}"
             + "".join(f" · ⚠ {n}" for n in done.notices))
 
 
@@ -62,7 +64,7 @@ def embed_json(done, single: bool) -> dict:
 def similar_bundle(ranked: list[dict], done, query: str) -> dict:
     rows = [[r["rank"], f"{r['score']:.4f}", r["index"], _short(r["text"])] for r in ranked]
     return bundle(["rank", "score", "index", "text"], rows, f"most similar to {_short(query, 60)!r} · "
-                  + _embed_caption(done))
+                  + _embed_caption(done, query=True))
 
 
 def _short(text: str, limit: int = 120) -> str:
