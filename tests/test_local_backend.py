@@ -13,7 +13,7 @@ import pytest
 import inference_magics as im
 from inference_magics import settings
 from inference_magics.backends import get_backend
-from inference_magics.backends.local import LocalBackend
+from inference_magics.backends.local import LocalBackend, default_threads
 from tests.conftest import REPO, closed_port, needs_local, wait_until
 
 pytestmark = [needs_local, pytest.mark.usefixtures("local_model")]
@@ -140,6 +140,8 @@ def _alive(pid: int) -> bool:
 def test_health_reports_loading_then_ready():
     b = backend()
     assert b.health().ok and "starts on first use" in b.health().detail
+    threads = settings.load().local_threads or default_threads()  # the health line says how many cores
+    assert f"on {threads} thread{'s' * (threads != 1)} (INFERENCE_LOCAL_THREADS)" in b.health().detail
     starting = threading.Thread(target=lambda: b._server(""))
     starting.start()
     seen = []
@@ -149,7 +151,7 @@ def test_health_reports_loading_then_ready():
     starting.join()
     assert any("still loading" in d for d in seen), seen
     final = b.health()
-    assert final.ok and "serving gemma-3-270m" in final.detail
+    assert final.ok and "serving gemma-3-270m" in final.detail and f"{threads} thread" in final.detail
 
 
 @pytest.mark.warm_local_server

@@ -159,7 +159,7 @@ class LocalBackend:
             if key not in self._servers:
                 alias, path = resolve_embed_model(spec) if embeddings else resolve_model(spec)
                 ctx_size = self._settings.local_ctx_size
-                threads = ("--threads", str(self._settings.local_threads or default_threads()))
+                threads = ("--threads", str(self._threads()))
                 if embeddings:
                     # one vector per input, mean-pooled; the OpenAI endpoint L2-normalises them (like Ollama)
                     extra = ("--embeddings", "--pooling", "mean", *threads)
@@ -288,12 +288,19 @@ class LocalBackend:
         except InferenceError as exc:
             return Health(False, exc.message)
         server = self._servers.get((self._settings.local_model or PACKAGED, False))
+        threads = self._threads()
+        on = f"{threads} thread{'s' * (threads != 1)} (INFERENCE_LOCAL_THREADS)"
         if server is None or not server.running:
-            return Health(True, f"starts on first use: {alias} ({path.stat().st_size / 1e6:.0f} MB) with {binary}")
+            return Health(True, f"starts on first use: {alias} ({path.stat().st_size / 1e6:.0f} MB) with {binary}, "
+                                f"on {on}")
         state = server.state()
         if state == "loading":
             return Health(False, f"llama-server is still loading {alias} (it answers 503 until ready)")
-        return Health(True, f"llama-server at {server.url} serving {alias} (pid {server.pid})")
+        return Health(True, f"llama-server at {server.url} serving {alias} (pid {server.pid}, {on})")
+
+    def _threads(self) -> int:
+        """The compute threads each llama-server gets: the setting, else one core left free."""
+        return self._settings.local_threads or default_threads()
 
 
 def _bounded(schema):
