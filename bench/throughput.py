@@ -158,7 +158,8 @@ def run(quick: bool) -> Section:
         "the official client always adjacent, after a warm-up. **The ratio against the official client is the "
         "median of the per-round ratios**: this VM's speed shifts in spells of seconds (the same run takes "
         "0.35 s or 0.6 s), and the two runs of a round share the spell; the ratio of the medians, which such a "
-        "shift between variants can swing by ±15%, is in the row below it. Display messages and iopub bytes are counted on what the kernel sent for the `%%infer` cell; bytes "
+        "shift between variants can swing by ±15%, is in the row below it. Display messages and iopub bytes are "
+        "counted on what the kernel sent for the `%%infer` cell; bytes "
         f"are the ZMQ frames (signature included), and the rate is the peak over any {RATE_WINDOW_S:.0f} s window, "
         "the window jupyter_server averages over. Display updates per second: the intervals between the partial "
         "updates over their span, by the kernel's send stamps (the final update is not throttled and not counted). "
@@ -221,6 +222,8 @@ def run(quick: bool) -> Section:
                     done = kernel.run(RAW_CELL)
                     kernel_t["raw"].add(done.elapsed, done.cpu)
 
+                # next to each other in every round: ours and raw (the headline), raw and nohist, nohist and
+                # api (the ladder's paired steps below)
                 interleaved(rounds, ours_kernel, raw_kernel, nohist_kernel, api_kernel)
                 interleaved(pairs, ours_process, raw_process, no_history)
                 printing = [kernel.run(PRINTING_CELL) for _ in range(1 if quick else 3)]
@@ -315,8 +318,16 @@ def run(quick: bool) -> Section:
                 f"+ display {nohist:.3f} s ({(nohist - api) * 1000:+.0f} ms) → + history {ours:.3f} s "
                 f"({(ours - nohist) * 1000:+.0f} ms)")
 
+    def step(a: str, b: str) -> float:
+        return paired(kernel_t[a], kernel_t[b])  # a and b run next to each other in every round
+
+    api_step, display_step = step("api", "nohist") * step("nohist", "raw"), step("nohist", "api")
+    history_step = step("ours", "raw") / step("nohist", "raw")
     section.notes.append(
-        f"**Where the time goes** ({tokens:,} tokens, in the kernel). Medians: {ladder(median)}. Fastest of "
+        f"**Where the time goes** ({tokens:,} tokens, in the kernel). Paired, each step the median per-round "
+        f"ratio of two variants that run next to each other: our API alone {api_step:.3f}× the official client "
+        f"(`''.join(im.stream())`, no display, no history), × {display_step:.3f} for the display, × "
+        f"{history_step:.3f} for the history. Medians: {ladder(median)}. Fastest of "
         f"{rounds} runs (noise only adds time, so the minimum is the least disturbed): {ladder(min)}. "
         "**The history write** (redaction: "
         f"`privacy.redact_secrets` over the whole answer, {redact_ms:.0f} ms for this "
