@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, not_installed, spec
-from .backends.base import Done, ModelLoad, Notice, Request, TextDelta, ThinkingDelta, ToolCall, Usage, Waiting
+from .backends.base import Done, ModelLoad, Notice, Request, ThinkingDelta, ToolCall, Usage, Waiting
 from .errors import (BackendError, BackendUnavailable, ConfigError, Incomplete, InferenceError,
                      InferenceInterrupted)
 from .interpolate import wire_safe
@@ -267,16 +267,19 @@ class Stream:
                                   stable_prefix_chars=self._stable_prefix_chars, attachments=self._attachments,
                                   **self._typed)
                 result.messages_sha256 = _messages_digest(request)
+                events = backend.stream(request)
                 try:
-                    for event in _checked(backend.stream(request), self.route.backend):
-                        if isinstance(event, TextDelta):
+                    for event in events:
+                        if type(event) is str:  # a piece of the answer, one per token: the path kept short
                             if first_token_at is None:
                                 first_token_at = time.perf_counter()
-                            chunks.append(event.text)
-                            yield event.text
+                            chunks.append(event)
+                            yield event
                         elif isinstance(event, ToolCall):
                             result.tool_calls.append(event)
                         elif isinstance(event, ThinkingDelta):
+                            if type(event.text) is not str:
+                                raise _not_text(self.route.backend, event.text)
                             thinking.append(event.text)
                             if self._on_thinking is not None:
                                 self._on_thinking(event.text)
@@ -292,6 +295,8 @@ class Stream:
                             result.metrics.load_s = (result.metrics.load_s or 0) + event.seconds
                         elif isinstance(event, Done):
                             self._finish_ok(event, backend)
+                        else:
+                            raise _not_text(self.route.backend, event)
                     break
                 except BackendUnavailable:
                     if chunks or self.route.explicit:
@@ -303,6 +308,14 @@ class Stream:
                         raise
                     self.route = _resolve(rerouted, self._settings)
                     result.route, result.backend, result.model = self.route, self.route.backend, self.route.model
+                except InferenceError:
+                    raise
+                except Exception as exc:  # a fault nobody foresaw (a parser's, a callback's): one line, partial kept
+                    raise BackendError(f"unexpected {type(exc).__name__} while streaming the answer from "
+                                       f"{self.route.backend}: {str(exc)[:200]} — the partial answer is kept; run "
+                                       "the cell again, and please report this.") from None
+                finally:
+                    events.close()  # the HTTP response too, at once, however the loop ended
         except InferenceError as exc:
             if isinstance(exc, Incomplete):
                 result.stop_reason = "incomplete"
@@ -427,24 +440,10 @@ def _messages_digest(request: Request) -> str:
     return hashlib.sha256(json.dumps(sent, sort_keys=True, ensure_ascii=False, default=str)
                           .encode("utf-8", "surrogatepass")).hexdigest()
 
-def _checked(events, backend: str):
-    """A backend's events, with anything it raises that is not one of our errors (a parser fault
-    we did not foresee) turned into one line, so the Stream keeps the partial answer and records
-    the failure like any other. A backend never yields text that is not a str."""
-    try:
-        for event in events:
-            if isinstance(event, (TextDelta, ThinkingDelta)) and not isinstance(event.text, str):
-                raise BackendError(f"{backend} sent text that is not text ({type(event.text).__name__}) — the "
-                                   "partial answer is kept; run the cell again.")
-            yield event
-    except (InferenceError, GeneratorExit):
-        raise
-    except Exception as exc:
-        raise BackendError(f"unexpected {type(exc).__name__} while reading the answer from {backend}: "
-                           f"{str(exc)[:200]} — the partial answer is kept; run the cell again, and please report "
-                           "this.") from None
-    finally:
-        events.close()
+def _not_text(backend: str, what) -> BackendError:
+    """A backend yielded something that is neither text (a str) nor one of the events."""
+    return BackendError(f"{backend} sent {type(what).__name__} where the answer's text belongs — the partial "
+                        "answer is kept; run the cell again.")
 
 
 def stream(prompt: str, **options) -> Stream:

@@ -101,3 +101,26 @@ def test_a_toy_backend_is_one_file_and_one_line(kernel):
     assert "['default']" in default.stdout
     health = kernel.run("%infer_health")
     assert "toy backend, asked 1 times" in health.everything(), health.everything()
+
+
+@pytest.mark.parametrize("fault, says", [
+    ("raise", "unexpected ValueError while streaming the answer from faulty_toy: a parser's bug"),
+    ("bytes", "faulty_toy sent bytes where the answer's text belongs"),
+    ("object", "faulty_toy sent object where the answer's text belongs"),
+])
+def test_a_backend_fault_nobody_foresaw_is_one_line_and_the_partial_answer_is_kept(fault, says):
+    import inference_magics as im
+    from inference_magics.backends import register
+    from inference_magics.errors import BackendError
+    from tests.toy_backend import FAULTY_SPEC
+
+    register(FAULTY_SPEC)
+    try:
+        with pytest.raises(BackendError) as caught:
+            im.infer(f"{fault} now", backend="faulty_toy")
+    finally:
+        del REGISTRY["faulty_toy"]
+    assert says in caught.value.message and "\n" not in caught.value.message
+    assert caught.value.result.text == "half an answer " and caught.value.result.error == caught.value.message
+    (entry,) = im.recall()  # and the history row says so, with the partial answer
+    assert (entry.output, entry.error) == ("half an answer ", caught.value.message)

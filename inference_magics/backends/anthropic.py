@@ -11,7 +11,7 @@ from typing import Iterator
 from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, ConfigError, Incomplete,
                       InferenceError, ModelNotFound, RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, ToolCall, Usage, Waiting
+from .base import Done, Event, Health, ModelInfo, Request, ThinkingDelta, ToolCall, Usage, Waiting
 from .retry import RetryBudget
 
 DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens; this suits an answer in a cell
@@ -144,7 +144,7 @@ class AnthropicBackend:
             try:
                 if not request.stream:
                     message = client.messages.create(**call)
-                    yield TextDelta("".join(b.text for b in message.content if b.type == "text"))
+                    yield "".join(b.text for b in message.content if b.type == "text")
                     yield from _tool_calls(message)
                     yield _done(message)
                     return
@@ -153,7 +153,7 @@ class AnthropicBackend:
                     for event in events:
                         started = True
                         if event.type == "text":
-                            yield TextDelta(_checked_text(event.text))
+                            yield _checked_text(event.text)
                         elif event.type == "thinking":
                             yield ThinkingDelta(_checked_text(event.thinking))
                         elif event.type == "message_stop":

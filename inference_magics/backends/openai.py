@@ -18,7 +18,7 @@ from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, In
                       RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
 from ..transport import client_options
-from .base import Done, Event, Health, ModelInfo, Request, TextDelta, ThinkingDelta, ToolCall, Usage, Waiting
+from .base import Done, Event, Health, ModelInfo, Request, ThinkingDelta, ToolCall, Usage, Waiting
 from .retry import RetryBudget
 
 RETRIES = 2  # for 429 and 503 ("Loading model") before any output, with backoff
@@ -153,12 +153,12 @@ class OpenAIWire:
             return
         if not isinstance(delta, dict):
             raise self._not_openai(f"a choice's {key} is {_kind(delta)}")
-        for field, event in (("reasoning_content", ThinkingDelta), ("content", TextDelta)):
+        for field in ("reasoning_content", "content"):
             value = delta.get(field)
             if value is not None and not isinstance(value, str):
                 raise self._not_openai(f"{field} is {_kind(value)}, not text")
             if value:
-                yield event(value)
+                yield ThinkingDelta(value) if field == "reasoning_content" else value
 
     def _collect_calls(self, delta, calls: dict) -> None:
         """Gather `tool_calls` pieces: the first piece of a call has its id and name, the rest add
