@@ -61,7 +61,7 @@ def test_deferred_draws_of_every_view_run_on_one_thread():
         for throttle in throttles:
             throttle.poke()
             throttle.poke()  # too soon after the last draw: deferred
-        assert wait_until(lambda: len(drawn_on) >= before + 3 and not any(t._timer for t in throttles), timeout=5)
+        assert wait_until(lambda: len(drawn_on) >= before + 3 and not any(t.pending for t in throttles), timeout=5)
     deferred = {t for t in drawn_on if t is not threading.current_thread()}
     assert len(deferred) == 1 and next(iter(deferred)).name == "inference_magics-display"
     for throttle in throttles:

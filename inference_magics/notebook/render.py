@@ -146,33 +146,30 @@ class Throttle:
         self._interval = interval if callable(interval) else (lambda: interval)  # seconds, or a function
         self._lock = threading.Lock()
         self._last = float("-inf")
-        self._timer: object | None = None  # the pending deferred draw's token, while one is due
+        # the deferred draw's token while one is due (it will show any change made before it runs),
+        # else None: an attribute, not a property, because every token of an answer reads it
+        self.pending: object | None = None
         self._closed = False
 
     def poke(self) -> None:
-        if self._timer is not None or self._closed:
+        if self.pending is not None or self._closed:
             return  # the per-token fast path, without the lock: a pending draw will show this change too
         with self._lock:
-            if self._closed or self._timer is not None:
+            if self._closed or self.pending is not None:
                 return  # a draw is already due; it will show this change too
             now = time.monotonic()
             wait = self._interval() - (now - self._last)
             if wait > 0:
-                token = self._timer = object()
+                token = self.pending = object()
                 _deferred.call_at(now + wait, lambda: self._fire(token))
                 return
             self._last = now
             self._draw()
 
-    @property
-    def due(self) -> bool:
-        """A deferred draw is scheduled: it will show any change made before it runs."""
-        return self._timer is not None
-
     def flush(self) -> None:
         """Draw now (e.g. the final state), cancelling any deferred draw."""
         with self._lock:
-            self._timer = None
+            self.pending = None
             if not self._closed:
                 self._last = time.monotonic()
                 self._draw()
@@ -180,13 +177,13 @@ class Throttle:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._timer = None  # a deferred draw already scheduled finds its token gone and does nothing
+            self.pending = None  # a deferred draw already scheduled finds its token gone and does nothing
 
     def _fire(self, token) -> None:
         with self._lock:
-            if self._timer is not token:
+            if self.pending is not token:
                 return  # cancelled by flush() or close()
-            self._timer = None
+            self.pending = None
             if not self._closed:
                 self._last = time.monotonic()
                 self._draw()
@@ -215,7 +212,7 @@ class CellView:
         """Called per delta: coalesced; the display follows at a bounded rate (and bytes rate)."""
         self._parts.append(text)
         self._size += len(text)
-        if not self._throttle.due:  # per token: a draw already due shows this text too (no call)
+        if self._throttle.pending is None:  # per token: a draw already due shows this text too (no call)
             self._throttle.poke()
 
     def _waiting_bundle(self, why: str) -> dict:
