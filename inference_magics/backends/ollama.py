@@ -60,9 +60,9 @@ class OllamaBackend:
             done = final = first = None
             for chunk in self._client.chat(**call):  # read to the end, so the connection goes back to the pool
                 first = first or time.perf_counter() - asked
-                # pydantic answers each attribute read through its __getattr__ hook (~470 instructions,
-                # 5 reads a chunk were 3% of the client's own work); it keeps the validated fields in
-                # the model's __dict__, read here with plain subscripts
+                # pydantic answers each attribute read through its __getattr__ hook (~470 instructions);
+                # it keeps the validated fields in each model's __dict__, so two such reads a chunk and
+                # plain subscripts do what six reads did (580 instructions a token less, 1%)
                 fields = chunk.__dict__
                 message = fields["message"]
                 said = message.__dict__ if message is not None else None
