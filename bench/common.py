@@ -15,6 +15,7 @@ from queue import Empty
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "Say hello in a few words."
+OLLAMA_MODEL = "llama3.2:latest"  # what the router picks by default, named explicitly for the raw client
 
 
 # --- statistics ------------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import hashlib
 import os
 import time
 
-from .common import (PROMPT, InProcess, KernelFolder, Section, display_text, interleaved, median, peer_settings,
-                     ratio, spread)
+from . import instructions
+from .common import (OLLAMA_MODEL, PROMPT, InProcess, KernelFolder, Section, display_text, interleaved, median,
+                     peer_settings, ratio, spread)
 from .peer_process import PeerProcess
 
-OLLAMA_MODEL = "llama3.2:latest"
 DATA_RATE_LIMIT = 1_000_000   # jupyter_server's default iopub_data_rate_limit, bytes/s
 RATE_WINDOW_S = 3.0           # ... averaged over its default rate_limit_window
 MSG_RATE_LIMIT = 1000         # its iopub_msg_rate_limit, messages/s
@@ -259,6 +259,13 @@ def run(quick: bool) -> Section:
                 ratio(k_api, k_raw), "", None)
     section.add("… `im.stream()` with INFERENCE_HISTORY=off, in this process", f"{p_nohist:.3f} s", f"{p_raw:.3f} s",
                 ratio(p_nohist, p_raw), "", None)
+    # after every timed run (its children take both cores for a minute or two); not in the quick mode
+    counted = None if quick else instructions.per_token(tokens)
+    if counted is not None:
+        section.add("… instructions per token, `im.stream()` (history off) vs the official client, counted by "
+                    "cachegrind on a recorded stream (`bench/instructions.py`: deterministic, no spell moves it)",
+                    f"{counted['ours']:,.0f}", f"{counted['raw']:,.0f}", ratio(counted["ours"], counted["raw"]),
+                    "", None)
     kc_ours, kc_raw = kernel_t["ours"].median_cpu, kernel_t["raw"].median_cpu
     section.add("… kernel CPU time, `%%infer` vs the official client", f"{kc_ours:.3f} s", f"{kc_raw:.3f} s",
                 ratio(kc_ours, kc_raw), "", None)

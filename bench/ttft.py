@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import time
 
-from .common import (PROMPT, BenchKernel, InProcess, KernelFolder, Section, display_text, interleaved, median,
-                     ms, peer_settings, ratio, spread)
+from .common import (OLLAMA_MODEL, PROMPT, BenchKernel, InProcess, KernelFolder, Section, display_text, interleaved,
+                     median, ms, peer_settings, ratio, spread)
 from .peer_process import PeerProcess
 
 FIRST_TOKEN_DELAY = 0.2
 KNOBS = dict(tokens=20, first_token_delay=FIRST_TOKEN_DELAY, token_delay=0.005)
 # a non-streaming cell shows nothing until the answer is complete: a 100-token answer at 50 tokens/s
 SLOW_ANSWER = dict(tokens=100, first_token_delay=FIRST_TOKEN_DELAY, token_delay=0.02)
-OLLAMA_MODEL = "llama3.2:latest"   # what the router picks by default, named explicitly for the raw client
 TARGET_S = 0.005
 
 

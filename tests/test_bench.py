@@ -21,3 +21,12 @@ def test_every_benchmark_runs_in_quick_mode_and_leaves_the_results_alone():
         assert any(line.startswith(f"bench {name}: ") for line in lines), (name, done.stdout)
     assert not any(": ERROR" in line for line in lines), done.stdout
     assert (results.read_bytes() if results.exists() else None) == before  # --quick does not overwrite it
+
+
+def test_the_instruction_count_child_streams_the_recorded_reply_through_both_paths():
+    """bench/instructions.py runs its children under valgrind (not in the quick mode); without it they
+    must still stream the recorded reply to the end, through im.stream() and the official client."""
+    for variant in ("ours", "raw"):
+        done = subprocess.run([sys.executable, "-m", "bench.instructions", variant, "1", "50"], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
