@@ -22,7 +22,7 @@ def _batcher():
     return offering("batch")[0]
 
 
-def submit(template: str, items, *, column: str | None = None, model: str = "sonnet", system=None, temperature=None,
+def submit(template: str, items, *, column: str | None = None, model: str | None = None, system=None, temperature=None,
            max_tokens=None, namespace=None) -> dict:
     """Send every row to Claude as one Message Batch and remember the job (in the data folder), so
     a later kernel can collect it with `collect(id)`. Rows that must stay local are refused in
@@ -36,7 +36,8 @@ def submit(template: str, items, *, column: str | None = None, model: str = "son
     requests, refused = {}, {}
     for index, prompt in enumerate(prompts):
         try:
-            route = api.route(prompt, model=model or "sonnet", system=system)
+            # no model named: the batch backend's own default (ANTHROPIC_DEFAULT_MODEL), as a cell would use
+            route = api.route(prompt, model=model, backend=None if model else batcher.name, system=system)
             if route.backend != batcher.name:
                 raise ConfigError(f"--batch-api sends rows to {batcher.label}'s Message Batches API, and {route.model} "
                                   f"is not a {batcher.label} model — name one ({', '.join(batcher.aliases)}, ...).")

@@ -123,6 +123,17 @@ def test_message_batches_submit_persist_and_collect(rows):
     assert "refused" in mapped.rows[1].error and mapped.rows[0].tokens == 4
 
 
+def test_a_batch_without_a_model_uses_the_configured_claude_model(rows, monkeypatch):
+    """No --model: the batch goes to the model the settings name (ANTHROPIC_DEFAULT_MODEL), not a fixed one."""
+    ollama, claude = rows
+    monkeypatch.setenv("ANTHROPIC_DEFAULT_MODEL", "haiku")
+    from inference_magics import message_batches as batch
+
+    job = batch.submit("Summarize: {row}", ["the weather", "the sea"])
+    sent = [r.body for r in claude.requests if r.path == "/v1/messages/batches"][-1]["requests"]
+    assert {r["params"]["model"] for r in sent} == {job["model"]} and job["model"].startswith("claude-haiku-4-5")
+
+
 def test_batch_api_needs_a_claude_model(rows):
     from inference_magics import message_batches as batch
 
