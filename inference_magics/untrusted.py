@@ -10,6 +10,8 @@ it signed when saving, so whatever we publish must already be inert:
   rel="noopener noreferrer"; any other link stays as its text.
 - Images never load: a remote image becomes a link with its alt text; a data: image stays text.
 - Labels (model names, notices, errors) are escaped, never parsed as Markdown.
+- Every wrapper is marked for MathJax to skip (NO_MATH): JupyterLab typesets text/html outputs,
+  and MathJax's own safe mode keeps `$\\href{file:///…}{…}$` and `$\\href{/api/…}{…}$` as live links.
 - Prose wraps anywhere (a 30,000-character line cannot widen the page); code blocks scroll in
   their own box. Our markup styles itself inline with JupyterLab's --jp-* variables: no <style>.
 
@@ -25,6 +27,8 @@ LIVE_SCHEMES = ("http", "https", "mailto")
 LINK_REL = "noopener noreferrer"
 
 PROSE_STYLE = "overflow-wrap:anywhere;max-width:100%"
+# MathJax 3 (JupyterLab 4, Notebook 7) skips a subtree with class mathjax_ignore, MathJax 2 one with tex2jax_ignore
+NO_MATH = "mathjax_ignore tex2jax_ignore"
 CODE_BLOCK_STYLE = ("overflow-x:auto;max-width:100%;white-space:pre;overflow-wrap:normal;"
                     "background:var(--jp-cell-editor-background,#f7f7f7);padding:6px 8px;border-radius:4px")
 NOTE_STYLE = "color:var(--jp-ui-font-color2,#616161);font-size:var(--jp-content-font-size0,0.85em);margin-top:4px"
@@ -181,7 +185,7 @@ def note_html(text: str, *, warn: bool = False) -> str:
 
 def prose(inner_html: str) -> str:
     """Our wrapper around any fragment: wraps long lines inside the output."""
-    return f'<div class="im-output" style="{PROSE_STYLE}">{inner_html}</div>'
+    return f'<div class="im-output {NO_MATH}" style="{PROSE_STYLE}">{inner_html}</div>'
 
 
 def bundle(inner_html: str, plain: str) -> dict:

@@ -33,7 +33,10 @@ def payload_families(beacon_url: str) -> dict[str, str]:
         "entities": (f"&lt;script&gt;{RUN}&lt;/script&gt; &#x3C;img src=x onerror={RUN}&#x3E; "
                      f"[ent](&#106;avascript:{RUN}) [tab](java\tscript:{RUN})"),
         "raw anchor": f'<a href="javascript:{RUN}">raw</a> <a href="{beacon_url}/raw">raw2</a>',
-        "math href": f"$\\href{{javascript:{RUN}}}{{math link}}$",
+        # JupyterLab typesets HTML outputs with MathJax, whose safe mode blocks javascript: but keeps
+        # file: and relative links: every output of ours is marked for MathJax to skip
+        "math href": (f"$\\href{{javascript:{RUN}}}{{math link}}$ $\\href{{file:///etc/passwd}}{{file link}}$ "
+                      "$\\href{/api/contents}{relative link}$ $\\mmlToken{mi}[href=/lab/tree]{token link}$"),
         "very long line": long_line + "\n\n`" + "B" * 30_000 + "`\n\n```\n" + "C" * 30_000 + "\n```",
     }
 
@@ -48,7 +51,7 @@ def hostile_answer(beacon_url: str) -> str:
     return "\n\n".join(parts + [legit, payload_families(beacon_url)["broken fence"]])
 
 
-HOSTILE_MODEL_NAME = f"[x](javascript:{RUN}) <img src=x onerror={RUN}> **m**"
+HOSTILE_MODEL_NAME = f"[x](javascript:{RUN}) <img src=x onerror={RUN}> **m** $\\href{{/api/contents}}{{y}}$"
 HOSTILE_ERROR = f"\x1b[31m\x1b]8;;javascript:{RUN}\x07click\x1b]8;;\x07 <script>{RUN}</script> [e](javascript:{RUN})"
 
 

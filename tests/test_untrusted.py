@@ -67,6 +67,25 @@ def test_footers_and_labels_are_text_never_markup():
         assert hostile.visible_text(shown) == text
 
 
+
+# JupyterLab typesets text/html outputs with MathJax, whose safe mode keeps file: and relative links
+MATH_LINKS = r"$\href{file:///etc/passwd}{f}$ $\href{/api/contents}{r}$ $\mmlToken{mi}[href=/lab]{m}$"
+
+
+def test_mathjax_skips_every_bundle_that_holds_untrusted_text():
+    from types import SimpleNamespace
+
+    from inference_magics.notebook import tables
+
+    health = {MATH_LINKS: SimpleNamespace(ok=False, latency_s=None, detail=MATH_LINKS)}
+    bundles = [untrusted.bundle(untrusted.markdown_html(MATH_LINKS), MATH_LINKS),
+               untrusted.bundle(untrusted.note_html(MATH_LINKS), MATH_LINKS),
+               tables.bundle(["model"], [[MATH_LINKS]], MATH_LINKS), tables.health_bundle(health)]
+    for shown in (b["text/html"] for b in bundles):
+        first_tag, first_attrs = hostile.elements(shown)[0]
+        assert shown.startswith(f"<{first_tag} ") and shown.endswith(f"</{first_tag}>"), shown[:80]  # around it all
+        assert {"mathjax_ignore", "tex2jax_ignore"} <= set(first_attrs.get("class", "").split()), shown[:120]
+
 LEGIT = ("# Title\n\nA paragraph with **bold**.\n\n```python\nx = 1\n\n\ny = 2\n```\n\nText after.\n\n"
          "| a | b |\n|---|---|\n| 1 | 2 |\n\n~~~\nfence\n\n~~~\n\n> quote\n\n1. loose\n\n2. list\n\n"
          "   indented\n- tight\n- list\n\n- loose again\n\n    indented code\n\n***\n\nEnd.\n")

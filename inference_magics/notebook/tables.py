@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..untrusted import bundle as output_bundle, escape, note_html
+from ..untrusted import NO_MATH, bundle as output_bundle, escape, note_html
 
 
 def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:
@@ -20,8 +20,8 @@ def bundle(columns: list[str], rows: list[list], caption: str = "") -> dict:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     plain = "\n".join(([caption] if caption else []) + lines)
-    return {"text/html": f"{cap}<table style='overflow-wrap:anywhere'><thead><tr>{head}</tr></thead>"
-                         f"<tbody>{body}</tbody></table>", "text/plain": plain}
+    return {"text/html": f"<div class='{NO_MATH}'>{cap}<table style='overflow-wrap:anywhere'><thead><tr>{head}"
+                         f"</tr></thead><tbody>{body}</tbody></table></div>", "text/plain": plain}
 
 
 def human_size(size: int | None) -> str:
