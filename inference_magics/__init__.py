@@ -36,11 +36,6 @@ def load_ipython_extension(ipython) -> None:
 
 
 def unload_ipython_extension(ipython) -> None:
-    from . import write_behind
+    from .notebook import unload_ipython_extension as unload
 
-    for event, callback in (("pre_run_cell", write_behind.hold), ("post_run_cell", write_behind.release)):
-        try:
-            ipython.events.unregister(event, callback)
-        except ValueError:
-            pass  # never registered
-    write_behind.release()
+    unload(ipython)

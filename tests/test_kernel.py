@@ -179,8 +179,9 @@ def test_config_traits_override_settings(kernel, peers_reset):
         assert run.final_markdown.count("llama3.2:3b") >= 1
         bad = kernel.run("%config InferenceMagics.default_backend = 'cloud'")
         assert "default_backend='cloud' is not valid" in json.dumps(bad.errors) + bad.stderr
-    finally:
-        kernel.run("%config InferenceMagics.ollama_default_model = None")
+    finally:  # IPython keeps even a rejected %config value in the shell's config: drop both
+        kernel.run("%config InferenceMagics.ollama_default_model = None\n"
+                   "%config InferenceMagics.default_backend = None")
 
 
 def test_a_deprecated_model_shows_one_footer_line_not_a_python_warning(kernel, peers_reset):
@@ -464,3 +465,23 @@ def test_config_shows_the_value_in_force_and_keeps_it_when_a_value_is_rejected(k
     finally:
         kernel.run("%config InferenceMagics.privacy = None")
     assert shown("privacy") == "'default'"
+
+
+OURS = ("print(sorted(n for kind in ('line', 'cell') for n in get_ipython().magics_manager.magics[kind] "
+        "if 'infer' in n or n in ('embed', 'models', 'chat', 'experiment')), "
+        "[f.__module__ for e in ('pre_run_cell', 'post_run_cell') for f in get_ipython().events.callbacks[e] "
+        "if 'inference_magics' in f.__module__], "
+        "[k for k in get_ipython().display_formatter.formatters['text/html'].deferred_printers if 'inference' in k[0]])")
+
+
+def test_unload_takes_back_the_magics_hooks_and_formatter_and_reload_restores_them(kernel, peers_reset):
+    loaded = kernel.run(OURS).stdout
+    assert "'infer'" in loaded and "inference_magics" in loaded
+    try:
+        assert kernel.run("%unload_ext inference_magics\n" + OURS).stdout.strip() == "[] [] []"
+        gone = kernel.run("%%infer\nhello")
+        assert gone.reply["status"] == "error" and "%%infer" in gone.everything() and "not found" in gone.everything()
+    finally:
+        reloaded = kernel.run("%load_ext inference_magics\n%reload_ext inference_magics\n" + OURS)
+    assert reloaded.stdout == loaded  # each hook once again, not twice
+    assert kernel.run("%%infer\nhello").reply["status"] == "ok"

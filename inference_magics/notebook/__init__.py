@@ -19,6 +19,34 @@ def load_ipython_extension(ipython) -> None:
     _write_after_cells(ipython)
 
 
+def unload_ipython_extension(ipython) -> None:
+    """`%unload_ext` (and `%reload_ext`): take back what loading added — the magics, the Result
+    formatter, the progress display and the hooks — and let a held history write go."""
+    from .. import progress as library_progress
+    from .. import write_behind
+    from .magics import InferenceMagics
+    from .magics_data import DataMagics
+
+    manager = ipython.magics_manager
+    for magics in (InferenceMagics, DataMagics):
+        for kind, names in magics.magics.items():
+            for name in names:
+                manager.magics[kind].pop(name, None)
+        manager.registry.pop(magics.__name__, None)
+    ipython.display_formatter.formatters["text/html"].pop("inference_magics.api.Result", None)
+    library_progress.show_with(None)
+    hooks = [("pre_run_cell", write_behind.hold), ("post_run_cell", write_behind.release),
+             ("post_run_cell", getattr(ipython, "_inference_magics_errors", None))]
+    for event, hook in hooks:
+        try:
+            ipython.events.unregister(event, hook)
+        except ValueError:
+            pass  # never registered
+    if hasattr(ipython, "_inference_magics_errors"):
+        del ipython._inference_magics_errors
+    write_behind.release()
+
+
 def _write_after_cells(ipython) -> None:
     """History writes wait for the end of each cell, not competing with it for the GIL."""
     from .. import write_behind
