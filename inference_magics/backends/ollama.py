@@ -9,7 +9,8 @@ import httpx
 import ollama
 from pydantic import ValidationError
 
-from ..errors import BackendError, BackendUnavailable, InferenceError, ModelNotFound, RateLimited
+from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, InferenceError, ModelNotFound,
+                      RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
 from ..transport import RedirectRefused, client_options, get
 from .base import Done, Event, Health, ModelInfo, ModelLoad, Request, ThinkingDelta, ToolCall, Usage
@@ -118,9 +119,16 @@ class OllamaBackend:
 
     # --- embeddings -------------------------------------------------------------------------
     def embed(self, texts: list[str], model: str) -> list[list[float]]:
-        """One request for the whole batch: /api/embed takes a list and returns unit vectors."""
+        """One request for the whole batch: /api/embed takes a list and returns unit vectors. A server
+        before v0.2.6 has no /api/embed (gin's plain `404 page not found`): its legacy /api/embeddings
+        takes one prompt a request and returns a vector that is not normalised, so it is made unit length."""
         try:
-            return list(self._client.embed(model=model, input=texts).embeddings)
+            try:
+                return list(self._client.embed(model=model, input=texts).embeddings)
+            except ollama.ResponseError as exc:
+                if exc.status_code != 404 or str(exc.error).strip() != "404 page not found":
+                    raise
+            return [_unit(self._client.embeddings(model=model, prompt=text).embedding) for text in texts]
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
             raise self._translate(exc, model) from None
         except InferenceError:  # ours already (a refused redirect): one line as it is
@@ -159,8 +167,15 @@ class OllamaBackend:
         if status == 429:  # not the model's fault: the server (or ollama.com, for a *-cloud model) limits requests
             return RateLimited(f"Ollama at {url} is rate limiting requests ({error[:200]}) — wait a minute and run "
                                "the cell again (a *-cloud model counts against your ollama.com usage).")
+        if status == 401:  # a *-cloud model, and this Ollama is not signed in to ollama.com (docs/api/authentication)
+            return AuthenticationFailed(f"Ollama at {url} answered `{error[:100]}` for {model!r}: a cloud model needs the "
+                                        "server signed in to ollama.com — run `ollama signin` there, or pick a local "
+                                        "model (see %models).")
         if status == 400 and "does not support" in error:
             return ModelNotFound(f"Ollama says {error} — pick another model (see %models).")
+        if status >= 500:  # the model failed on the server (runner crash, out of memory), or ollama.com for a cloud model
+            return BackendError(f"Ollama answered HTTP {status}: {error[:300]} — Ollama failed on its side; check "
+                                "its server log (a model too large for memory ends this way) and run the cell again.")
         return BackendError(f"Ollama answered HTTP {status}: {error[:300]} — check the model name and options.")
 
     def _not_ollama(self, what: str = "") -> BackendError:
@@ -235,6 +250,12 @@ def _wire_message(message: dict) -> dict:
                 "tool_calls": [{"function": {"name": c["name"], "arguments": c["arguments"]}}
                                for c in message["tool_calls"]]}
     return message
+
+
+def _unit(vector) -> list[float]:
+    """A legacy /api/embeddings vector at unit length, as /api/embed returns them."""
+    norm = sum(x * x for x in vector) ** 0.5
+    return [x / norm for x in vector] if norm else list(vector)
 
 
 def _is_embedding(model) -> bool:
