@@ -152,6 +152,10 @@ class Stream:
         self._history = history
         self._turns = history + (({"role": "user", "content": prompt},) if prompt and prompt.strip() else ())
         self._text_for_routing = _routing_text(prompt, system, history)
+        if self._attachments:  # a PDF's (or an image's) own text is judged with the prompt
+            from .attachments import scannable_text
+
+            self._text_for_routing += "\n" + scannable_text(self._attachments)
         self._choice = dict(model=model, backend=backend, task=task, keep_local=keep_local)
         self._options = dict(system=system, temperature=temperature, max_tokens=max_tokens, format=format,
                              stream=stream)

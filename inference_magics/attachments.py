@@ -2,9 +2,10 @@
 matplotlib Figure become one `Attachment` (bytes + media type). Each backend encodes them as its
 protocol expects (backends/*.py); this module never talks to a model.
 
-Attachment bytes cannot be scanned for private content, so they follow the prompt's text: the
-request that carries them is judged (and routed) by its text like any other, and a private
-prompt's attachments stay on this machine with it.
+A request that carries attachments is judged (and routed) by its text together with the text
+its attachments hold (`scannable_text`: a PDF's page text and metadata, through pypdf; text
+chunks and metadata in images), so a report whose text holds a key stays on this machine like a
+prompt that does. Pixels are not read (no OCR): a screenshot of a key is not seen.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import base64
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
@@ -120,3 +122,53 @@ def _from_bytes(data: bytes, name: str) -> Attachment:
         raise ConfigError(f"cannot attach {name}: it is not a PNG, JPEG, GIF, WebP image or a PDF (by its first "
                           "bytes) — convert it to PNG first.")
     return Attachment(data, mime, name)
+
+
+_PRINTABLE_RUN = re.compile(rb"[\t\x20-\x7e]{8,}")
+
+
+def scannable_text(attachments) -> str:
+    """The text the attachments carry, for the privacy detector: the printable runs in their bytes
+    (PNG text chunks, JPEG comments and EXIF, an uncompressed PDF — not the noise of compressed
+    pixels) and, for a PDF, the text of its pages and its metadata as pypdf extracts it (compressed
+    streams, TrueType and CID fonts through their ToUnicode maps). Pixels are not read (no OCR): a
+    screenshot of a key is not seen."""
+    pieces = []
+    for attachment in attachments or ():
+        pieces += [run.decode("ascii") for run in _PRINTABLE_RUN.findall(attachment.data)]
+        if attachment.mime == PDF:
+            pieces.append(_pdf_text(attachment.data))
+    return "\n".join(pieces)
+
+
+def _pdf_text(data: bytes) -> str:
+    import logging
+
+    from pypdf import PdfReader  # imported on the first PDF: %load_ext stays light
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a malformed PDF's repairs are not the user's business
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        texts = [page.extract_text() or "" for page in reader.pages]
+        texts += [str(value) for value in (reader.metadata or {}).values()]
+    except Exception:  # noqa: BLE001 — a PDF pypdf cannot open (no xref, damaged): what its streams hold
+        return _inflated_streams(data)
+    return "\n".join(texts)
+
+
+def _inflated_streams(data: bytes) -> str:
+    """Best effort for a PDF pypdf cannot open: the printable runs of its Flate streams, inflated
+    up to MAX_BYTES in all (a compression bomb stops there)."""
+    import zlib
+
+    texts, budget = [], MAX_BYTES
+    for match in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.S):
+        try:
+            inflated = zlib.decompressobj().decompress(match.group(1), budget)
+        except zlib.error:
+            continue
+        texts += [run.decode("ascii") for run in _PRINTABLE_RUN.findall(inflated)]
+        budget -= len(inflated)
+        if budget <= 0:
+            break
+    return "\n".join(texts)

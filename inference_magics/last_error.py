@@ -39,15 +39,19 @@ class LastError:
         parts = [INSTRUCTION]
         if question.strip():
             parts.append(f"The user also asks: {question.strip()}")
+        from .privacy import cut_point  # never half a secret: the policy judges only what is kept
+
         source = self.cell_source
         if len(source) > MAX_SOURCE_CHARS:
-            source = source[:MAX_SOURCE_CHARS] + f"\n# … {len(self.cell_source) - MAX_SOURCE_CHARS:,} more characters"
+            kept = cut_point(source, MAX_SOURCE_CHARS)
+            source = source[:kept] + f"\n# … {len(self.cell_source) - kept:,} more characters"
         parts.append(f"The failing cell:\n```python\n{source.rstrip()}\n```")
         trace = list(self.frames)
         if self.library_frames:
             trace.append(f"  … then {self.library_frames} frame{'s' if self.library_frames != 1 else ''} in "
                          f"library code, raised in {self.raised_in}")
-        message = self.message if len(self.message) <= MAX_MESSAGE_CHARS else self.message[:MAX_MESSAGE_CHARS] + " …"
+        message = self.message if len(self.message) <= MAX_MESSAGE_CHARS else \
+            self.message[:cut_point(self.message, MAX_MESSAGE_CHARS)] + " …"
         parts.append("Traceback (the frames in this notebook):\n" + "\n".join(trace) + f"\n{self.type_name}: {message}")
         return "\n\n".join(parts)
 

@@ -57,6 +57,10 @@ class Renderer:
             return text
         left = len(text) - limit
         self.notes.append(f"{{{path}}}: {left:,} of {len(text):,} characters left out")
+        from .privacy import cut_point  # never half a secret: the policy judges only what is kept
+
+        limit = cut_point(text, limit)
+        left = len(text) - limit
         return f"{text[:limit]}… {left:,} more characters"
 
     def _collection(self, path: str, value) -> str:
@@ -141,7 +145,11 @@ class Renderer:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:max(limit - 1, 1)] + "…"
+    if len(text) <= limit:
+        return text
+    from .privacy import cut_point  # never half a secret: the policy judges only what is kept
+
+    return text[:cut_point(text, max(limit - 1, 1))] + "…"
 
 
 def _cell(value) -> str:

@@ -52,6 +52,20 @@ def find_secrets(text: str) -> list[Span]:
     return _secret_scan().scan(text)
 
 
+def cut_point(text: str, limit: int) -> int:
+    """Where to cut `text` to keep at most `limit` characters without keeping *part* of a secret:
+    the start of a secret the cut would split, else `limit`. Text is shortened (a `{var}`, a table
+    cell, a tool result, a failing cell) before the policy judges what is sent; a secret cut in two
+    is no longer a shape the detector knows, yet its first characters would still leave."""
+    if len(text) <= limit:
+        return len(text)
+    limit = max(limit, 0)
+    for span in find_secrets(text[:limit + 4096]):  # secrets are short; a PEM header is seen whole before the cut
+        if span.start < limit < span.end:
+            return span.start
+    return limit
+
+
 def find_secret(text: str) -> PrivacyFinding | None:
     spans = _secret_scan().scan(text)
     if not spans:

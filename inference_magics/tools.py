@@ -132,7 +132,10 @@ def _parameter_docs(doc: str) -> dict[str, str]:
 def _sent(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     if len(text) > MAX_RESULT_CHARS:
-        text = text[:MAX_RESULT_CHARS] + f"… [cut at {MAX_RESULT_CHARS} characters]"
+        from .privacy import cut_point  # never half a secret: the guard judges only what is sent
+
+        kept = cut_point(text, MAX_RESULT_CHARS)
+        text = text[:kept] + f"… [cut at {kept} characters]"
     return text
 
 
@@ -257,7 +260,10 @@ class ToolLoop:
                 first = exc.errors()[0]
                 run.error = f"bad arguments for {call.name}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
             except Exception as exc:  # the tool's own failure goes back to the model (and the cell shows it)
-                run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
+                from .privacy import cut_point  # never half a secret: the guard judges only what is sent
+
+                said = str(exc)
+                run.error = f"{type(exc).__name__}: {said[:cut_point(said, 500)]}"
             run.seconds = time.perf_counter() - started
         run.done = True
         self._tell(run)
