@@ -103,6 +103,22 @@ def test_error_mid_stream_keeps_the_partial_text(ollama):
     assert err.value.result.text == "word0 word1 word2" and err.value.result.error
 
 
+def test_an_error_before_any_text_blames_the_server_not_the_model_name(ollama):
+    ollama.set(fault="error_mid_stream", fault_after=0, error_text="llama runner process has terminated: exit status 2")
+    with pytest.raises(im.BackendError) as err:
+        im.infer("hi")
+    message = err.value.message
+    assert "HTTP 500" in message and "exit status 2" in message and "server log" in message
+    assert "check the model name" not in message and "\n" not in message
+
+
+def test_a_cloud_model_on_a_server_not_signed_in_says_to_sign_in(ollama):
+    ollama.set(fault="unauthorized_401")
+    with pytest.raises(im.AuthenticationFailed) as err:
+        im.infer("hi", model="gpt-oss:120b-cloud")
+    assert "ollama signin" in err.value.message and "\n" not in err.value.message
+
+
 def test_dropped_connection_keeps_the_partial_text(ollama):
     ollama.set(tokens=10, fault="drop_mid_stream", fault_after=4)
     with pytest.raises(im.BackendError) as err:

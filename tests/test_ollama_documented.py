@@ -76,24 +76,6 @@ def test_the_documented_chat_stream_without_done_reason(replay):
     assert (result.usage.input_tokens, result.usage.output_tokens) == (26, 282)
 
 
-def test_a_cloud_model_on_a_server_not_signed_in_says_to_sign_in(replay):
-    # server/routes.go ChatHandler / cloud_proxy.go: 401 {"error":"unauthorized","signin_url":...}
-    replay.routes["/api/chat"] = (401, JSON, {"error": "unauthorized",
-                                              "signin_url": "https://ollama.com/connect?name=h&key=k"})
-    for stream in (True, False):
-        with pytest.raises(im.AuthenticationFailed) as caught:
-            im.infer("hi", model="gpt-oss:120b-cloud", stream=stream)
-        assert "ollama signin" in caught.value.message and "\n" not in caught.value.message
-
-
-def test_a_runner_crash_is_not_blamed_on_the_model_name(replay):
-    replay.routes["/api/chat"] = (500, JSON, {"error": "llama runner process has terminated: exit status 2"})
-    with pytest.raises(im.BackendError) as caught:
-        im.infer("hi", model="llama3.2")
-    message = caught.value.message
-    assert "HTTP 500" in message and "exit status 2" in message and "check the model name" not in message
-
-
 def test_a_server_without_api_embed_is_embedded_through_api_embeddings(replay):
     # before v0.2.6 only the legacy /api/embeddings exists (docs/api.md "Generate Embedding"): one
     # prompt a request, a vector that is not unit length

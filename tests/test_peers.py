@@ -219,6 +219,28 @@ def test_ollama_error_mid_stream(oll, oc):
     assert ei.value.status_code == 500 and ei.value.error == "<script>x</script> hostile"
 
 
+def test_ollama_error_before_any_output_is_a_status_since_0_12_6(oll, oc):
+    """routes.go: an error before the first byte is a real status with a JSON body; a server
+    older than v0.12.6 sent it as a 200 stream holding one error line."""
+    oll.set(fault="error_mid_stream", fault_after=0)
+    with pytest.raises(ollama.ResponseError) as ei:
+        list(oc.chat(model="llama3.2", messages=USER, stream=True))
+    assert (ei.value.status_code, ei.value.error) == (500, "an error was encountered while running the model")
+    oll.set(version="0.12.5")
+    with pytest.raises(ollama.ResponseError) as ei:
+        list(oc.chat(model="llama3.2", messages=USER, stream=True))
+    assert (ei.value.status_code, ei.value.error) == (-1, "an error was encountered while running the model")
+
+
+def test_ollama_cloud_model_on_a_server_not_signed_in(oll, oc):
+    oll.set(fault="unauthorized_401")
+    with pytest.raises(ollama.ResponseError) as ei:
+        list(oc.chat(model="gpt-oss:120b-cloud", messages=USER, stream=True))
+    assert (ei.value.status_code, ei.value.error) == (401, "unauthorized")
+    r = httpx.post(oll.url + "/api/chat", json={"model": "gpt-oss:120b-cloud", "messages": USER})
+    assert r.json()["signin_url"].startswith("https://ollama.com/connect?")
+
+
 def test_ollama_drop_and_malformed(oll, oc):
     oll.set(fault="drop_mid_stream", fault_after=2)
     got = []

@@ -14,6 +14,8 @@ from .base import (COMMON_KNOBS, BaseHandler, Peer, count_words, planned_calls, 
 
 MODEL_ERROR = "an error was encountered while running the model"
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
+# what a *-cloud model gets from a server not signed in to ollama.com (server/cloud_proxy.go)
+SIGNIN_URL = "https://ollama.com/connect?name=peer&key=c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSQ"
 HTML_500 = ("<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n<body>\r\n"
             "<center><h1>500 Internal Server Error</h1></center>\r\n<hr><center>nginx</center>\r\n"
             "</body>\r\n</html>\r\n")
@@ -170,6 +172,8 @@ class OllamaHandler(BaseHandler):
             return self.error(503, BUSY)
         if self.fault == "rate_limited_429":  # what a *-cloud model answers past the account's usage
             return self.error(429, "too many requests")
+        if self.fault == "unauthorized_401":  # a *-cloud model on a server not signed in to ollama.com
+            return self.send_json(401, {"error": "unauthorized", "signin_url": SIGNIN_URL})
         if name in self.TYPES and (body := self.json_body(self.TYPES[name])) is None:
             return
         getattr(self, "route_" + name)(*([body] if name in self.TYPES else []))
@@ -372,6 +376,12 @@ class OllamaHandler(BaseHandler):
 
         if self.raw_stream("application/x-ndjson"):
             return
+        if self.fault == "error_mid_stream" and k["fault_after"] == 0 and not (thinks or calls) \
+                and version_tuple(k["version"]) >= (0, 12, 6):
+            # since v0.12.6 an error before the first byte is a real status with a JSON body; only
+            # an error after output started is a 200 stream ending in an error line (routes.go)
+            self.pause(0 if slow else k["first_token_delay"])
+            return self.error(500, k["error_text"])
 
         def write_stream():   # stream: absent/null means true on the server
             self.start_stream("application/x-ndjson")
@@ -489,6 +499,10 @@ def show_response(m):
     }
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
 class OllamaPeer(Peer):
     """Ollama on 127.0.0.1. Extra knobs: models (entries or names), version, fault_paths, thinking
     (what a thinking model streams first), echo, error_text (the message of a failed generation),
@@ -500,7 +514,7 @@ class OllamaPeer(Peer):
              "load_delay": 0.0,   # seconds a generation waits while a model not in memory loads (in load_duration)
              "fault_paths": ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")}
     FAULTS = ("error_mid_stream", "drop_mid_stream", "malformed_line", "http_500_html",
-              "busy_503", "rate_limited_429", "hang", "slow_headers")
+              "busy_503", "rate_limited_429", "unauthorized_401", "hang", "slow_headers")
     Handler = OllamaHandler
 
     def _new_call_id(self):
