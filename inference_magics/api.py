@@ -82,6 +82,17 @@ class Result:
 
 
 CUT_AT_LIMIT = "the answer was cut at the token limit — raise --max-tokens (max_tokens=) for a longer one."
+# the other stop reasons that leave an answer unfinished, by their wire value (Claude's stop_reason,
+# an OpenAI-compatible server's finish_reason)
+STOP_NOTICES = {
+    "content_filter": "the server's content filter stopped the answer (finish_reason content_filter) — any text "
+                      "shown is partial; rephrase the request or try another model.",
+    "refusal": "Claude declined to answer (stop_reason refusal: its safety classifiers stopped the reply) — any text "
+               "shown is partial; rephrase the request or try another model.",
+    "model_context_window_exceeded": "the answer was cut: prompt and answer filled the model's context window "
+                                     "(model_context_window_exceeded) — shorten the prompt or the history.",
+    "pause_turn": "Claude paused a long-running turn (pause_turn) — the answer is unfinished; run the cell again.",
+}
 
 
 def _check_options(temperature, max_tokens, format) -> None:
@@ -330,7 +341,7 @@ class Stream:
             if isinstance(exc, GeneratorExit):
                 raise
             raise InferenceInterrupted(result) from None
-        if not "".join(chunks).strip() and not result.tool_calls:  # said plainly, never passed along as if it were an answer
+        if not "".join(chunks).strip() and not result.tool_calls and result.stop_reason != "refusal":  # said plainly, never passed along as if it were an answer
             result.notices.append(EMPTY_ANSWER)
         self._finish(chunks, thinking, first_token_at)
         if self._options["format"] == "json":
@@ -350,6 +361,8 @@ class Stream:
         result.usage = Usage(**entry["usage"])
         if result.stop_reason in ("length", "max_tokens"):  # a replay reads like the original
             result.notices.append(CUT_AT_LIMIT)
+        elif result.stop_reason in STOP_NOTICES:
+            result.notices.append(STOP_NOTICES[result.stop_reason])
         self._chunks.append(entry["text"])
         yield entry["text"]
         result.messages_sha256 = _messages_digest(Request(model=self.route.model, messages=self._turns,
@@ -371,6 +384,8 @@ class Stream:
             result.notices.append(line)
         if done.stop_reason in ("length", "max_tokens"):
             result.notices.append(CUT_AT_LIMIT)
+        elif isinstance(done.stop_reason, str) and done.stop_reason in STOP_NOTICES:
+            result.notices.append(STOP_NOTICES[done.stop_reason])
 
     def _finish(self, chunks, thinking, first_token_at, *, error=None, interrupted=False) -> None:
         result, now = self._result, time.perf_counter()

@@ -164,3 +164,47 @@ def test_against_llama_server_an_implementation_we_did_not_write(monkeypatch, ll
     # the non-streaming path: a finished message with its usage (greedy, so the same every run)
     whole = im.infer("Name a colour.", model="claude-haiku-4-5", max_tokens=8, stream=False, temperature=0)
     assert whole.error is None and whole.usage.output_tokens > 0
+
+
+# --- what the real Messages API does that the peer once did not model ---------------------------------
+@pytest.mark.parametrize("stop, notice", [("refusal", "declined"), ("model_context_window_exceeded", "context window")])
+def test_refusal_and_context_window_stops_are_said_not_passed_off_as_complete(claude, stop, notice):
+    """stop_reason `refusal` (streaming classifiers stopped the answer) and `model_context_window_exceeded`
+    (cut because the context filled) come with partial text; a reader must not take it as whole."""
+    claude.set(tokens=6, stop_reason=stop)
+    for stream in (True, False):
+        result = im.infer("hello", model="haiku", stream=stream)
+        assert result.stop_reason == stop
+        assert any(notice in n for n in result.notices), result.notices
+
+
+def test_a_blank_first_typed_answer_is_not_sent_back_as_a_blank_assistant_turn(claude):
+    """The API refuses a non-final message with empty content, and any whitespace-only text block
+    ("text content blocks must contain non-whitespace text"): the retry must not send one."""
+    from inference_magics.typed_answers import AnswerInvalid
+
+    claude.set(text="\n")
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    with pytest.raises(AnswerInvalid):  # both answers blank: invalid, not an HTTP 400 from the API
+        im.infer("capital of France", model="haiku", schema=schema)
+    retry = messages_posts(claude)[-1].body["messages"]
+    assert all(not isinstance(m["content"], str) or m["content"].strip() for m in retry)
+
+
+def test_whitespace_text_before_a_tool_call_is_not_sent_as_a_block():
+    from inference_magics.backends.anthropic import _wire_messages
+
+    wired = _wire_messages([{"role": "user", "content": "1+2?"},
+                            {"role": "assistant", "content": "\n\n", "tool_calls": [{"id": "toolu_1", "name": "add",
+                                                                                      "arguments": {"a": 1}}]},
+                            {"role": "tool", "tool_call_id": "toolu_1", "content": "3"}])
+    assert wired[1]["content"] == [{"type": "tool_use", "id": "toolu_1", "name": "add", "input": {"a": 1}}]
+
+
+def test_an_unknown_batch_is_not_called_an_unknown_model(claude):
+    from inference_magics import settings
+    from inference_magics.backends import get_backend
+
+    with pytest.raises(im.InferenceError) as caught:
+        get_backend("anthropic", settings.load()).batch_status("msgbatch_01nope")
+    assert "no model" not in str(caught.value) and "msgbatch_01nope" in str(caught.value)

@@ -34,6 +34,14 @@ def test_options_and_json_mode_reach_the_wire(server):
     assert body["response_format"] == {"type": "json_object"} and "answer" in result.parsed
 
 
+def test_a_content_filter_stop_is_said_not_passed_off_as_complete(server):
+    server.set(tokens=6, finish_reason="content_filter")
+    for stream in (True, False):
+        result = im.infer("hello", backend="openai", stream=stream)
+        assert result.stop_reason == "content_filter" and result.text == server.expected_text()
+        assert any("content filter" in n for n in result.notices), result.notices
+
+
 def test_max_tokens_and_no_stream(server):
     server.set(tokens=10)
     assert im.infer("hi", backend="openai", max_tokens=3).stop_reason == "length"

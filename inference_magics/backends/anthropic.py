@@ -309,6 +309,9 @@ class AnthropicBackend:
         if status == 403 or kind == "permission_error":
             return AuthenticationFailed(f"the API key may not use {model or 'this resource'} (403 permission_error) "
                                         "— check the workspace's model access in the Anthropic console.")
+        if (status == 404 or kind == "not_found_error") and not model:  # a batch id, a path: not a model
+            return BackendError(f"the Anthropic API found nothing there (404 not_found_error: {text[:200]}) — check "
+                                "the id (a Message Batch is kept for 29 days) and ANTHROPIC_BASE_URL.")
         if status == 404 or kind == "not_found_error":
             return ModelNotFound(f"Claude has no model {model!r} (404 not_found_error) — use sonnet, opus or haiku, "
                                  "or an id from %models.")
@@ -367,11 +370,18 @@ def _wire_messages(messages) -> list[dict]:
             else:
                 wired.append({"role": "user", "content": [block]})
         elif message.get("tool_calls"):
-            blocks = [{"type": "text", "text": message["content"]}] if message.get("content") else []
+            text = message.get("content")  # a whitespace-only text block is refused by the API
+            blocks = [{"type": "text", "text": text}] if isinstance(text, str) and text.strip() else []
             blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"],
                         "input": c["arguments"] if isinstance(c["arguments"], dict) else {}}
                        for c in message["tool_calls"]]
             wired.append({"role": "assistant", "content": blocks})
+        elif message.get("role") == "assistant" and isinstance(message.get("content"), str) and \
+                not message["content"].strip():
+            # a blank answer (a refusal, an empty reply): the API refuses an empty or whitespace-only
+            # turn ("all messages must have non-empty content ..."); left out, the user turns around
+            # it are combined into one, as the API combines consecutive same-role turns
+            continue
         else:
             wired.append(message)
     return wired

@@ -86,7 +86,20 @@ def validate(body, need_max_tokens):
                     '`system` parameter, not "system" as an input message role.')
         if role not in ("user", "assistant"):
             return f"messages.{i}.role: Input should be 'user' or 'assistant'"
-        for j, block in enumerate(m.get("content") if isinstance(m.get("content"), list) else ()):
+        content = m.get("content")
+        final_assistant = role == "assistant" and i == len(msgs) - 1
+        if not final_assistant and (content == "" or content == []):
+            return f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+        if isinstance(content, str) and content and not content.strip():
+            return "messages: text content blocks must contain non-whitespace text"
+        if final_assistant and isinstance(content, str) and content != content.rstrip():
+            return "messages: final assistant content cannot end with trailing whitespace"
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(block, dict) and block.get("type") == "text":
+                if not block.get("text"):
+                    return f"messages.{i}.content.{j}.text: text content blocks must be non-empty"
+                if not str(block["text"]).strip():
+                    return "messages: text content blocks must contain non-whitespace text"
             if problem := media_problem(block, f"messages.{i}.content.{j}"):
                 return problem
     if "system" in body and not isinstance(body["system"], (str, list)):
@@ -130,7 +143,7 @@ def reply_plan(body, knobs):
     tokens = reply_tokens(knobs, json_mode=fmt.get("type") == "json_schema", schema=fmt.get("schema"))
     if body["max_tokens"] < len(tokens):
         return tokens[:body["max_tokens"]], "max_tokens"
-    return tokens, "end_turn"
+    return tokens, knobs.get("stop_reason") or "end_turn"
 
 
 def tool_turn(body):
@@ -627,14 +640,16 @@ class AnthropicHandler(BaseHandler):
 
 class AnthropicPeer(Peer):
     """Anthropic API on 127.0.0.1. Extra knobs: api_key, retry_after, message_stop (False: a stream
-    ends cleanly without it), models (entries or ids),
+    ends cleanly without it), models (entries or ids), stop_reason (a text reply's stop reason instead of
+    end_turn: refusal, model_context_window_exceeded, pause_turn, stop_sequence),
     aliases (alias -> id), fault_paths, batch_seconds (a Message Batch ends this long after
     creation), cancel_seconds (a canceled batch stays "canceling" this long).
     peer.batches: {id: Batch} of the Message Batches created (reset() clears them)."""
 
     KNOBS = {**COMMON_KNOBS, "api_key": "sk-ant-peer-test-key", "retry_after": "0", "message_stop": True,
              "models": DEFAULT_MODELS, "aliases": DEFAULT_ALIASES, "fault_paths": ("/v1/messages",),
-             "batch_seconds": 0.0, "cancel_seconds": 0.0}
+             "batch_seconds": 0.0, "cancel_seconds": 0.0,
+             "stop_reason": None}
     FAULTS = ("rate_limit", "overloaded", "server_error", "forbidden", "too_large",
               "error_mid_stream", "drop_mid_stream", "html", "hang", "slow_headers")
     Handler = AnthropicHandler

@@ -154,7 +154,7 @@ class OpenAIHandler(BaseHandler):
         thoughts = split_tokens(k["reasoning"]) if k["reasoning"] is not None else []
         schema = (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
         tokens = reply_tokens(k, json_mode, schema=schema if isinstance(schema, dict) else None)
-        reason = "stop"
+        reason = k["finish_reason"] or "stop"
         after_results = isinstance(msgs[-1], dict) and msgs[-1].get("role") == "tool"
         if after_results:   # the results since the last assistant turn, each answering one of its calls
             tail = []
@@ -291,10 +291,12 @@ class OpenAIPeer(Peer):
     models (ids or /v1/models entries), any_model, api_key (None = no auth), retry_after,
     reasoning (text streamed as reasoning_content first), embeddings, fault_paths, reply_model
     (the `model` a chat reply reports, as OpenAI reports a dated id for an alias; None = the one
-    asked for), error_text (the message of a failed generation; None = llama-server's)."""
+    asked for), error_text (the message of a failed generation; None = llama-server's), finish_reason
+    (a text reply's instead of "stop", e.g. content_filter)."""
 
     KNOBS = {**COMMON_KNOBS, "models": DEFAULT_MODELS, "any_model": False, "api_key": None,
              "retry_after": "0", "reasoning": None, "embeddings": True, "reply_model": None, "error_text": None,
+             "finish_reason": None,
              "fault_paths": ("/v1/chat/completions", "/v1/embeddings")}
     FAULTS = ("rate_limit", "server_error", "loading_503", "error_mid_stream", "drop_mid_stream",
               "malformed_line", "html", "hang", "slow_headers")
