@@ -53,7 +53,7 @@ LOOKS = """(index) => {
 
 CAPTION = """(index) => {
   const output = document.querySelectorAll('.jp-Cell')[index].querySelector('.jp-OutputArea-output');
-  const caption = Array.from(output.querySelectorAll('div')).find(d => d.innerText.startsWith('most similar to'));
+  const caption = Array.from(output.querySelectorAll('div')).find(d => d.innerText.startsWith('most similar to') && !d.querySelector('table'));
   const style = getComputedStyle(caption);
   const line = parseFloat(style.lineHeight) || 1.4 * parseFloat(style.fontSize);
   return {found: !!caption, lines: caption.getBoundingClientRect().height / line,
