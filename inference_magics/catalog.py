@@ -8,7 +8,7 @@ from dataclasses import replace
 from . import policy, routing, settings as settings_module
 from .backends import REGISTRY, get_backend, spec
 from .backends.spec import FIRST_LISTED
-from .errors import ConfigError, InferenceError, PrivacyError
+from .errors import ConfigError, InferenceError, PrivacyError, redact
 
 
 class ModelList(list):
@@ -82,4 +82,5 @@ def health() -> dict:
     names = listed_backends(settings)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         checks = {name: pool.submit(get_backend(name, settings).health) for name in names}
-    return {name: check.result() for name, check in checks.items()}
+    # a detail names the server's URL, which may carry user:password@ or ?key= (registered secrets)
+    return {name: replace(check.result(), detail=redact(check.result().detail)) for name, check in checks.items()}

@@ -12,8 +12,15 @@ class InferenceError(Exception):
     """
 
     def __init__(self, message: str, *, result=None):
-        # one line, whatever a server put in the text it sent us (line breaks, terminal escapes)
-        super().__init__(printable(redact(message)))
+        # one line, whatever a server put in the text it sent us (line breaks, terminal escapes); a
+        # server may echo the request: every secret the detector finds goes too, as in the history
+        try:
+            from .paths import redacted
+
+            message = redacted(message)
+        except Exception:  # noqa: BLE001 — the detector failing must not hide the error being raised
+            message = redact(message)
+        super().__init__(printable(message))
         self.result = result  # the partial Result of a stream that failed after producing text
 
     def with_result(self, result) -> "InferenceError":

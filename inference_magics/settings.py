@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backends import REGISTRY
-from .errors import ConfigError, register_secret
+from .errors import ConfigError, redact, register_secret
 
 #: how long we wait for a TCP connection before calling a backend unreachable
 CONNECT_TIMEOUT_S = 2.0
@@ -138,6 +138,18 @@ def _masked(raw: str) -> str:
     return re.sub(r"\?.*$", "?…", re.sub(r"//[^/@\s]*@", "//***@", str(raw)))
 
 
+def _register_url_secrets(url: str) -> str:
+    """A URL's credentials (user:password or a token before `@`, the query string) are secrets:
+    registered, so `redact` masks them in every error line, health detail, route reason and record."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        register_secret(parts.netloc.rpartition("@")[0])
+    register_secret(parts.query)
+    return url
+
+
 def _http_url(var: str, raw: str) -> str:
     """Accept what Ollama's own OLLAMA_HOST accepts: a URL, host:port, a bare host or :port."""
     text = str(raw).strip().rstrip("/")
@@ -153,9 +165,10 @@ def _http_url(var: str, raw: str) -> str:
         host = "127.0.0.1"
     if not port:  # a bare host means Ollama's port; a URL without a port means the scheme's port
         port = "11434" if "://" not in text else ("443" if scheme == "https" else "80")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{var}={_masked(raw)!r} has a bad port {port!r} — use a number from 1 to 65535.")
-    return f"{scheme}://{host}:{int(port)}{path or ''}"
+    if not port.isdigit() or not 0 < int(port) < 65536:  # a port that runs into password@host or ?key= is not echoed
+        shown = f" {port!r}" if re.fullmatch(r"\w*", port) else ""
+        raise ConfigError(f"{var}={_masked(raw)!r} has a bad port{shown} — use a number from 1 to 65535.")
+    return _register_url_secrets(f"{scheme}://{host}:{int(port)}{path or ''}")
 
 
 def _url(var: str, raw: str) -> str:
@@ -168,7 +181,13 @@ def _url(var: str, raw: str) -> str:
     port = match.group(2)
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
         raise ConfigError(f"{var}={_masked(raw)!r} has a bad port {port!r} — use a number from 1 to 65535.")
-    return text
+    return _register_url_secrets(text)
+
+
+def _optional_url(var: str, raw: str) -> str | None:
+    """An optional endpoint, kept as written; its credentials are registered as secrets."""
+    text = str(raw).strip()
+    return _register_url_secrets(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -207,7 +226,7 @@ VARS: tuple[Var, ...] = (
         "Claude model; the family names sonnet, opus and haiku resolve to the newest model of that family."),
     Var("anthropic_timeout", ("ANTHROPIC_TIMEOUT",), 60000, _positive_int,
         "Milliseconds to wait for Claude to send data (connecting gives up after 2 s)."),
-    Var("anthropic_base_url", ("ANTHROPIC_BASE_URL",), None, _optional_text,
+    Var("anthropic_base_url", ("ANTHROPIC_BASE_URL",), None, _optional_url,
         "Anthropic API endpoint; unset means the official one."),
     Var("anthropic_max_retries", ("ANTHROPIC_MAX_RETRIES",), 2, _count,
         "Retries (with backoff, honouring retry-after) for 429/529 and connection errors before a stream starts."),
@@ -276,8 +295,14 @@ def _has_anthropic_key(self) -> bool:
 
 
 # the settings in force: one frozen field per row of VARS, with the row's default
+def _settings_repr(self) -> str:
+    """Like a dataclass repr, with URL credentials masked (keys already show as Secret('***'))."""
+    return redact(f"Settings({', '.join(f'{v.field}={getattr(self, v.field)!r}' for v in VARS)})")
+
+
 Settings = make_dataclass("Settings", [(v.field, Any, dc_field(default=v.default)) for v in VARS], frozen=True,
-                          namespace={"has_anthropic_key": property(_has_anthropic_key),
+                          repr=False,
+                          namespace={"has_anthropic_key": property(_has_anthropic_key), "__repr__": _settings_repr,
                                      "__doc__": "The settings in force; one field per row of VARS."})
 
 # per-kernel overrides, written by the %config traits (notebook/config.py)

@@ -69,6 +69,13 @@ class InferenceMagics(BaseMagics, SettingTraits):
     overrides its environment variable (the API key is deliberately not one of them: keys belong
     in the environment or .env, never in a notebook's history)."""
 
+    @classmethod
+    def class_get_trait_help(cls, trait, inst=None, helptext=None) -> str:
+        """The `%config InferenceMagics` listing shows each `Current:` value; a URL's credentials are masked."""
+        from ..errors import redact
+
+        return redact(super().class_get_trait_help(trait, inst, helptext))
+
     @magic_arguments()
     @infer_options
     @no_var_expand
