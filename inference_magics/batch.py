@@ -88,8 +88,12 @@ def rows_of(items, column: str | None) -> list:
             if column not in items.columns:
                 raise ConfigError(f"the DataFrame has no column {column!r} — its columns: "
                                   f"{', '.join(map(str, items.columns))}.")
-            return items[column].tolist()
-        return [row for _, row in items.iterrows()]  # {row.title} reads a column
+            rows = items[column].tolist()
+        else:
+            rows = [row for _, row in items.iterrows()]  # {row.title} reads a column
+        if not rows:
+            raise ConfigError("there are no rows to map over (the DataFrame is empty).")
+        return rows
     if column is not None:
         raise ConfigError("--column applies to a DataFrame only.")
     if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):

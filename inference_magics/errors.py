@@ -73,11 +73,14 @@ class InferenceInterrupted(KeyboardInterrupt):
     ``.result`` holds the partial Result, marked interrupted (``.mapped`` the finished rows of a
     --map, ``.experiment`` the runs of an experiment)."""
 
-    def __init__(self, result=None, *, mapped=None, experiment=None):
+    def __init__(self, result=None, *, mapped=None, experiment=None, note: str | None = None):
         super().__init__("interrupted")
         self.result, self.mapped, self.experiment = result, mapped, experiment
+        self.note = note  # what stopped and what to do, where there was no stream (a listing, an estimate)
 
     def _render_traceback_(self) -> list[str]:
+        if self.note is not None:
+            return [f"\x1b[33mInterrupted: {self.note}\x1b[0m"]
         if self.result is None:
             return ["\x1b[33mInterrupted: every stream was stopped; the partial answers are kept.\x1b[0m"]
         n = len(self.result.text)

@@ -17,7 +17,7 @@ from .errors import ConfigError, InferenceError, PrivacyError
 from .interpolate import wire_safe
 
 
-def _batcher():
+def batch_backend():
     """The backend with a Message Batches API (its spec declares "batch")."""
     return offering("batch")[0]
 
@@ -28,7 +28,7 @@ def submit(template: str, items, *, column: str | None = None, model: str | None
     a later kernel can collect it with `collect(id)`. Rows that must stay local are refused in
     their row and never sent."""
     settings = settings_module.load()
-    batcher = _batcher()
+    batcher = batch_backend()
     policy.check("", batcher.name, model, settings, how="--batch-api")  # local-only: not one request to Claude
     # as im.stream does: lone surrogates become a visible ? before anything is sent
     prompts = [wire_safe(prompt) for prompt in render_prompts(template, items, column, namespace)]
@@ -69,12 +69,12 @@ def jobs() -> list[dict]:
     found, _ = cache_for(settings).values("batch-job", "")
     known = sorted((json.loads(v) for v in found), key=lambda job: job["created_at"], reverse=True)
     try:
-        policy.check("", _batcher().name, None, settings, how="polling Message Batches")
+        policy.check("", batch_backend().name, None, settings, how="polling Message Batches")
     except PrivacyError:  # local-only: list what this machine knows, ask Claude nothing
         for job in known:
             job["status"] = "not polled (INFERENCE_PRIVACY=local-only)"
         return known
-    backend = get_backend(_batcher().name, settings)
+    backend = get_backend(batch_backend().name, settings)
     for job in known:
         try:
             job.update(backend.batch_status(job["id"]))
@@ -90,7 +90,7 @@ def collect(batch_id: str) -> Mapped:
     if not found:
         raise ConfigError(f"no batch {batch_id!r} was submitted from here — %infer_batches lists the known ones.")
     job = json.loads(next(iter(found.values())))
-    batcher = _batcher()
+    batcher = batch_backend()
     policy.check("", batcher.name, job["model"], settings, how="collecting a Message Batch")
     backend = get_backend(batcher.name, settings)
     status = backend.batch_status(batch_id)

@@ -73,6 +73,16 @@ def _positive_int(var: str, raw: str) -> int:
     return value
 
 
+MAX_TIMEOUT_MS = 86_400_000  # one day: longer waits overflow the socket layer's timeout (OverflowError deep in a client)
+
+
+def _milliseconds(var: str, raw: str) -> int:
+    value = _positive_int(var, raw)
+    if value > MAX_TIMEOUT_MS:
+        raise ConfigError(f"{var}={raw!r} is too long — use milliseconds from 1 to {MAX_TIMEOUT_MS} (one day).")
+    return value
+
+
 def _optional_positive_int(var: str, raw: str) -> int | None:
     return _positive_int(var, raw) if str(raw).strip() else None
 
@@ -171,23 +181,36 @@ def _http_url(var: str, raw: str) -> str:
     return _register_url_secrets(f"{scheme}://{host}:{int(port)}{path or ''}")
 
 
-def _url(var: str, raw: str) -> str:
+def _url(var: str, raw: str, example: str = "http://localhost:8080/v1") -> str:
     """A full http(s) URL with an optional port, kept as written (minus a trailing slash)."""
     text = str(raw).strip().rstrip("/")
-    match = re.fullmatch(r"https?://(\[[0-9a-fA-F:]+\]|[^/:\s]+)(?::(\d*))?(/\S*)?", text)
+    # userinfo (user:password@, a token@) and a query are allowed: registered as secrets below
+    match = re.fullmatch(r"https?://(?:[^/@\s]*@)?(\[[0-9a-fA-F:]+\]|[^/:@?#\s]+)(?::(\d*))?([/?#]\S*)?", text)
     if not match:
-        raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — use http://HOST:PORT/v1, e.g. "
-                          "http://localhost:8080/v1.")
+        raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — use a full http:// or https:// URL, e.g. "
+                          f"{example}.")
     port = match.group(2)
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
         raise ConfigError(f"{var}={_masked(raw)!r} has a bad port {port!r} — use a number from 1 to 65535.")
     return _register_url_secrets(text)
 
 
-def _optional_url(var: str, raw: str) -> str | None:
-    """An optional endpoint, kept as written; its credentials are registered as secrets."""
-    text = str(raw).strip()
-    return _register_url_secrets(text) if text else None
+def _optional_anthropic_url(var: str, raw: str) -> str | None:
+    """Unset or empty: the official endpoint; else a full http(s) URL (a proxy or a gateway)."""
+    return _url(var, raw, "https://api.anthropic.com") if str(raw).strip() else None
+
+
+def _history(var: str, raw: str) -> str:
+    """on, off (or their usual spellings), or the path of the database file: a bare word that is
+    neither (`none`, `disabled`, a typo) would otherwise become a file of that name next to the notebook."""
+    value = _text(var, raw)
+    word = value.lower()
+    if word in ("on", "true", "1", "yes", "off", "false", "0", "no"):
+        return value
+    if "/" in value or "\\" in value or "." in value or value.startswith("~"):
+        return value
+    raise ConfigError(f"{var}={raw!r} is not valid — use on, off, or the path of the history file "
+                      "(e.g. ./history.sqlite3 or ~/notes/history.sqlite3).")
 
 
 @dataclass(frozen=True)
@@ -215,7 +238,7 @@ VARS: tuple[Var, ...] = (
         "The secret-content guard stays on either way."),
     Var("ollama_base_url", ("OLLAMA_BASE_URL", "OLLAMA_HOST"), "http://localhost:11434", _http_url,
         "Where the Ollama server listens. OLLAMA_HOST is honoured when OLLAMA_BASE_URL is unset."),
-    Var("ollama_timeout", ("OLLAMA_TIMEOUT",), 30000, _positive_int,
+    Var("ollama_timeout", ("OLLAMA_TIMEOUT",), 30000, _milliseconds,
         "Milliseconds to wait for Ollama to send data (connecting gives up after 2 s)."),
     Var("ollama_default_model", ("OLLAMA_DEFAULT_MODEL",), "llama3.2:latest", _text, "Ollama model for general prompts."),
     Var("ollama_chat_model", ("OLLAMA_CHAT_MODEL",), "llama3.2:3b", _text, "Ollama model for chat."),
@@ -224,9 +247,9 @@ VARS: tuple[Var, ...] = (
     Var("anthropic_api_key", ("ANTHROPIC_API_KEY",), None, _secret, "Claude API key. Never shown in any output."),
     Var("anthropic_default_model", ("ANTHROPIC_DEFAULT_MODEL",), "sonnet", _text,
         "Claude model; the family names sonnet, opus and haiku resolve to the newest model of that family."),
-    Var("anthropic_timeout", ("ANTHROPIC_TIMEOUT",), 60000, _positive_int,
+    Var("anthropic_timeout", ("ANTHROPIC_TIMEOUT",), 60000, _milliseconds,
         "Milliseconds to wait for Claude to send data (connecting gives up after 2 s)."),
-    Var("anthropic_base_url", ("ANTHROPIC_BASE_URL",), None, _optional_url,
+    Var("anthropic_base_url", ("ANTHROPIC_BASE_URL",), None, _optional_anthropic_url,
         "Anthropic API endpoint; unset means the official one."),
     Var("anthropic_max_retries", ("ANTHROPIC_MAX_RETRIES",), 2, _count,
         "Retries (with backoff, honouring retry-after) for 429/529 and connection errors before a stream starts."),
@@ -239,7 +262,7 @@ VARS: tuple[Var, ...] = (
     Var("openai_api_key", ("OPENAI_API_KEY",), None, _secret, "Key for the OpenAI-compatible server, if it needs one."),
     Var("openai_default_model", ("OPENAI_DEFAULT_MODEL",), None, _optional_text,
         "Model on the OpenAI-compatible server; unset means the first one it lists."),
-    Var("openai_timeout", ("OPENAI_TIMEOUT",), 60000, _positive_int,
+    Var("openai_timeout", ("OPENAI_TIMEOUT",), 60000, _milliseconds,
         "Milliseconds to wait for the OpenAI-compatible server to send data (connecting gives up after 2 s)."),
     Var("local_server", ("INFERENCE_LOCAL_SERVER",), None, _optional_text,
         "The llama-server binary for the embedded local backend; unset means llama-server on PATH, else the one "
@@ -249,7 +272,7 @@ VARS: tuple[Var, ...] = (
         "Gemma 3 270M."),
     Var("local_ctx_size", ("INFERENCE_LOCAL_CTX_SIZE",), 4096, _positive_int,
         "Context window, in tokens, for the embedded local model."),
-    Var("local_start_timeout", ("INFERENCE_LOCAL_START_TIMEOUT",), 120000, _positive_int,
+    Var("local_start_timeout", ("INFERENCE_LOCAL_START_TIMEOUT",), 120000, _milliseconds,
         "Milliseconds to wait for the embedded server to load its model."),
     Var("local_parallel", ("INFERENCE_LOCAL_PARALLEL",), 4, _positive_int,
         "Requests the embedded server runs at once (llama-server slots, batched together); each slot has the "
@@ -257,14 +280,14 @@ VARS: tuple[Var, ...] = (
     Var("local_threads", ("INFERENCE_LOCAL_THREADS",), None, _optional_positive_int,
         "CPU threads the embedded server computes with; unset means one fewer than this machine's cores (at "
         "least 1), so a busy kernel or browser never stalls it."),
-    Var("local_idle_timeout", ("INFERENCE_LOCAL_IDLE_TIMEOUT",), 60000, _positive_int,
+    Var("local_idle_timeout", ("INFERENCE_LOCAL_IDLE_TIMEOUT",), 60000, _milliseconds,
         "Milliseconds the embedded server (shared by your kernels) stays loaded after its last kernel ends."),
     Var("local_embed_model", ("INFERENCE_LOCAL_EMBED_MODEL",), None, _optional_text,
         "Embedding model of the embedded backend: a GGUF file or an Ollama-pulled model; unset means the "
         "packaged all-MiniLM-L6-v2 (the model of Ollama's all-minilm)."),
     Var("data_dir", ("INFERENCE_DATA_DIR",), None, _optional_text,
         "Folder for the embedding cache and the history (owner-only); unset: the user data directory."),
-    Var("history", ("INFERENCE_HISTORY",), "on", _text,
+    Var("history", ("INFERENCE_HISTORY",), "on", _history,
         "on (a SQLite log of every completion in the data folder), off, or the path of the database file."),
     Var("embed_batch_size", ("INFERENCE_EMBED_BATCH_SIZE",), 256, _positive_int,
         "Texts per embedding request (a list of 10,000 texts makes ceil(10,000 / this) requests)."),

@@ -56,3 +56,15 @@ def test_env_example_documents_every_setting_with_its_default():
         shown = line.group(1)
         assert (var.parse(var.env[0], shown) if shown else None) == var.default, var.env[0]
     assert not [name for name in CONFIGURABLE if not re.search(rf"[\[ ]{name}[\],]", text)]
+
+
+def test_a_misspelt_name_is_one_line_not_a_python_warning(shell, capfd, recwarn):
+    config(shell, "InferenceMagics.ollama_timout = 5000")
+    config(shell, "InferenceMagics.anthropic_api_key = 'sk-ant-x'")
+    err = capfd.readouterr().err
+    assert err.splitlines() == [
+        "InferenceMagics has no setting 'ollama_timout' — did you mean ollama_timeout?",
+        "InferenceMagics has no setting 'anthropic_api_key' — keys belong in the environment or .env, never in a "
+        "notebook's history"]
+    assert not [w for w in recwarn if "not recognized" in str(w.message)]
+    assert settings.load().ollama_timeout == 30000

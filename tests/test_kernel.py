@@ -1,5 +1,6 @@
 """%%infer in a real ipykernel: what a notebook receives on iopub."""
 import json
+import time
 
 import pytest
 
@@ -367,7 +368,7 @@ def test_experiment_magic_table_chart_and_frame(kernel, peers_reset):
 def test_interrupting_an_experiment_stops_every_worker(kernel, peers_reset):
     ollama, _ = peers_reset
     ollama.set(tokens=2000, token_delay=0.02)
-    running = kernel.start("%%experiment --models llama3.2,qwen2.5-coder:7b,llama3.2:3b\ntell a long story")
+    running = kernel.start("%%experiment --models llama3.2,qwen2.5-coder:7b,llama3.2:3b --out runs\ntell a long story")
     kernel.collect(running, timeout=30, until=lambda e: any("word5" in m["content"]["data"]["text/html"]
                                                             for m in e.of_type("update_display_data")))
     kernel.interrupt()
@@ -375,6 +376,33 @@ def test_interrupting_an_experiment_stops_every_worker(kernel, peers_reset):
     assert running.reply["ename"] == "InferenceInterrupted"
     assert "every stream was stopped" in running.errors[0]["traceback"][0]
     assert wait_until(lambda: ollama.disconnects == 3, timeout=3) and ollama.completed == 0
+    # the partial runs are kept, as an interrupted --map keeps its rows
+    kept = kernel.run("print(type(_experiment).__name__, len(runs), 'word5' in runs['text'][0])")
+    assert kept.stdout.strip() == "Experiment 3 True", kept.stdout + kept.stderr
+
+
+def test_map_over_an_empty_frame_or_a_generator_is_one_line_or_works(kernel, peers_reset):
+    kernel.run("import pandas as pd\nempty_frame = pd.DataFrame({'a': []})\nwords = (w for w in ['x', 'y'])")
+    for cell in ("%%infer --map empty_frame\n{row.a}", "%%infer --map empty_frame --column a\n{row}"):
+        run = kernel.run(cell)
+        assert run.reply["status"] == "error" and len(run.errors[0]["traceback"]) == 1, run.errors
+        assert "there are no rows to map over (the DataFrame is empty)" in run.errors[0]["traceback"][0]
+    mapped = kernel.run("%%infer --map words --out answers\n{row}")  # a generator: each item once
+    assert mapped.reply["status"] == "ok", mapped.errors
+    assert kernel.run("print(len(answers))").stdout.strip() == "2"
+
+
+@pytest.mark.parametrize("cell", ["%embed hello", "%models", "%infer_health"])
+def test_the_stop_button_on_a_request_that_is_not_a_stream_is_one_line(kernel, peers_reset, cell):
+    ollama, claude = peers_reset
+    ollama.set(fault="hang", fault_paths=("/api/tags", "/api/version", "/api/show", "/api/ps", "/api/embed"))
+    claude.set(fault="hang", fault_paths=("/v1/models",))
+    running = kernel.start(cell)
+    time.sleep(1.0)
+    kernel.interrupt()
+    kernel.collect(running, timeout=60)
+    assert running.reply["ename"] == "InferenceInterrupted", running.errors
+    assert len(running.errors[0]["traceback"]) == 1 and "was stopped" in running.errors[0]["traceback"][0]
 
 
 def test_an_interrupt_during_a_retry_backoff_stops_at_once(kernel, peers_reset):

@@ -85,6 +85,16 @@ def test_ollama_url_forms(monkeypatch, raw, url):
     ("OLLAMA_BASE_URL", "ftp://host", "is not a usable URL"),
     ("OLLAMA_DEFAULT_MODEL", "   ", "OLLAMA_DEFAULT_MODEL is empty"),
     ("ANTHROPIC_MAX_RETRIES", "-1", "ANTHROPIC_MAX_RETRIES='-1' is not valid"),
+    # a timeout too long for the socket layer failed later as "not Ollama's protocol (OverflowError)"
+    ("OLLAMA_TIMEOUT", "99999999999999999999", "OLLAMA_TIMEOUT='99999999999999999999' is too long"),
+    ("ANTHROPIC_TIMEOUT", "99999999999999999999", "ANTHROPIC_TIMEOUT='99999999999999999999' is too long"),
+    ("OPENAI_TIMEOUT", "99999999999999999999", "OPENAI_TIMEOUT='99999999999999999999' is too long"),
+    # an endpoint without a scheme failed later as "cannot reach the Anthropic API — check the network"
+    ("ANTHROPIC_BASE_URL", "localhost:8080", "ANTHROPIC_BASE_URL='localhost:8080' is not a usable URL"),
+    ("ANTHROPIC_BASE_URL", "ftp://proxy", "use a full http:// or https:// URL"),
+    # a word meaning "off" that is not one of ours became a history file of that name next to the notebook
+    ("INFERENCE_HISTORY", "none", "INFERENCE_HISTORY='none' is not valid — use on, off, or the path"),
+    ("INFERENCE_HISTORY", "disabled", "INFERENCE_HISTORY='disabled' is not valid"),
 ])
 def test_bad_values_name_the_variable_and_what_it_accepts(monkeypatch, var, raw, text):
     monkeypatch.setenv(var, raw)
@@ -139,3 +149,16 @@ def test_credentials_in_a_bad_url_are_not_echoed(monkeypatch):
     with pytest.raises(ConfigError) as err:
         settings.load()
     assert "hunter2pass" not in err.value.message and "key=abc" not in err.value.message
+
+
+@pytest.mark.parametrize("raw", ["on", "OFF", "false", "./history.sqlite3", "~/notes/h.db", "/tmp/x/history"])
+def test_history_takes_a_switch_or_a_path(monkeypatch, raw):
+    monkeypatch.setenv("INFERENCE_HISTORY", raw)
+    assert settings.load().history == raw
+
+
+def test_an_anthropic_gateway_url_is_kept(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://gateway.example.com/anthropic/")
+    assert settings.load().anthropic_base_url == "https://gateway.example.com/anthropic"
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "")
+    assert settings.load().anthropic_base_url is None

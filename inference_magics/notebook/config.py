@@ -4,6 +4,8 @@ reading it gives the value in force (whatever its source), writing it validates 
 per-kernel override, and a rejected value changes nothing."""
 from __future__ import annotations
 
+import sys
+
 from traitlets import HasTraits, MetaHasTraits, TraitType
 
 from .. import settings
@@ -32,3 +34,22 @@ CONFIGURABLE = [var.field for var in settings.VARS if var.configurable]
 #: mixed into InferenceMagics, whose name is the %config section
 SettingTraits = MetaHasTraits("SettingTraits", (HasTraits,),
                               {var.field: Setting(var) for var in settings.VARS if var.configurable})
+
+
+def drop_unknown(configurable, cfg) -> None:
+    """Names of cfg's InferenceMagics section that are no setting: removed, each with one line on
+    stderr naming the close match (or where a key belongs) — instead of traitlets' Python warning,
+    which shows a file path and a line of IPython's source."""
+    from difflib import get_close_matches
+
+    sections = [cfg[name] for name in configurable.section_names() if name in cfg]  # in place: a copy
+    keys = {var.field for var in settings.VARS if not var.configurable}        # would warn again on merge
+    for name in sorted({n for section in sections for n in section if n not in CONFIGURABLE and not n[:1].isupper()}):
+        for section in sections:
+            section.pop(name, None)
+        if name in keys:
+            why = "keys belong in the environment or .env, never in a notebook's history"
+        else:
+            close = get_close_matches(name, CONFIGURABLE, n=1)
+            why = f"did you mean {close[0]}?" if close else "%config InferenceMagics lists the settings"
+        print(f"InferenceMagics has no setting {name!r} — {why}", file=sys.stderr, flush=True)

@@ -1,6 +1,8 @@
 """The magics: thin adapters that parse a line, call the API and show the answer."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -14,6 +16,26 @@ from ..interpolate import interpolate
 
 
 MAX_REPEAT = 20  # %%experiment --repeat: samples per model
+
+
+def interruptible(what: str):
+    """A magic whose work is a request but not a stream (an embedding, a listing, a health check, a
+    token count): the stop button gives one line, not a KeyboardInterrupt traceback through the
+    HTTP client's frames."""
+    import functools
+
+    def decorate(method):
+        @functools.wraps(method)
+        def run(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except InferenceInterrupted:
+                raise
+            except KeyboardInterrupt:
+                raise InferenceInterrupted(note=f"{what} was stopped; nothing was kept — run the cell again.") \
+                    from None
+        return run
+    return decorate
 
 
 class BaseMagics(Magics):
@@ -75,6 +97,12 @@ class InferenceMagics(BaseMagics, SettingTraits):
         from ..errors import redact
 
         return redact(super().class_get_trait_help(trait, inst, helptext))
+
+    def _load_config(self, cfg, section_names=None, traits=None):
+        from .config import drop_unknown
+
+        drop_unknown(self, cfg)  # a misspelt name: one line, not a Python warning
+        super()._load_config(cfg, section_names=section_names, traits=traits)
 
     @magic_arguments()
     @infer_options
@@ -147,6 +175,7 @@ class InferenceMagics(BaseMagics, SettingTraits):
     def _routing(choice: dict) -> dict:
         return {k: choice[k] for k in ("model", "backend", "system", "task", "keep_local") if k in choice}
 
+    @interruptible("--explain (counting the prompt's tokens)")
     def _infer_explain(self, args, text):
         from .. import budget
         from ..untrusted import bundle, escape
@@ -250,16 +279,23 @@ class InferenceMagics(BaseMagics, SettingTraits):
         if args.map not in self.shell.user_ns:
             raise UsageError(f"no variable named {args.map!r} in the notebook — define it first.")
         self._json_or_nothing(args)
-        self._estimate_map(template, args)
-        return self.shell.user_ns[args.map]
+        items = self.shell.user_ns[args.map]
+        if isinstance(items, Iterator):  # a generator: read once, here, so that the estimate does not use it up
+            items = list(items)
+        self._estimate_map(template, args, items)
+        return items
 
-    def _estimate_map(self, template: str, args) -> None:
+    def _estimate_map(self, template: str, args, items) -> None:
         from .. import batch, budget
 
-        prompts = batch.render_prompts(template, self.shell.user_ns[args.map], args.column, self.shell.user_ns)
+        prompts = batch.render_prompts(template, items, args.column, self.shell.user_ns)
         try:
-            chosen = api.route(prompts[0], model=args.model or ("sonnet" if args.batch_api else None),
-                               backend=args.backend, system=args.system)
+            if args.batch_api and not args.model:  # the batch backend's configured model, as the batch will use
+                from ..message_batches import batch_backend
+
+                chosen = api.route(prompts[0], backend=batch_backend().name, system=args.system)
+            else:
+                chosen = api.route(prompts[0], model=args.model, backend=args.backend, system=args.system)
         except InferenceError:
             return  # the first row is refused for its destination; each row is judged on its own later
         found = budget.estimate(chosen.backend, chosen.model, prompts, system=args.system, max_tokens=args.max_tokens)
@@ -339,12 +375,18 @@ class InferenceMagics(BaseMagics, SettingTraits):
         try:
             done = experiments.experiment(prompt, models, repeat=args.repeat, on_progress=view.update, **options)
         except InferenceInterrupted as exc:
-            view.update(exc.experiment)  # every stream stopped; what arrived stays
+            view.update(exc.experiment)  # every stream stopped; what arrived stays, on screen and in variables
+            self._keep_experiment(exc.experiment, args.out)
             raise
         view.finish(done)
+        self._keep_experiment(done, args.out)
+
+    def _keep_experiment(self, done, out) -> None:
+        if done is None:
+            return
         self.shell.user_ns["_experiment"] = done
-        if args.out:
-            self._store(args.out, done.frame())
+        if out:
+            self._store(out, done.frame())
 
     def _estimate_experiment(self, prompt: str, models: list[str], args) -> None:
         from .. import budget

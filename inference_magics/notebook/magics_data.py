@@ -8,7 +8,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import settings
 from . import tables  # light: the renderer loads markdown-it on first use
-from .magics import BaseMagics
+from .magics import BaseMagics, interruptible
 from .options import parse
 
 
@@ -26,6 +26,7 @@ class DataMagics(BaseMagics):
     @argument("-k", type=int, default=5, help="how many to show with --similar-to (default 5)")
     @argument("--no-cache", action="store_true", help="ask the backend even for texts already in the cache")
     @argument("-o", "--out", help="store the result in this variable")
+    @interruptible("the embedding")
     @no_var_expand
     @line_cell_magic
     def embed(self, line, cell=None):
@@ -73,6 +74,7 @@ class DataMagics(BaseMagics):
     @argument("-b", "--backend", help="only this backend")
     @argument("--format", choices=["table", "json"], default="table")
     @argument("-o", "--out", help="store the listing: a pandas DataFrame when pandas is installed, else a list of dicts")
+    @interruptible("listing the models")
     @line_magic
     def models(self, line):
         """Every model of every configured backend in one table, with the defaults for each task."""
@@ -90,6 +92,7 @@ class DataMagics(BaseMagics):
         if args.out:
             self._store(args.out, tables.as_frame(rows))
 
+    @interruptible("the health check")
     @line_magic
     def infer_health(self, line):
         """Each backend: reachable or not, latency, version, and what to do when it is down."""
