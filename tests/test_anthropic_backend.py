@@ -95,6 +95,7 @@ def test_overloaded_after_the_retries(claude):
 @pytest.mark.parametrize("fault, error, text", [
     ("forbidden", im.AuthenticationFailed, "403"),
     ("too_large", im.BackendError, "413"),
+    ("billing", im.AuthenticationFailed, "402 billing_error.*add credits or check billing"),
     ("server_error", im.BackendError, "HTTP 500"),
     ("html", im.BackendError, "web page, not the Anthropic API"),
 ])

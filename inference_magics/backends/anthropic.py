@@ -317,6 +317,9 @@ class AnthropicBackend:
                                  "or an id from %models.")
         if status == 413:
             return BackendError("the request is too large for the Anthropic API (413) — shorten the prompt.")
+        if status == 402 or kind == "billing_error":  # the account, not the request
+            return AuthenticationFailed(f"the Anthropic account cannot pay for this request (402 billing_error: "
+                                        f"{text[:200]}) — add credits or check billing in the Anthropic console.")
         if status == 429 or kind == "rate_limit_error":
             if gave_up:
                 return RateLimited(f"Claude is rate limiting requests (429 rate_limit_error) and {gave_up}")

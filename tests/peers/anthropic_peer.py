@@ -38,6 +38,7 @@ API_FAULTS = {
     "forbidden": (403, "permission_error",
                   "Your API key does not have permission to use the specified resource."),
     "too_large": (413, "request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    "billing": (402, "billing_error", "There's an issue with your billing or payment information."),
 }
 HTML_500 = ("<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n<body>\r\n"
             "<center><h1>500 Internal Server Error</h1></center>\r\n</body>\r\n</html>\r\n")
@@ -650,7 +651,7 @@ class AnthropicPeer(Peer):
              "models": DEFAULT_MODELS, "aliases": DEFAULT_ALIASES, "fault_paths": ("/v1/messages",),
              "batch_seconds": 0.0, "cancel_seconds": 0.0,
              "stop_reason": None}
-    FAULTS = ("rate_limit", "overloaded", "server_error", "forbidden", "too_large",
+    FAULTS = ("rate_limit", "overloaded", "server_error", "forbidden", "too_large", "billing",
               "error_mid_stream", "drop_mid_stream", "html", "hang", "slow_headers")
     Handler = AnthropicHandler
 
