@@ -104,6 +104,9 @@ def current_figure() -> Attachment:
 
 
 def _from_path(path: str) -> Attachment:
+    if os.path.isdir(path):
+        raise ConfigError(f"cannot attach {path!r}: it is a folder — give the path of one image (PNG, JPEG, GIF, "
+                          "WebP) or a PDF in it.")
     if not os.path.isfile(path):
         raise ConfigError(f"cannot attach {path!r}: no such file — give the path of an image (PNG, JPEG, GIF, WebP) "
                           "or a PDF.")

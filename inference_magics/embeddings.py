@@ -40,6 +40,8 @@ def as_texts(texts) -> tuple[list[str], bool]:
     if texts is None:
         raise ConfigError("nothing to embed (got None) — pass a string or a list of strings.")
     if isinstance(texts, str):
+        if not texts.strip():
+            raise ConfigError("the text is empty — nothing to embed.")
         return [texts], True
     if hasattr(texts, "tolist") and not isinstance(texts, (list, tuple)):  # pandas Series, numpy array
         texts = texts.tolist()
@@ -53,6 +55,8 @@ def as_texts(texts) -> tuple[list[str], bool]:
         if not isinstance(item, str):
             raise ConfigError(f"item {i} is a {type(item).__name__}, not a string — convert the items with str() "
                               "or drop that one.")
+        if not item.strip():  # an empty text has no meaning to find (and OpenAI-compatible servers refuse it)
+            raise ConfigError(f"item {i} is empty — drop the empty texts (e.g. [t for t in texts if t.strip()]).")
     return items, False
 
 
@@ -194,9 +198,11 @@ def most_similar(query, vectors, k: int = 5) -> list[tuple[int, float]]:
     if q.shape[-1] != matrix.shape[1]:
         raise ConfigError(f"the query has {q.shape[-1]} dimensions and the vectors {matrix.shape[1]} — embed both "
                           "with the same model.")
+    if int(k) < 1:
+        raise ConfigError(f"k={k} asks for no rows — use k=1 or more (the number of most similar rows to show).")
     norms = _row_norms(matrix) * (np.linalg.norm(q) or 1.0)
     scores = (matrix @ q) / np.where(norms == 0, 1.0, norms)
-    k = max(1, min(int(k), len(scores)))
+    k = min(int(k), len(scores))
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]
     return [(int(i), float(scores[i])) for i in top]

@@ -169,6 +169,9 @@ def _http_url(var: str, raw: str) -> str:
     if not match or "://" in text and not match.group(1):
         raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — use http://HOST:PORT, e.g. http://localhost:11434.")
     scheme, host, port, path = match.groups()
+    if (path or "").startswith("//"):  # `http//host:11434`: a scheme missing its colon, read as a host named http
+        raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — write the scheme as http:// (e.g. "
+                          "http://localhost:11434).")
     scheme = scheme or "http"
     host = host or "127.0.0.1"
     if host in ("0.0.0.0", "[::]"):  # a bind address (as in OLLAMA_HOST for the server), not one to dial

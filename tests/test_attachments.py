@@ -53,6 +53,8 @@ def test_figure_bytes_path_and_pil_become_attachments(tmp_path, figure):
 def test_bad_attachments_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         attachments.load(str(tmp_path / "missing.png"))
+    with pytest.raises(ConfigError, match="it is a folder"):
+        attachments.load(str(tmp_path))
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ConfigError, match="not a PNG, JPEG"):
         attachments.load(str(tmp_path / "notes.txt"))

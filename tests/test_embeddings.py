@@ -96,6 +96,10 @@ def test_most_similar_by_hand():
     assert im.most_similar([1, 0, 0], vectors, k=1)[0] == (0, pytest.approx(1.0))
     with pytest.raises(im.ConfigError, match="the query has 2 dimensions and the vectors 3"):
         im.most_similar([1, 0], vectors)
+    assert len(im.most_similar([1, 0, 0], vectors, k=10)) == 4  # more than there are: all of them
+    for k in (0, -3):
+        with pytest.raises(im.ConfigError, match=f"k={k} asks for no rows"):
+            im.most_similar([1, 0, 0], vectors, k=k)
 
 
 @pytest.mark.parametrize("texts, message", [
@@ -104,6 +108,9 @@ def test_most_similar_by_hand():
     (["ok", 3], "item 1 is a int, not a string"),
     ([None], "item 0 is a NoneType"),
     (42, "cannot embed a int"),
+    ("   ", "the text is empty"),
+    (["ok", "", "fine"], "item 1 is empty"),
+    (["ok", " \n"], "item 1 is empty"),
 ])
 def test_bad_input_is_one_clear_line(ollama, texts, message):
     with pytest.raises(im.ConfigError, match=message):

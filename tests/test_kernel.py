@@ -397,8 +397,10 @@ def test_the_stop_button_on_a_request_that_is_not_a_stream_is_one_line(kernel, p
     ollama, claude = peers_reset
     ollama.set(fault="hang", fault_paths=("/api/tags", "/api/version", "/api/show", "/api/ps", "/api/embed"))
     claude.set(fault="hang", fault_paths=("/v1/models",))
+    hung = ("/api/tags", "/api/version", "/api/show", "/api/ps", "/api/embed")
     running = kernel.start(cell)
-    time.sleep(1.0)
+    # interrupt once the request waits on the hung server (not while the cell still imports)
+    assert wait_until(lambda: any(r.path in hung for r in ollama.requests), timeout=30)
     kernel.interrupt()
     kernel.collect(running, timeout=60)
     assert running.reply["ename"] == "InferenceInterrupted", running.errors

@@ -83,6 +83,7 @@ def test_ollama_url_forms(monkeypatch, raw, url):
     ("OLLAMA_BASE_URL", "http://localhost:99999", "bad port '99999'"),
     ("OLLAMA_BASE_URL", "localhost:abc", "bad port 'abc'"),
     ("OLLAMA_BASE_URL", "ftp://host", "is not a usable URL"),
+    ("OLLAMA_BASE_URL", "http//localhost:11434", "write the scheme as http://"),
     ("OLLAMA_DEFAULT_MODEL", "   ", "OLLAMA_DEFAULT_MODEL is empty"),
     ("ANTHROPIC_MAX_RETRIES", "-1", "ANTHROPIC_MAX_RETRIES='-1' is not valid"),
     # a timeout too long for the socket layer failed later as "not Ollama's protocol (OverflowError)"
