@@ -1,6 +1,7 @@
 """One family of errors, each carrying a single actionable line: what failed, why, what to do."""
 from __future__ import annotations
 
+import logging
 import re
 
 
@@ -109,6 +110,31 @@ _KEY_SHAPES = re.compile(r"\b(sk-ant-[A-Za-z0-9_\-]{6,}|sk-[A-Za-z0-9_\-]{16,})"
 def register_secret(value: str | None) -> None:
     if value and len(value) >= 6:
         _known_secrets.add(value)
+        _mask_client_logs()
+
+
+# the HTTP clients we drive log each request's URL once a user turns logging on (httpx at INFO,
+# the Anthropic SDK at DEBUG): a URL's user:password@ or ?key= would be in those lines
+_CLIENT_LOGGERS = ("httpx", "httpcore", "anthropic._base_client", "ollama._client")
+
+
+class _MaskSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+_MASK = _MaskSecrets()
+
+
+def _mask_client_logs() -> None:
+    for name in _CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _MASK not in logger.filters:
+            logger.addFilter(_MASK)
 
 
 def redact(text: str) -> str:

@@ -86,3 +86,19 @@ def test_the_config_listing_masks_url_credentials(monkeypatch, shell, capsys):
     listing = capsys.readouterr().out
     assert "InferenceMagics.ollama_base_url" in listing
     _clean(listing)
+
+
+def test_the_http_clients_log_lines_never_carry_the_credentials(monkeypatch, caplog, openai_peer, claude_peer):
+    """Once a user turns logging on, httpx (INFO) and the Anthropic SDK (DEBUG) log each request's
+    URL: a configured URL's user:password@ or ?key= is masked in those lines."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_peer.base_url.replace("http://", f"http://{TOKEN}@"))
+    im.infer("hello", backend="openai")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-peer-test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url.replace("http://", f"http://user:{PASSWORD}@"))
+    im.infer("hello", model="claude-haiku-4-5")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "HTTP Request" in logged and "/v1/messages" in logged  # the lines are there, masked
+    _clean(logged)
