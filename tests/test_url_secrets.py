@@ -98,7 +98,8 @@ def test_the_http_clients_log_lines_never_carry_the_credentials(monkeypatch, cap
     im.infer("hello", backend="openai")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-peer-test-key")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", claude_peer.url.replace("http://", f"http://user:{PASSWORD}@"))
-    im.infer("hello", model="claude-haiku-4-5")
+    with pytest.raises(im.AuthenticationFailed):  # httpx sends the userinfo as Basic auth, which the peer refuses
+        im.infer("hello", model="claude-haiku-4-5")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "HTTP Request" in logged and "/v1/messages" in logged  # the lines are there, masked
     _clean(logged)
