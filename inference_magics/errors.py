@@ -113,9 +113,10 @@ def register_secret(value: str | None) -> None:
         _mask_client_logs()
 
 
-# the HTTP clients we drive log each request's URL once a user turns logging on (httpx at INFO,
-# the Anthropic SDK at DEBUG): a URL's user:password@ or ?key= would be in those lines
-_CLIENT_LOGGERS = ("httpx", "httpcore", "anthropic._base_client", "ollama._client")
+# the HTTP clients we drive log each request's URL once a user turns logging on (httpx, and httpx2
+# under the Anthropic SDK, at INFO; the SDK itself at DEBUG): a URL's user:password@ or ?key= would
+# be in those lines
+_CLIENT_LOGGERS = ("httpx", "httpcore", "httpx2", "httpcore2", "anthropic._base_client", "ollama._client")
 
 
 class _MaskSecrets(logging.Filter):
