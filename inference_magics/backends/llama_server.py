@@ -218,6 +218,9 @@ class LlamaServer:
                 return False
             if state.get("url") != self.url:  # the first port was taken meanwhile: the supervisor moved on
                 self.url, self.pid = state["url"], state["server_pid"]
+            if state.get("status") != "ready":  # the supervisor says ready once its own child holds the port
+                time.sleep(0.05)
+                continue
             try:
                 if _health(self.url, timeout=1) == 200:
                     return True

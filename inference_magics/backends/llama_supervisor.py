@@ -84,6 +84,40 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _listens(pid: int, port: int) -> bool:
+    """Is the process `pid` the one listening on 127.0.0.1:port? llama-server's command line (and so
+    its port) is readable by every local user, who could bind the port first and answer /health: a
+    200 from the port proves nothing until the listening socket is our child's. Linux only (/proc);
+    elsewhere it cannot be told and is assumed."""
+    if not os.path.exists("/proc/net/tcp"):
+        return True
+    wanted = f"0100007F:{port:04X}" if sys.byteorder == "little" else f"7F000001:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as table:
+            inodes = {f"socket:[{fields[9]}]" for fields in (line.split() for line in list(table)[1:])
+                      if fields[1] == wanted and fields[3] == "0A"}  # 0A: LISTEN
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return True
+            except OSError:
+                continue
+    except OSError:
+        return False
+    return False
+
+
+def _bind_failed(log: Path, since: int) -> bool:
+    """Did the server we started at offset `since` of the log fail to bind its port? (Not only its
+    last line: llama-server ends with "exiting due to HTTP server error" after "couldn't bind".)"""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(since)
+            return "bind" in handle.read(65536).decode(errors="replace").lower()
+    except OSError:
+        return False
+
+
 def _log_tail(log: Path) -> str:
     try:
         with open(log, "rb") as handle:
@@ -115,14 +149,16 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{port}"
             log.write(f"\n--- starting on port {port}: {' '.join(command)}\n".encode())
             log.flush()
+            since = log.tell()
             server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)],
                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                       preexec_fn=_in_child_before_exec)
             write_state(args.state, **base, status="loading", server_pid=server.pid, url=url,
                         started_at=time.time())
-            while server.poll() is None and not stopping and not _healthy(url):
+            # ready only when our child answers on the port: not another process that took it first
+            while server.poll() is None and not stopping and not (_healthy(url) and _listens(server.pid, port)):
                 time.sleep(0.05)
-            if server.poll() is None or "bind" not in _log_tail(args.log).lower():
+            if server.poll() is None or not _bind_failed(args.log, since):
                 break
         if server.poll() is None and not stopping:
             write_state(args.state, **base, status="ready", server_pid=server.pid, url=url,
