@@ -245,11 +245,13 @@ class Stream:
             return None
         from . import response_cache
 
+        if self._cache_mode == "replay" and (problem := response_cache.replay_problem(self._settings)):
+            raise response_cache.replay_miss(result.request_sha256, problem)  # the file, not the request
         entry, notice = response_cache.lookup(self._settings, result.request_sha256)
         if notice:
             result.notices.append(notice)
         if entry is None and self._cache_mode == "replay":
-            raise response_cache.replay_miss(result.request_sha256)
+            raise response_cache.replay_miss(result.request_sha256, response_cache.replay_problem(self._settings))
         return entry
 
     def _run(self) -> Iterator[str]:

@@ -35,6 +35,8 @@ class BlobCache:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._failed = False
+        self.problem: str | None = None  # why the cache went off (kept: replay must say it, not "never recorded")
+        self._busy_said = False
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -53,8 +55,16 @@ class BlobCache:
             with self._lock:
                 return action(self._connect()), None
         except (sqlite3.Error, OSError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                # another kernel is writing the same file: this action is skipped, the cache stays on
+                if self._busy_said:
+                    return None, None
+                self._busy_said = True
+                return None, (f"the cache at {self.path} was busy (another kernel is writing it), so it was "
+                              "skipped for this request — nothing to fix; later requests use it again.")
             self._failed = True
-            return None, (f"the cache is off for this session: {self.path} failed ({exc}) — fix or delete that "
+            self.problem = f"{self.path} failed ({exc})"
+            return None, (f"the cache is off for this session: {self.problem} — fix or delete that "
                           "file, or point INFERENCE_DATA_DIR elsewhere.")
 
     def get_many(self, kind: str, scope: str, digests: list[bytes]) -> tuple[dict[bytes, bytes], str | None]:

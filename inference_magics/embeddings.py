@@ -104,6 +104,10 @@ def _vectors(vectors, expected: int, backend: str) -> list[np.ndarray]:
             len({a.size for a in arrays}) > 1:
         raise BackendError(f"{backend} did not answer with one vector of numbers per text (asked for {expected}) — "
                            "check that the model is an embedding model and the server speaks its API.")
+    # a NaN (llama-server writes one as null) or an infinity would be cached for good and rank as noise
+    if (bad := next((i for i, a in enumerate(arrays) if not np.isfinite(a).all()), None)) is not None:
+        raise BackendError(f"{backend} answered with a vector holding NaN or infinity (or null) for text {bad} of "
+                           f"this batch — nothing was cached; try another embedding model or check that text.")
     return arrays
 
 
@@ -112,42 +116,67 @@ def _embed(items, route, settings, use_cache, progress) -> Embedded:
     keys = [digest(t) for t in items]
     from . import response_cache  # INFERENCE_CACHE=on|replay keeps vectors in the portable response cache
 
+    replay = settings.cache == "replay"
+    if replay and (problem := response_cache.replay_problem(settings)):  # the file, not the texts
+        raise response_cache.embedding_miss(route.backend, route.model, len(set(keys)), problem)
     store = response_cache.embedding_store(settings, use_cache)
     found: dict[bytes, np.ndarray] = {}
     if store is not None:
         blobs, notice = store.get_many(f"embed:{route.backend}", route.model, list(dict.fromkeys(keys)))
         found = {key: np.frombuffer(blob, dtype=np.float32) for key, blob in blobs.items()}
         result.notices += [notice] if notice else []
+    if len({v.size for v in found.values()}) > 1:  # vectors of two models under one name: none can be trusted
+        if replay:
+            raise ConfigError(f"the cache holds vectors of different lengths for {route.backend} · {route.model} "
+                              "(the model changed under its name) — re-record them with INFERENCE_CACHE=on.")
+        found = {}
     missing = list(dict.fromkeys(t for t, k in zip(items, keys) if k not in found))  # dedupe by content
-    result.cached = len(items) - sum(1 for k in keys if k not in found)
-    if missing and settings.cache == "replay":  # replay never calls a model
-        raise response_cache.embedding_miss(route.backend, route.model, len(missing))
+    from_cache = set(found)
+    if missing and replay:  # replay never calls a model
+        raise response_cache.embedding_miss(route.backend, route.model, len(missing),
+                                            response_cache.replay_problem(settings))
     if missing:
-        backend = get_backend(route.backend, settings)
-        size = settings.embed_batch_size
-        batches = range(0, len(missing), size)
-        bar = progress_bar(len(missing), progress, label=f"embedding with {route.model}", unit="text",
-                           show_from=PROGRESS_FROM)
-        try:
-            for start in batches:
-                batch = missing[start:start + size]
-                with telemetry.begin("embeddings", route.model, route=route, texts=len(batch)):
-                    vectors = backend.embed(batch, route.model)
-                result.requests += 1
-                fresh = [(digest(t), vector) for t, vector in zip(batch, _vectors(vectors, len(batch), route.backend))]
-                found.update(fresh)
-                if store is not None and (notice := store.put_many(
-                        f"embed:{route.backend}", route.model, [(key, vec.tobytes()) for key, vec in fresh])):
-                    result.notices.append(notice)
-                if bar is not None:
-                    bar.update(len(batch))
-        finally:
-            if bar is not None:
-                bar.close()
+        fresh = _request(missing, route, settings, store, result, progress)
+        dims = next(iter(fresh.values())).size
+        stale = list(dict.fromkeys(t for t, k in zip(items, keys) if k in found and found[k].size != dims))
+        if stale:  # the model behind this name changed (a re-pull, another file): cached vectors are its old ones
+            result.notices.append(f"{len(stale)} cached vector(s) for {route.backend} · {route.model} had "
+                                  f"{next(found[digest(t)] for t in stale).size} dimensions and the model now "
+                                  f"gives {dims}: the model changed under its name, so they were embedded again.")
+            fresh.update(_request(stale, route, settings, store, result, None))
+            from_cache -= {digest(t) for t in stale}
+        found.update(fresh)
+    result.cached = sum(1 for k in keys if k in from_cache)
     result.vectors = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
     result.vectors.flags.writeable = False  # read-only, so most_similar may keep its row norms
     return result
 
+
+
+def _request(texts, route, settings, store, result, progress) -> dict[bytes, np.ndarray]:
+    """Ask the backend for these texts' vectors, batch by batch, keeping each batch in the store."""
+    found: dict[bytes, np.ndarray] = {}
+    backend = get_backend(route.backend, settings)
+    size = settings.embed_batch_size
+    bar = progress_bar(len(texts), progress, label=f"embedding with {route.model}", unit="text",
+                       show_from=PROGRESS_FROM)
+    try:
+        for start in range(0, len(texts), size):
+            batch = texts[start:start + size]
+            with telemetry.begin("embeddings", route.model, route=route, texts=len(batch)):
+                vectors = backend.embed(batch, route.model)
+            result.requests += 1
+            fresh = [(digest(t), vector) for t, vector in zip(batch, _vectors(vectors, len(batch), route.backend))]
+            found.update(fresh)
+            if store is not None and (notice := store.put_many(
+                    f"embed:{route.backend}", route.model, [(key, vec.tobytes()) for key, vec in fresh])):
+                result.notices.append(notice)
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+    return found
 
 
 def embed(texts, *, model=None, backend=None, cache=True):
@@ -191,15 +220,24 @@ def _row_norms(matrix: np.ndarray) -> np.ndarray:
 def most_similar(query, vectors, k: int = 5) -> list[tuple[int, float]]:
     """The k rows of `vectors` most similar to `query` by cosine: [(index, score), ...], best first.
     Vectorised: one matrix-vector product and a partial sort, whatever the number of rows."""
-    matrix = np.asarray(vectors, np.float32)
-    q = np.asarray(query, np.float32)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k={k!r} asks for no rows — use a whole number from 1 up (how many of the most similar "
+                          "rows to show).")
+    try:
+        matrix = np.asarray(vectors, np.float32)
+        q = np.asarray(query, np.float32)
+    except (TypeError, ValueError):
+        raise ConfigError("most_similar needs vectors of one length (and a query of numbers) — embed them all with "
+                          "the same model.") from None
+    if q.ndim == 2 and len(q) == 1:  # im.embed(["query"]) gives a (1, D) array
+        q = q[0]
+    if q.ndim != 1:
+        raise ConfigError(f"the query must be one vector, not an array of shape {q.shape} — pick one row.")
     if matrix.ndim != 2 or not len(matrix):
         raise ConfigError("most_similar needs a non-empty list of vectors.")
     if q.shape[-1] != matrix.shape[1]:
         raise ConfigError(f"the query has {q.shape[-1]} dimensions and the vectors {matrix.shape[1]} — embed both "
                           "with the same model.")
-    if int(k) < 1:
-        raise ConfigError(f"k={k} asks for no rows — use k=1 or more (the number of most similar rows to show).")
     norms = _row_norms(matrix) * (np.linalg.norm(q) or 1.0)
     scores = (matrix @ q) / np.where(norms == 0, 1.0, norms)
     k = min(int(k), len(scores))

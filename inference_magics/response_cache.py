@@ -101,7 +101,20 @@ def store(settings, key: str, result, prompt: str) -> str | None:
     return cache_at(path_for(settings)).put_many(KIND, "", [(bytes.fromhex(key), blob)])
 
 
-def replay_miss(key: str) -> CacheMiss:
+def replay_problem(settings) -> str | None:
+    """Why replay cannot read the cache file at all (missing, corrupt), or None. Asked before a
+    lookup, so that a mistyped INFERENCE_CACHE_FILE is not created empty and every request then
+    called "never recorded"."""
+    path = path_for(settings)
+    if not path.is_file():
+        return f"the cache file {path} does not exist — check INFERENCE_CACHE_FILE (or record it with INFERENCE_CACHE=on)"
+    problem = cache_at(path).problem
+    return f"the cache file cannot be read: {problem} — restore the recorded file" if problem else None
+
+
+def replay_miss(key: str, problem: str | None = None) -> CacheMiss:
+    if problem:
+        return CacheMiss(f"INFERENCE_CACHE=replay and request {key[:16]} cannot be replayed: {problem}.")
     return CacheMiss(f"INFERENCE_CACHE=replay and request {key[:16]} is not in the cache — run it once with "
                      "INFERENCE_CACHE=on (or this cell with --no-cache) to record it.")
 
@@ -135,6 +148,8 @@ def embedding_store(settings, use_cache: bool):
     return cache_for(settings) if use_cache else None
 
 
-def embedding_miss(backend: str, model: str, missing: int) -> CacheMiss:
+def embedding_miss(backend: str, model: str, missing: int, problem: str | None = None) -> CacheMiss:
+    if problem:
+        return CacheMiss(f"INFERENCE_CACHE=replay and {missing} text(s) cannot be replayed: {problem}.")
     return CacheMiss(f"INFERENCE_CACHE=replay and {missing} text(s) were never embedded with {backend} · {model} — "
                      "run it once with INFERENCE_CACHE=on to record them.")

@@ -187,3 +187,57 @@ def test_vectors_from_embed_are_read_only_and_searches_reuse_their_norms_exactly
     del vectors
     gc.collect()
     assert key not in embeddings._norms  # forgotten with the array
+
+
+def test_a_model_changed_under_its_name_is_embedded_again_not_mixed_with_its_old_vectors(ollama):
+    """`ollama pull` of a new version (or another GGUF at INFERENCE_LOCAL_EMBED_MODEL's path) keeps the
+    name: a cached vector of the old weights must not be stacked with fresh ones of the new."""
+    from tests.peers.ollama_peer import DEFAULT_MODELS, model_entry
+
+    assert embeddings.run(["the cat sat", "stock markets"]).vectors.shape == (2, 768)
+    others = [m for m in DEFAULT_MODELS if (m if isinstance(m, str) else m["name"]) != "nomic-embed-text:latest"]
+    ollama.set(models=others + [model_entry("nomic-embed-text:latest", family="nomic-bert", embedding=True,
+                                            embedding_length=1024, digest="f" * 64)])
+    done = embeddings.run(["the cat sat", "a new text"])  # one cached (768), one fresh (1024)
+    assert done.vectors.shape == (2, 1024) and done.cached == 0
+    assert np.allclose(done.vectors[0], ollama.embedding("the cat sat", "nomic-embed-text:latest"), atol=1e-6)
+    assert any("changed under its name" in n for n in done.notices)
+    assert embeddings.run(["the cat sat"]).vectors.shape == (1, 1024)  # the cache now holds the new vector
+
+
+def test_a_vector_with_nan_is_one_line_and_never_cached(ollama, monkeypatch):
+    from tests.peers import ollama_peer
+
+    real = ollama_peer.unit_vector
+    monkeypatch.setattr(ollama_peer, "unit_vector", lambda text, dims: [float("nan")] + real(text, dims)[1:])
+    with pytest.raises(im.InferenceError) as failed:
+        im.embed(["a text"])
+    assert "NaN" in failed.value.message and "\n" not in failed.value.message
+    monkeypatch.setattr(ollama_peer, "unit_vector", real)
+    assert np.isfinite(im.embed(["a text"])).all()
+
+
+def test_most_similar_refuses_a_k_below_one_and_takes_a_one_row_query():
+    vectors = np.eye(3, dtype=np.float32)
+    for k in (0, -2):
+        with pytest.raises(im.ConfigError):
+            im.most_similar(vectors[0], vectors, k=k)
+    assert im.most_similar(vectors[:1], vectors, k=1) == [(0, 1.0)]  # what im.embed(["query"]) returns
+    with pytest.raises(im.ConfigError):
+        im.most_similar(vectors[0], [[1, 0, 0], [1, 0]], k=1)  # ragged: one line, not numpy's ValueError
+
+
+def test_a_cache_busy_with_another_kernels_write_is_skipped_once_not_turned_off(ollama, tmp_path):
+    import sqlite3
+
+    embeddings.run(["warm"])  # creates the file
+    other = sqlite3.connect(tmp_path / "data" / "cache.sqlite3")
+    other.execute("BEGIN EXCLUSIVE")  # another kernel in the middle of a long write
+    try:
+        busy = embeddings.run(["first while busy"])
+    finally:
+        other.rollback()
+        other.close()
+    assert any("busy" in n for n in busy.notices) and not any("is off" in n for n in busy.notices)
+    embeddings.run(["after"])
+    assert embeddings.run(["after"]).requests == 0  # the cache is still on

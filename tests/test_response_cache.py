@@ -204,3 +204,25 @@ def test_a_replayed_answer_reads_like_the_original_cut_at_the_limit_and_free_of_
     # a free (local) answer, first or replayed, shows no cost rather than "≈ $0.0000"
     assert "$" not in footer(first) and "$" not in footer(again), (footer(first), footer(again))
     assert "first token" in footer(first) and "first token" not in footer(again)  # a replay's 0.00 s measures nothing
+
+
+def test_replay_from_a_missing_or_unreadable_file_names_the_file_not_a_missing_request(cached, monkeypatch, tmp_path):
+    """A mistyped INFERENCE_CACHE_FILE or a file that is not SQLite (a Git LFS pointer checked out in
+    CI) is not "never recorded": re-recording would not help, restoring the file would."""
+    path = tmp_path / "notebooks" / "respones.sqlite3"  # a typo
+    monkeypatch.setenv("INFERENCE_CACHE_FILE", str(path))
+    monkeypatch.setenv("INFERENCE_CACHE", "replay")
+    with pytest.raises(response_cache.CacheMiss) as miss:
+        im.infer("asked once")
+    assert "does not exist" in miss.value.message and str(path) in miss.value.message
+    assert not path.exists()  # replay reads; it never creates an empty file
+    with pytest.raises(response_cache.CacheMiss) as miss:
+        im.embed(["a cat"], backend="ollama")
+    assert "does not exist" in miss.value.message
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 8192\n")
+    for _ in range(2):  # the second time too (the cache object remembers why it is off)
+        with pytest.raises(response_cache.CacheMiss) as miss:
+            im.infer("asked once")
+        assert "not a database" in miss.value.message and "\n" not in miss.value.message
+    assert not messages_sent(cached[0]) and not messages_sent(cached[1])
