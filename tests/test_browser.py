@@ -289,8 +289,10 @@ def test_regenerate_and_edit_replace_the_last_exchange_in_the_page(chat):
     chats = [r.body for r in peer.requests if r.path == "/api/chat"]
     assert chats[0]["messages"] == chats[1]["messages"]               # the same question again
     assert [t["kind"] for t in widget.state()["turns"]] == ["user", "assistant"]  # replaced, not added
-    widget.root.locator(".im-user .im-turn-tools button").click()        # ✎ Edit
-    assert widget.input.input_value() == "first try"
+    widget.input.fill("a draft")
+    widget.root.locator(".im-user .im-turn-tools button").click()        # ✎ Edit: the kernel sends the text back
+    widget.lab.wait_for("() => document.querySelector('.im-chat .im-input').value === 'first try\\n\\na draft'",
+                        "the last message put back above the draft", 10)
     widget.input.fill("second try")
     widget.send_button.click()
     widget.wait_for(lambda s: s["busy"] == "false" and [t["body"] for t in s["turns"] if t["kind"] == "user"]

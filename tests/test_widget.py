@@ -236,3 +236,39 @@ def test_a_waiting_reason_is_shown_as_text_never_as_markup(chat):
     widget._waiting(answer, "<img src=x onerror=alert(1)> retrying")
     widget._draw(force=True)
     assert "&lt;img src=x onerror=alert(1)&gt; retrying" in widget.transcript_html and "<img" not in widget.transcript_html
+
+
+def test_edit_followed_by_a_command_keeps_the_last_exchange(chat):
+    """✎ Edit, then a /command typed instead of the edited message: the command runs, and the last
+    exchange (question and answer) is still there — nothing replaced it."""
+    widget, ollama, _ = chat
+    ollama.set(tokens=5)
+    widget.ask("question one, carefully worded", wait=True)
+    widget._on_frontend_message(widget, {"type": "send", "text": "/model llama3.2:3b", "replace_last": True}, [])
+    assert [m["content"] for m in widget.history] == ["question one, carefully worded", ollama.expected_text()]
+    widget._on_frontend_message(widget, {"type": "send", "text": "question two", "replace_last": True}, [])
+    widget._worker.join(timeout=10)
+    assert [m["content"] for m in widget.history] == ["question two", ollama.expected_text()]  # a message does replace
+
+
+def test_no_secret_in_the_synced_state_that_the_notebook_file_keeps(chat):
+    """Synced traits are saved in the notebook (Save Widget State): a secret typed in the chat, in
+    /system or in the system field stays out of them; the model still gets the text as typed."""
+    widget, ollama, _ = chat
+    secret, key = "hunter2hunter2", "sk-ant-api03-" + "Qx7" * 30
+    widget.ask(f"my password is {secret}", wait=True)
+    widget.ask(f"/system use the key {key}")
+    widget._on_frontend_message(widget, {"type": "system", "text": f"my password is {secret}"}, [])
+    widget.ask("and again", wait=True)
+    state = json.dumps(widget.get_state())
+    assert secret not in state and key[:20] not in state, [k for k, v in widget.get_state().items()
+                                                          if secret in json.dumps(v) or key[:20] in json.dumps(v)]
+    assert "[redacted: a password]" in widget.transcript_html
+    assert chats(ollama)[0]["messages"][-1]["content"] == f"my password is {secret}"  # sent as typed (locally)
+    assert widget.system == f"my password is {secret}"
+    # the page shows the prompt redacted; sent back unchanged with a message, it keeps the one typed
+    assert secret not in widget.system_shown
+    widget._on_frontend_message(widget, {"type": "send", "text": "once more", "system": widget.system_shown}, [])
+    widget._worker.join(timeout=10)
+    assert widget.system == f"my password is {secret}"
+    assert chats(ollama)[-1]["messages"][0] == {"role": "system", "content": f"my password is {secret}"}

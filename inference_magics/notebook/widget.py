@@ -34,11 +34,15 @@ class ChatWidget(anywidget.AnyWidget):
     transcript_html = traitlets.Unicode("").tag(sync=True)
     models = traitlets.List(traitlets.Dict(), default_value=[{"label": "auto (routing)", "value": AUTO}]).tag(sync=True)
     choice = traitlets.Unicode(AUTO).tag(sync=True)   # "auto" or "<backend> <model>"
-    system = traitlets.Unicode("").tag(sync=True)
+    # synced state is saved in the notebook file, where a secret typed in the chat must not be kept:
+    # the page shows the system prompt redacted (`system_shown`; sent back unchanged, it keeps the
+    # prompt as typed), and gets the text Edit puts back by message, on request
+    system = traitlets.Unicode("")
+    system_shown = traitlets.Unicode("").tag(sync=True)
     route = traitlets.Unicode("").tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)
     closed = traitlets.Bool(False).tag(sync=True)
-    last_user_text = traitlets.Unicode("").tag(sync=True)  # what "Edit" puts back in the input
+    last_user_text = traitlets.Unicode("")  # what "Edit" puts back in the input (sent on request)
 
     def __init__(self, model: str | None = None, *, backend: str | None = None, system: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -51,8 +55,9 @@ class ChatWidget(anywidget.AnyWidget):
         self._status: tuple[Turn | None, str] = (None, "")  # an answer that waits, and why
         self._worker: threading.Thread | None = None
         self._throttle = Throttle(self._render)
-        self.system = system or ""
         self.observe(self._describe_choice, names="choice")
+        self.observe(lambda change: setattr(self, "system_shown", redacted(change["new"])), names="system")
+        self.system = system or ""
         if model or backend:
             self._choose(model, backend)
         self._describe_choice()
@@ -96,16 +101,25 @@ class ChatWidget(anywidget.AnyWidget):
     def _on_frontend_message(self, _widget, content, _buffers) -> None:
         if content.get("type") == "send":
             if "system" in content:
-                self.system = content["system"]
+                self._system_from_page(content["system"])
             if content.get("choice"):
                 self.choice = content["choice"]
-            if content.get("replace_last") and content.get("text", "").strip() and not self.busy:
-                self._forget_last_exchange()  # "Edit": the new text replaces the last message
+            if (content.get("replace_last") and content.get("text", "").strip() and not self.busy
+                    and parse_command(content["text"]) is None):
+                self._forget_last_exchange()  # "Edit": the new message (not a command) replaces the last one
             self._handle(content.get("text", ""))
         elif content.get("type") == "stop":
             self.stop()
         elif content.get("type") == "regenerate":
             self._handle("/retry")
+        elif content.get("type") == "system":
+            self._system_from_page(content.get("text", ""))
+        elif content.get("type") == "edit":
+            self.send({"type": "edit", "text": self.last_user_text})
+
+    def _system_from_page(self, text: str) -> None:
+        if text != self.system_shown:  # the redacted prompt sent back unchanged keeps the one typed
+            self.system = text
 
     def _handle(self, text: str) -> None:
         if not text.strip() or self.closed:
@@ -302,14 +316,14 @@ class ChatWidget(anywidget.AnyWidget):
                 waiting = self._status[1] if self._status[0] is turn and not turn.done else "…"
                 body = f"<p class='im-status'>{escape(waiting)}</p>"
             elif turn.done or turn.role == "user":
-                body = markdown_html(turn.text)
+                body = markdown_html(redacted(turn.text))  # kept in the notebook file: no secret
             else:
                 body = self._streaming.render(turn.text)
-            meta = f"<div class='im-meta'>{escape(turn.meta)}</div>" if turn.meta else ""
+            meta = f"<div class='im-meta'>{escape(redacted(turn.meta))}</div>" if turn.meta else ""
             out = (f"<div class='im-turn im-{turn.role}'><div class='im-who'>{who}</div>"
                    f"<div class='im-body'>{body}</div>{meta}</div>")
         else:
-            out = f"<div class='im-turn im-{turn.role}'>{escape(turn.text)}</div>"
+            out = f"<div class='im-turn im-{turn.role}'>{escape(redacted(turn.text))}</div>"
         if turn.done:
             self._rendered[id(turn)] = out
         return out

@@ -191,11 +191,8 @@ function render({ model, el }) {
     if (lastUser) {
       const tools = document.createElement("div");
       tools.className = "im-turn-tools";
-      tools.appendChild(button("✎ Edit", "edit the last message and send it again", () => {
-        input.value = model.get("last_user_text");
-        editing = true;
-        input.focus();
-      }));
+      tools.appendChild(button("✎ Edit", "edit the last message and send it again",
+        () => model.send({ type: "edit" })));  // the kernel answers with the text (never kept in synced state)
       lastUser.appendChild(tools);
     }
   }
@@ -254,17 +251,26 @@ function render({ model, el }) {
   send.addEventListener("click", submit);
   stop.addEventListener("click", () => model.send({ type: "stop" }));
   select.addEventListener("change", () => { model.set("choice", select.value); model.save_changes(); });
-  system.addEventListener("change", () => { model.set("system", system.value); model.save_changes(); });
+  system.addEventListener("change", () => model.send({ type: "system", text: system.value }));
+  model.on("msg:custom", (message) => {
+    if (message.type === "edit") {
+      // a draft being typed is not lost: it stays below the message put back
+      const draft = input.value.trim() && input.value !== message.text ? "\n\n" + input.value : "";
+      input.value = message.text + draft;
+      editing = true;
+      input.focus();
+    }
+  });
 
   model.on("change:models", drawModels);
   model.on("change:choice", () => { select.value = model.get("choice"); });
-  model.on("change:system", () => { system.value = model.get("system"); });
+  model.on("change:system_shown", () => { system.value = model.get("system_shown"); });
   model.on("change:route", () => { route.textContent = model.get("route"); });
   model.on("change:transcript_html", () => { heard(); drawTranscript(); });
   model.on("change:busy", () => { heard(); drawBusy(); });
   model.on("change:closed", () => { heard(); drawClosed(); });  // /exit adds no turn
   drawModels();
-  system.value = model.get("system");
+  system.value = model.get("system_shown");
   route.textContent = model.get("route");
   drawTranscript();
   drawBusy();
