@@ -120,12 +120,12 @@ def _resolve(route: Route, settings) -> Route:
 
 
 def route(prompt: str, *, model: str | None = None, backend: str | None = None, task: str | None = None,
-          system: str | None = None, messages=None) -> Route:
+          system: str | None = None, messages=None, keep_local: str | None = None) -> Route:
     """Where this prompt would go and why. Calls no model (it may read Claude's model list to
     resolve a family name such as `sonnet`)."""
     current = settings_module.load()
     decided = routing.decide(_routing_text(prompt, system, messages), current, model=model, backend=backend, task=task,
-                             unavailable=not_installed(current))
+                             unavailable=not_installed(current), keep_local=keep_local)
     return _resolve(decided, current)
 
 

@@ -13,6 +13,7 @@ from .conversation import context_tokens, trim_to_context
 DEFAULT = "default"  # the thread --continue uses when no --thread is named
 
 _threads: dict[str, list[dict]] = {}
+_kept_local: dict[str, str] = {}  # thread -> why one of its turns was kept on this machine by default (--fix)
 _lock = threading.Lock()
 
 
@@ -22,12 +23,15 @@ def messages(name: str = DEFAULT) -> list[dict]:
         return [dict(m) for m in _threads.get(name, ())]
 
 
-def add_exchange(name: str, prompt: str, answer: str) -> None:
+def add_exchange(name: str, prompt: str, answer: str, keep_local: str | None = None) -> None:
     """Keep a finished question and answer (an empty or failed answer is not kept: the next
-    turn would otherwise answer to nothing)."""
+    turn would otherwise answer to nothing). `keep_local`: why this turn stayed on this machine by
+    default (a --fix); every later turn of the thread then does too, unless a model is named."""
     if not answer.strip():
         return
     with _lock:
+        if keep_local:
+            _kept_local.setdefault(name, keep_local)
         _threads.setdefault(name, []).extend(
             [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}])
 
@@ -35,7 +39,15 @@ def add_exchange(name: str, prompt: str, answer: str) -> None:
 def reset(name: str = DEFAULT) -> int:
     """Forget a thread; returns how many messages it held."""
     with _lock:
+        _kept_local.pop(name, None)
         return len(_threads.pop(name, ()))
+
+
+def kept_local(name: str) -> str | None:
+    """Why this thread's turns stay on this machine by default (None: routed as usual)."""
+    with _lock:
+        reason = _kept_local.get(name)
+    return f"thread {name!r} holds a turn kept on this machine ({reason})" if reason else None
 
 
 def names() -> dict[str, int]:

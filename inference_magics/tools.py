@@ -22,7 +22,8 @@ from .errors import ConfigError, InferenceError, InferenceInterrupted, PrivacyEr
 DEFAULT_MAX_STEPS = 5
 MAX_STEPS_LIMIT = 50
 MAX_RESULT_CHARS = 20_000  # what one result may send back to the model
-SHORT_CHARS = 80           # a result as the cell shows it
+SHORT_CHARS = 80           # a result (and each argument) as the cell shows it
+SHOWN_ARGUMENTS_CHARS = 300  # all of a call's arguments as the cell (and --confirm) shows them
 
 
 @dataclass
@@ -53,10 +54,12 @@ class ToolRun:
         return text if len(text) <= SHORT_CHARS else text[:SHORT_CHARS - 1] + "…"
 
     def line(self) -> str:
-        """`f(x=1) → 42 · 0.01 s` (arguments and result are untrusted: the caller escapes them)."""
+        """`f(x=1) → 42 · 0.01 s` (arguments and result are untrusted: the caller escapes them; the
+        model writes them, so each is shortened as the result is — a megabyte argument is not drawn whole)."""
         arguments = self.arguments if isinstance(self.arguments, dict) else {"?": self.arguments}
-        shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items())
-        call = f"{self.name}({shown})"
+        shown = _shortened(", ".join(f"{_shortened(str(k), SHORT_CHARS)}={_shortened(_json(v), SHORT_CHARS)}"
+                                     for k, v in arguments.items()), SHOWN_ARGUMENTS_CHARS)
+        call = f"{_shortened(self.name, SHORT_CHARS)}({shown})"
         if not self.done:
             return f"{call} … running"
         if self.skipped:
@@ -129,8 +132,25 @@ def _parameter_docs(doc: str) -> dict[str, str]:
     return found
 
 
+def _json(value) -> str:
+    """A value as JSON; what JSON cannot hold (a circular structure, nesting deeper than the encoder
+    goes) as its repr — the tool ran: its result is not turned into an error."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+
+
+def _shortened(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    from .privacy import cut_point  # never half a secret: the cell's redaction must still see it whole
+
+    return text[:cut_point(text, limit - 1)] + "…"
+
+
 def _sent(value) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = value if isinstance(value, str) else _json(value)
     if len(text) > MAX_RESULT_CHARS:
         from .privacy import cut_point  # never half a secret: the guard judges only what is sent
 

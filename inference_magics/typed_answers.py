@@ -15,6 +15,7 @@ import re
 
 from .errors import BackendError, ConfigError
 
+CUT_STOPS = ("length", "max_tokens")  # the backends' words for "cut at the token limit"
 RETRY_PROMPT = ("That answer does not match the required JSON schema: {problem}. Answer again with only the JSON "
                 "object, matching the schema exactly.")
 
@@ -62,6 +63,17 @@ class Schema:
                               "pydantic model class.") from None
         if spec.get("type") != "object":
             raise ConfigError("the schema dict must describe an object (\"type\": \"object\" with \"properties\").")
+        from referencing import Registry
+        from referencing.exceptions import Unresolvable
+        from referencing.jsonschema import DRAFT202012
+
+        resolver = Registry().resolver_with_root(DRAFT202012.create_resource(spec))  # every $ref points inside it
+        for ref in _refs(spec):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                raise ConfigError(f"the schema dict's $ref {ref[:100]!r} points at nothing in the schema — define it "
+                                  "under \"$defs\" (references to other files are not fetched).") from None
 
     @property
     def fields(self) -> dict:
@@ -94,6 +106,16 @@ class Schema:
             where = ".".join(str(p) for p in first["loc"]) or "the answer"
             more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
             raise ValueError(f"field {where}: {first['msg']}{more}") from None
+
+
+def _refs(value) -> list[str]:
+    """Every `$ref` string in a schema (nested anywhere)."""
+    if isinstance(value, dict):
+        own = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
+        return own + [r for item in value.values() for r in _refs(item)]
+    if isinstance(value, list):
+        return [r for item in value for r in _refs(item)]
+    return []
 
 
 def _for_pydantic(spec):
@@ -145,6 +167,20 @@ def _shown(value) -> str:
 _DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
 
 
+def _scalar_type(field_schema) -> str | None:
+    """A field's JSON type, seeing through "nullable" (`int | None` is anyOf [integer, null])."""
+    if not isinstance(field_schema, dict):
+        return None
+    kind = field_schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        return kinds[0] if len(kinds) == 1 else None
+    if kind is None and isinstance(field_schema.get("anyOf"), list):
+        kinds = [k for k in field_schema["anyOf"] if not (isinstance(k, dict) and k.get("type") == "null")]
+        return _scalar_type(kinds[0]) if len(kinds) == 1 else None
+    return kind if isinstance(kind, str) else None
+
+
 def columns(parsed: list, schema: "Schema"):
     """One typed DataFrame column per field (ints stay ints, bools stay bools); a row that failed
     (None) is empty in every field."""
@@ -154,7 +190,7 @@ def columns(parsed: list, schema: "Schema"):
     records = [as_fields(p) if p is not None else {} for p in parsed]
     frame = pandas.DataFrame([{n: r.get(n) for n in names} for r in records], columns=names)
     for name, field_schema in schema.fields.items():
-        dtype = _DTYPES.get(field_schema.get("type")) if isinstance(field_schema, dict) else None
+        dtype = _DTYPES.get(_scalar_type(field_schema))
         if dtype:
             try:
                 frame[name] = frame[name].astype(dtype)
@@ -193,6 +229,11 @@ class TypedStream:
         problem = self._validate(result)
         if problem is None:
             return result
+        if result.stop_reason in CUT_STOPS:  # asking again with the same limit is cut again: said, not retried
+            result.error = f"the answer was cut at the token limit before it was complete JSON ({problem})"
+            error = AnswerInvalid(f"{result.error} — raise --max-tokens (max_tokens=); the raw text is kept in .text.")
+            error.result = result
+            raise error
         first_text = result.text
         on_text(f"\n\n*(did not match {self.schema.name}: {problem} — asking again once)*\n\n")
         earlier = tuple(self._options.get("messages") or ()) + (

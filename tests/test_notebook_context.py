@@ -92,6 +92,25 @@ def test_continue_sends_the_earlier_turn_and_threads_are_apart(kernel, peers_res
     assert [m["content"].strip() for m in chats(ollama)[-1]["messages"]] == ["fresh start"]
 
 
+def test_a_fix_in_a_thread_works_and_the_thread_stays_on_this_machine(kernel, peers_reset):
+    ollama, claude = peers_reset
+    kernel.run("%infer --thread fixing --reset")
+    kernel.run("rows = [1, 2]\nprint(rows[5])")
+    ollama.set(text=FIXED)
+    run = kernel.run("%infer --fix --thread fixing")  # before: TypeError from api.route(keep_local=...)
+    assert run.reply["status"] == "ok", run.errors
+    assert "IndexError" in chats(ollama)[-1]["messages"][-1]["content"]
+    # a follow-up the router would send to Claude (complex reasoning, a key is set) carries the failing
+    # cell and its traceback: it stays on this machine, as the --fix turn did
+    run = kernel.run("%%infer --thread fixing\nWhat are the trade-offs of this fix?")
+    assert run.reply["status"] == "ok", run.errors
+    assert not [r for r in claude.requests if r.path == "/v1/messages"]
+    assert "print(rows[5])" in chats(ollama)[-1]["messages"][0]["content"]
+    kernel.run("%infer --thread fixing --reset")
+    kernel.run("%%infer --thread fixing\nWhat are the trade-offs of a design review?")  # a fresh thread: routed as usual
+    assert [r for r in claude.requests if r.path == "/v1/messages"]
+
+
 def test_a_million_row_dataframe_arrives_within_the_budget(kernel, peers_reset):
     ollama, _ = peers_reset
     kernel.run("import numpy as np, pandas as pd\n"

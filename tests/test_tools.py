@@ -255,3 +255,46 @@ def test_an_interrupt_in_a_tool_keeps_what_was_said_and_the_calls(ollama_peer, m
     with pytest.raises(InferenceInterrupted) as caught:
         im.infer("Wait.", backend="ollama", tools=[stuck])
     assert caught.value.result.interrupted and [r.name for r in caught.value.result.tool_runs] == ["stuck"]
+
+
+# --- audit: what the model writes is bounded in the cell; what a tool returns is not an error -----
+def test_a_megabyte_argument_is_shortened_in_the_call_line(ollama_peer, monkeypatch):
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+
+    def count(text: str) -> int:
+        """Count the characters."""
+        return len(text)
+
+    ollama_peer.set(tool_calls=[{"name": "count", "arguments": {"text": "A" * 1_000_000}}])
+    [run] = im.infer("Count.", backend="ollama", tools=[count]).tool_runs
+    assert run.result == "1000000"  # the tool got the whole argument
+    assert len(run.line()) < 500 and run.line().startswith('count(text="AAAA') and "…" in run.line()
+
+
+def test_a_result_json_cannot_hold_is_sent_as_its_repr_not_as_an_error(ollama_peer, monkeypatch):
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+
+    def graph() -> dict:
+        """A graph that points at itself."""
+        node = {"name": "a"}
+        node["next"] = node
+        return node
+
+    ollama_peer.set(tool_calls=[{"name": "graph", "arguments": {}}])
+    [run] = im.infer("Walk the graph.", backend="ollama", tools=[graph]).tool_runs
+    assert run.error is None and run.result == "{'name': 'a', 'next': {...}}"
+
+
+def test_arguments_nested_past_the_json_decoder_go_back_as_an_error(openai_peer, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_peer.url + "/v1")
+    deep = '{"x": ' + "[" * 5000 + "]" * 5000 + "}"
+    chunks = [{"id": "x", "object": "chat.completion.chunk", "model": "m", "choices": [{"index": 0, "delta": {
+                  "role": "assistant", "tool_calls": [{"index": 0, "id": "c0", "type": "function",
+                                                       "function": {"name": "add", "arguments": deep}}]},
+                  "finish_reason": None}]},
+              {"id": "x", "object": "chat.completion.chunk", "model": "m",
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+    openai_peer.set(raw_stream=b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+                    + b"data: [DONE]\n\n")
+    result = im.infer("Add.", backend="openai", tools=[add], max_steps=2)
+    assert result.tool_runs[0].error.startswith("the arguments are not a JSON object")

@@ -152,3 +152,37 @@ def test_map_with_a_schema_on_the_embedded_model(local_model):
 def test_a_peer_answers_a_schema_with_a_value_that_follows_it(ollama_peer, monkeypatch):
     monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)  # as a constrained model would: no text knob needed
     assert im.infer("x", backend="ollama", schema=Paper).parsed == Paper(title="word0", year=7, peer_reviewed=True)
+
+
+# --- audit: a cut answer, a dangling $ref, nullable fields ---------------------------------------
+def test_an_answer_cut_at_the_token_limit_is_not_retried_and_names_max_tokens(ollama_peer, monkeypatch):
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+    ollama_peer.set(text='{"title": "Attention is all you need and then some more words', tokens=12)
+    with pytest.raises(AnswerInvalid, match=r"^the answer was cut at the token limit.*raise --max-tokens") as caught:
+        im.infer("Describe the paper.", backend="ollama", schema=Paper, max_tokens=4)
+    assert caught.value.result.text.startswith('{"title"')
+    assert len(ollama_peer.requests_to("/api/chat")) == 1  # the same limit would cut the retry too
+
+
+def test_a_dangling_ref_in_a_schema_dict_is_one_line_before_anything_is_sent(ollama_peer, monkeypatch):
+    monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
+    for ref in ("#/$defs/Missing", "https://example.com/other.json"):
+        dangling = {"type": "object", "properties": {"a": {"$ref": ref}}}
+        with pytest.raises(ConfigError, match=r"\$ref .* points at nothing in the schema"):
+            im.infer("x", backend="ollama", schema=dangling)
+    assert ollama_peer.requests_to("/api/chat") == []
+    fine = {"type": "object", "$defs": {"N": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/N"}}}
+    assert Schema(fine).parse('{"a": 3}') == {"a": 3}
+
+
+def test_nullable_fields_keep_their_type_in_columns():
+    class Row(BaseModel):
+        year: int | None
+        score: float | None = None
+        ok: bool | None = None
+
+    frame = columns([Row(year=2017, score=0.5, ok=True), Row(year=None), None], Schema(Row))
+    assert {c: str(t) for c, t in frame.dtypes.items()} == {"year": "Int64", "score": "Float64", "ok": "boolean"}
+    assert frame["year"].tolist()[0] == 2017 and frame["year"].isna().tolist() == [False, True, True]
+    loose = {"type": "object", "properties": {"n": {"type": ["integer", "null"]}}}
+    assert str(columns([{"n": 1}, {"n": None}], Schema(loose))["n"].dtype) == "Int64"

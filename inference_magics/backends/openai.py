@@ -181,7 +181,7 @@ class OpenAIWire:
         for index, call in sorted(calls.items()):
             try:
                 arguments = json.loads(call["arguments"] or "{}")
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the decoder's depth
                 arguments = call["arguments"]  # the tool loop reports it to the model as an error
             yield ToolCall(call["id"] or f"call_{index}", call["name"], arguments)
 

@@ -87,9 +87,9 @@ def thread_messages(name: str, prompt: str, backend: str) -> list[dict]:
     return kept
 
 
-def keep_exchange(name: str | None, prompt: str, result) -> None:
+def keep_exchange(name: str | None, prompt: str, result, keep_local: str | None = None) -> None:
     if name and result is not None and not result.error and not result.interrupted:
-        threads.add_exchange(name, prompt, result.text)
+        threads.add_exchange(name, prompt, result.text, keep_local=keep_local)
 
 
 def offer_code(shell, result) -> None:

@@ -139,6 +139,7 @@ class InferenceMagics(BaseMagics, SettingTraits):
     # --- %%infer's modes: one handler each, named by options.mode_of --------------------------
     def _infer_prompt(self, args, text):
         from . import context
+        from .. import threads
 
         if args.reset:  # clears a conversation and asks nothing
             return context.reset(args)
@@ -162,11 +163,13 @@ class InferenceMagics(BaseMagics, SettingTraits):
                                  "ask in two cells.")
             return self._show(typed_or_tools(args, prompt, self.shell.user_ns, choice), args.out)
         thread = context.thread_name(args)
+        if thread and "keep_local" not in choice and (reason := threads.kept_local(thread)):
+            choice["keep_local"] = reason  # the earlier --fix turn is sent again: it stays here as it did
         earlier = context.thread_messages(thread, prompt, api.route(prompt, **self._routing(choice)).backend) \
             if thread else None
         running = api.stream(prompt, **choice, format=args.format, messages=earlier)
         self._show(running, args.out)
-        context.keep_exchange(thread, prompt, running.result)
+        context.keep_exchange(thread, prompt, running.result, choice.get("keep_local"))
         if args.insert or args.fix:
             context.offer_code(self.shell, running.result)
         return None
