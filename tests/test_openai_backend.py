@@ -153,3 +153,60 @@ def test_against_a_real_llama_server(monkeypatch, llama_server):
     from inference_magics.backends import get_backend
 
     assert [m.name for m in get_backend("openai", settings.load()).list_models()] == ["gemma-3-270m"]
+
+
+# --- real servers' dialects (tests/peers/openai_peer.py knobs, each proven with the openai SDK) --
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@pytest.mark.parametrize("style", ["openai", "vllm"])
+def test_streamed_tool_calls_in_each_servers_pieces(server, style):
+    """vLLM opens a call with only its name (no `arguments` key): nothing may be added for it."""
+    server.set(tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 40}}], tool_call_style=style)
+    result = im.infer("What is 2 + 40?", backend="openai", tools=[add])
+    assert [(r.name, r.arguments, r.error) for r in result.tool_runs] == [("add", {"a": 2, "b": 40}, None)]
+    assert result.text == "Tool results: 42"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_reasoning_named_reasoning_becomes_thinking(server, stream):
+    """Ollama's /v1 and vLLM >= 0.11 send `reasoning`, llama-server and DeepSeek `reasoning_content`."""
+    server.set(reasoning="First, consider the sky.", reasoning_field="reasoning", tokens=3)
+    result = im.infer("why?", backend="openai", stream=stream)
+    assert result.thinking == "First, consider the sky." and result.text == server.expected_text()
+
+
+def test_an_old_llama_server_error_field_is_not_passed_off_as_an_answer(server):
+    """llama-server before Sept. 2025 wrote `error: {...}` then `data: [DONE]`."""
+    server.set(tokens=10, fault="error_mid_stream", fault_after=3, error_field=True,
+               error_text="the request exceeds the available context size")
+    with pytest.raises(im.BackendError, match="failed mid-answer: the request exceeds the available context") as err:
+        im.infer("hi", backend="openai")
+    assert err.value.result.text == server.expected_text(3) and "\n" not in str(err.value)
+
+
+def test_max_tokens_refused_is_sent_as_max_completion_tokens(server):
+    """OpenAI's o-series and gpt-5 models refuse max_tokens; the request is made again with
+    max_completion_tokens, once."""
+    server.set(reject_max_tokens=True, tokens=10)
+    result = im.infer("hi", backend="openai", max_tokens=3)
+    assert result.stop_reason == "length" and result.text == server.expected_text(3)
+    first, second = chat_posts(server)
+    assert first.body["max_tokens"] == 3 and "max_tokens" not in second.body
+    assert second.body["max_completion_tokens"] == 3
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_refusal_is_shown_not_called_empty(server, stream):
+    server.set(refusal="I'm sorry, I can't help with that.")
+    result = im.infer("hi", backend="openai", stream=stream)
+    assert result.text == "I'm sorry, I can't help with that."
+    assert not any("empty answer" in n for n in result.notices), result.notices
+
+
+def test_a_wrong_path_says_check_the_url(monkeypatch, server):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)  # without /v1: llama-server's 404 "File Not Found"
+    with pytest.raises(im.BackendError, match="OPENAI_BASE_URL.*/v1"):
+        im.infer("hi", backend="openai", model="gemma-3-270m")

@@ -297,3 +297,60 @@ def test_standalone_main_prints_openai_third():
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- real servers' dialects
+
+def test_reasoning_field_knob(peer, client):
+    """Ollama's /v1 and vLLM >= 0.11 name the thinking `reasoning` (vLLM's docs: "reasoning used
+    to be called reasoning_content"); the SDK keeps it as an extra field."""
+    peer.set(reasoning="Let me think.", reasoning_field="reasoning", tokens=2)
+    deltas = [c.choices[0].delta for c in stream_chat(client) if c.choices]
+    assert "".join((d.model_extra or {}).get("reasoning") or "" for d in deltas) == "Let me think."
+    assert not any((d.model_extra or {}).get("reasoning_content") for d in deltas)
+    message = client.chat.completions.create(model=MODEL, messages=USER).choices[0].message
+    assert message.model_extra["reasoning"] == "Let me think." and "reasoning_content" not in message.model_extra
+
+
+def test_vllm_tool_call_style(peer, client):
+    """vLLM's tool parsers open a call with only its name (DeltaFunctionCall(name=...) dumped
+    exclude_none, chunks dumped exclude_unset): no `arguments` in the first piece."""
+    peer.set(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}], tool_call_style="vllm")
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    pieces = [t for c in stream_chat(client, tools=tools) if c.choices for t in c.choices[0].delta.tool_calls or []]
+    assert pieces[0].function.name == "get_weather" and pieces[0].function.arguments is None and pieces[0].id
+    assert json.loads("".join(p.function.arguments or "" for p in pieces)) == {"city": "Paris"}
+    raw = httpx.post(peer.base_url + "/chat/completions", json={"model": MODEL, "messages": USER, "stream": True,
+                                                                 "tools": tools}).text
+    assert '"function": {"name": "get_weather"}}' in raw.replace('":', '": ').replace(",", ", ")
+
+
+def test_old_llama_server_error_field(peer, client):
+    """llama-server before PR #16109 (Sept. 2025) wrote a failed generation as an `error:` SSE
+    field, then `data: [DONE]`: the SDK, reading only `data:`, sees a clean end."""
+    peer.set(fault="error_mid_stream", fault_after=3, error_field=True)
+    got = [c.choices[0].delta.content or "" for c in stream_chat(client)]
+    assert "".join(got) == peer.expected_text(3)
+    raw = httpx.post(peer.base_url + "/chat/completions", json={"model": MODEL, "messages": USER, "stream": True}).text
+    assert '\n\nerror: {"message": "an error occurred while generating"' in raw.replace('":', '": ')
+    assert raw.endswith("data: [DONE]\n\n")
+
+
+def test_reject_max_tokens_knob(peer, client):
+    """OpenAI's o-series and gpt-5 models: max_tokens is refused, max_completion_tokens is taken."""
+    peer.set(reject_max_tokens=True, tokens=10)
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.chat.completions.create(model=MODEL, messages=USER, max_tokens=3)
+    assert ei.value.param == "max_tokens" and ei.value.code == "unsupported_parameter"
+    assert "max_completion_tokens" in ei.value.message
+    r = client.chat.completions.create(model=MODEL, messages=USER, max_completion_tokens=3)
+    assert r.choices[0].finish_reason == "length"
+
+
+def test_refusal_knob(peer, client):
+    peer.set(refusal="I'm sorry, I can't help with that.")
+    deltas = [c.choices[0].delta for c in stream_chat(client) if c.choices]
+    assert "".join(d.refusal or "" for d in deltas) == "I'm sorry, I can't help with that."
+    assert not "".join(d.content or "" for d in deltas)
+    message = client.chat.completions.create(model=MODEL, messages=USER).choices[0].message
+    assert message.refusal == "I'm sorry, I can't help with that." and message.content is None

@@ -32,6 +32,7 @@ class OpenAIWire:
         self.url = base_url.rstrip("/")
         self.label, self._fix, self._key_var, self._timeout_ms = label, fix, key_var, timeout_ms
         self._max_wait_s = max_wait_s  # the total a request may wait to retry (INFERENCE_MAX_RETRY_WAIT_S)
+        self._url_var = url_var
         headers = {"Authorization": f"Bearer {api_key.get()}"} if api_key is not None else {}
         # on this machine: straight to the address (no proxy), and never redirected (transport.py)
         self._http = httpx.Client(base_url=self.url, headers=headers,
@@ -95,8 +96,13 @@ class OpenAIWire:
                 return
             text = response.read().decode("utf-8", "replace")
             response.close()
+            if response.status_code == 400 and body and "max_tokens" in body and "max_completion_tokens" in text:
+                # OpenAI's o-series and gpt-5 models: "Unsupported parameter: 'max_tokens' ... Use
+                # 'max_completion_tokens' instead." — the same limit, under its newer name
+                body = {("max_completion_tokens" if k == "max_tokens" else k): v for k, v in body.items()}
+                continue
             if response.status_code not in (429, 503):
-                raise self._status_error(response.status_code, text, model)
+                raise self._status_error(response.status_code, text, model, path=path)
             wait, asked = budget.next_wait(response.headers)
             if wait is None:
                 raise self._status_error(response.status_code, text, model, budget.gave_up(asked))
@@ -108,6 +114,9 @@ class OpenAIWire:
         stop, usage, speed, reported = None, Usage(), None, model
         calls: dict = {}  # streamed tool calls, by index: their arguments arrive in pieces
         for line in response.iter_lines():
+            if line.startswith("error:"):  # llama-server before Sept. 2025: `error: {...}`, then [DONE]
+                raise BackendError(f"{self.label} failed mid-answer: {_error_text(line[6:].strip())} — the partial "
+                                   "answer is kept; run the cell again.")
             if not line.startswith("data:"):
                 continue  # comments, blank separators, event: lines
             data = line[5:].strip()
@@ -153,12 +162,17 @@ class OpenAIWire:
             return
         if not isinstance(delta, dict):
             raise self._not_openai(f"a choice's {key} is {_kind(delta)}")
-        for field in ("reasoning_content", "content"):
+        # thinking: `reasoning_content` (llama-server, DeepSeek) or `reasoning` (Ollama's /v1, vLLM
+        # >= 0.11, OpenRouter), one of them; a refusal (OpenAI) is shown as the answer's text
+        thinking = "reasoning_content" if delta.get("reasoning_content") is not None else "reasoning"
+        for field in (thinking, "content", "refusal"):
             value = delta.get(field)
             if value is not None and not isinstance(value, str):
+                if field == "reasoning":  # OpenRouter's request option of that name is an object
+                    continue
                 raise self._not_openai(f"{field} is {_kind(value)}, not text")
             if value:
-                yield ThinkingDelta(value) if field == "reasoning_content" else value
+                yield ThinkingDelta(value) if field == thinking else value
 
     def _collect_calls(self, delta, calls: dict) -> None:
         """Gather `tool_calls` pieces: the first piece of a call has its id and name, the rest add
@@ -174,8 +188,9 @@ class OpenAIWire:
             function = piece.get("function") if isinstance(piece.get("function"), dict) else {}
             call["id"] = _text(piece.get("id")) or call["id"]
             call["name"] += _text(function.get("name")) or ""
-            arguments = function.get("arguments")
-            call["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+            arguments = function.get("arguments")  # absent from vLLM's first piece: nothing to add
+            if arguments is not None:
+                call["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments)
 
     def _tool_calls(self, calls: dict) -> Iterator[ToolCall]:
         for index, call in sorted(calls.items()):
@@ -240,7 +255,7 @@ class OpenAIWire:
         return BackendError(f"the connection to {self.label} at {self.url} broke mid-answer ({type(exc).__name__}) — "
                             "the partial answer is kept; run the cell again.")
 
-    def _status_error(self, status: int, text: str, model: str, gave_up: str = "") -> InferenceError:
+    def _status_error(self, status: int, text: str, model: str, gave_up: str = "", path: str = "") -> InferenceError:
         detail = _error_text(text)
         if "<html" in text.lower() or "<!doctype" in text.lower():
             return BackendError(f"the server at {self.url} answered HTTP {status} with a web page, not an "
@@ -249,6 +264,9 @@ class OpenAIWire:
             return AuthenticationFailed(f"{self.label} rejected the API key (HTTP {status}) — check {self._key_var}.")
         if status == 404 and "model" in detail.lower():
             return ModelNotFound(f"{self.label} has no model {model!r} ({detail}) — see %models for what it serves.")
+        if status == 404:
+            return BackendError(f"{self.label} at {self.url} has no {path or 'such endpoint'} (HTTP 404: {detail[:200]}) — "
+                                f"check {self._url_var}: an OpenAI-compatible base URL usually ends in /v1.")
         if status == 429:
             return RateLimited(f"{self.label} is rate limiting requests (429) and {gave_up}")
         if status == 503:

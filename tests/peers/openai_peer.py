@@ -147,6 +147,10 @@ class OpenAIHandler(BaseHandler):
         model = self.model_for(body)
         if model is None:
             return
+        if self.knobs["reject_max_tokens"] and "max_tokens" in body:   # OpenAI's o-series and gpt-5
+            return self.send_json(400, oai_error(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter"))
         model = self.knobs["reply_model"] or model   # the name the server reports may differ
         k, n_in = self.knobs, prompt_tokens(msgs)
         fmt = body.get("response_format")
@@ -198,7 +202,9 @@ class OpenAIHandler(BaseHandler):
                     {"id": c["id"], "type": "function",
                      "function": {"name": c["name"], "arguments": self.dumps(c["arguments"])}} for c in calls]}
             if k["reasoning"] is not None:
-                message["reasoning_content"] = "".join(thoughts)
+                message[k["reasoning_field"]] = "".join(thoughts)
+            if k["refusal"] is not None:   # OpenAI: a refusal instead of the content
+                message = {"role": "assistant", "content": None, "refusal": k["refusal"]}
             return self.send_json(200, {
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": FINGERPRINT,
@@ -221,8 +227,8 @@ class OpenAIHandler(BaseHandler):
             send = lambda obj: self.write_chunk(f"data: {self.dumps(obj)}\n\n")
             send(chunk({"role": "assistant", "content": None}))
             for i, c in enumerate(calls):   # the first piece names the call; its arguments follow in pieces
-                send(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
-                                            "function": {"name": c["name"], "arguments": ""}}]}))
+                first = {"name": c["name"]} if k["tool_call_style"] == "vllm" else {"name": c["name"], "arguments": ""}
+                send(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function", "function": first}]}))
                 text = self.dumps(c["arguments"])
                 for j in range(0, len(text), 7):
                     send(chunk({"tool_calls": [{"index": i, "function": {"arguments": text[j:j + 7]}}]}))
@@ -230,12 +236,18 @@ class OpenAIHandler(BaseHandler):
             for i, t in enumerate(thoughts):   # reasoning first; faults count content tokens
                 self.pause(k["token_delay"] if i else 0 if slow else k["first_token_delay"])
                 t_first = t_first or time.perf_counter_ns()
-                send(chunk({"reasoning_content": t}))
+                send(chunk({k["reasoning_field"]: t}))
             if thoughts and tokens:
                 self.pause(k["token_delay"])
-            n, fault = self.token_loop(tokens, lambda t: send(chunk({"content": t})),
+            if k["refusal"] is not None:   # OpenAI: the refusal streams in delta.refusal, not content
+                send(chunk({"refusal": k["refusal"]}))
+            n, fault = self.token_loop([] if k["refusal"] is not None else tokens, lambda t: send(chunk({"content": t})),
                                        skip_first_delay=slow or bool(thoughts))
             self.t_first = t_first or self.t_first
+            if fault == "error_mid_stream" and k["error_field"]:   # llama-server before b6530 (PR #16109)
+                self.write_chunk(f"error: {self.dumps(self.generation_error()['error'])}\n\n")
+                self.write_chunk("data: [DONE]\n\n")
+                return self.end_stream()   # a clean end: only the unknown field tells of the failure
             if fault == "error_mid_stream":   # status stays 200, no [DONE]
                 send(self.generation_error())
                 self.end_stream()
@@ -292,11 +304,17 @@ class OpenAIPeer(Peer):
     reasoning (text streamed as reasoning_content first), embeddings, fault_paths, reply_model
     (the `model` a chat reply reports, as OpenAI reports a dated id for an alias; None = the one
     asked for), error_text (the message of a failed generation; None = llama-server's), finish_reason
-    (a text reply's instead of "stop", e.g. content_filter)."""
+    (a text reply's instead of "stop", e.g. content_filter), reasoning_field ("reasoning_content" as
+    llama-server and DeepSeek, "reasoning" as Ollama's /v1 and vLLM >= 0.11), tool_call_style
+    ("openai": a call's first piece has `arguments: ""`; "vllm": only its name), error_field (an
+    error_mid_stream is llama-server's old `error: {...}` SSE field, then `data: [DONE]`),
+    reject_max_tokens (400 for `max_tokens`, as OpenAI for o-series and gpt-5 models), refusal (the
+    text OpenAI streams in `delta.refusal` instead of an answer)."""
 
     KNOBS = {**COMMON_KNOBS, "models": DEFAULT_MODELS, "any_model": False, "api_key": None,
              "retry_after": "0", "reasoning": None, "embeddings": True, "reply_model": None, "error_text": None,
-             "finish_reason": None,
+             "finish_reason": None, "reasoning_field": "reasoning_content", "tool_call_style": "openai",
+             "error_field": False, "reject_max_tokens": False, "refusal": None,
              "fault_paths": ("/v1/chat/completions", "/v1/embeddings")}
     FAULTS = ("rate_limit", "server_error", "loading_503", "error_mid_stream", "drop_mid_stream",
               "malformed_line", "html", "hang", "slow_headers")
