@@ -22,7 +22,7 @@ def missing() -> str | None:
     return None
 
 
-def _by_hand(url: str, model: str, max_tokens: int) -> tuple[float, float | None, int]:
+def _by_hand(url: str, model: str, max_tokens: int, api_key: str) -> tuple[float, float | None, int]:
     """The same request with httpx and no library: (tokens/s measured like ours, llama-server's own
     tokens/s, completion tokens). Ours is output tokens over the time from the first text to the end."""
     import httpx
@@ -34,7 +34,9 @@ def _by_hand(url: str, model: str, max_tokens: int) -> tuple[float, float | None
             "stop": BASE_MODEL_STOP}
     first = server = None
     tokens = 0
-    with httpx.Client(timeout=120) as client, client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+    headers = {"Authorization": f"Bearer {api_key}"}  # the embedded server answers only its owner's key
+    with httpx.Client(timeout=120, headers=headers, trust_env=False) as client, \
+            client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data:") or line[5:].strip() == "[DONE]":
@@ -82,6 +84,7 @@ def run(quick: bool) -> Section:
         servers = list(getattr(backend, "_servers", {}).values())
         url = servers[0].url if servers else None
         alias = servers[0].alias if servers else None
+        key = servers[0].api_key.get() if servers and servers[0].api_key else ""
         try:
             if not quick:
                 im.infer(PROMPT, backend="local", max_tokens=max_tokens, temperature=0)  # warm-up
@@ -93,7 +96,7 @@ def run(quick: bool) -> Section:
                 tokens.append(result.usage.output_tokens)
 
             def by_hand():
-                measured, reported, count = _by_hand(url, alias, max_tokens)
+                measured, reported, count = _by_hand(url, alias, max_tokens, key)
                 hand.append(measured), hand_server.append(reported), hand_tokens.append(count)
 
             interleaved(runs, *((through_us, by_hand) if url else (through_us,)))

@@ -14,7 +14,7 @@ import numpy as np
 from . import policy, routing, settings as settings_module, telemetry
 from .backends import get_backend, not_installed, offering, spec
 from .cache import digest
-from .errors import BackendError, BackendUnavailable, ConfigError
+from .errors import BackendError, BackendUnavailable, ConfigError, TextTooLong
 from .progress import progress_bar
 
 PROGRESS_FROM = 2_000  # texts; below this a bar would only flicker
@@ -75,7 +75,16 @@ def _route(settings, model, backend) -> routing.Route:
 
 def run(texts, *, model=None, backend=None, cache=True, progress=None) -> Embedded:
     """Embed texts, from the cache where possible, in as few requests as the batch size allows."""
-    items, _ = as_texts(texts)
+    items, single = as_texts(texts)
+    try:
+        return _run(items, single, model, backend, cache, progress)
+    except TextTooLong as exc:  # named by its index in the caller's list, not in the batch that was sent
+        if exc.position is None or getattr(exc, "text", None) not in items:
+            raise
+        raise TextTooLong.of(items.index(exc.text), exc.tokens, exc.limit, exc.model, single) from None
+
+
+def _run(items, single, model, backend, cache, progress) -> Embedded:
     settings = settings_module.load()
     route = _route(settings, model, backend)
     # the one policy, judged with the model: an Ollama `*-cloud` embedding model runs on ollama.com
@@ -164,7 +173,11 @@ def _request(texts, route, settings, store, result, progress) -> dict[bytes, np.
         for start in range(0, len(texts), size):
             batch = texts[start:start + size]
             with telemetry.begin("embeddings", route.model, route=route, texts=len(batch)):
-                vectors = backend.embed(batch, route.model)
+                try:
+                    vectors = backend.embed(batch, route.model)
+                except TextTooLong as exc:
+                    exc.text = batch[exc.position] if exc.position is not None else None
+                    raise
             result.requests += 1
             fresh = [(digest(t), vector) for t, vector in zip(batch, _vectors(vectors, len(batch), route.backend))]
             found.update(fresh)

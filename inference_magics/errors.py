@@ -64,6 +64,26 @@ class BackendError(InferenceError):
     """Any other failure reported by a backend (bad request, server error, broken stream)."""
 
 
+class TextTooLong(BackendError):
+    """A text to embed has more tokens than the embedding model takes at once. `position` is its
+    index in the batch the backend was sent; `tokens`, `limit` and `model` say the rest, so that
+    the caller can name the text by its index in the user's own list (embeddings.py)."""
+
+    position: int | None = None
+    tokens: int | None = None
+    limit: int | None = None
+    model: str = ""
+
+    @classmethod
+    def of(cls, position: int | None, tokens: int | None, limit: int, model: str, single: bool = False) -> "TextTooLong":
+        which = "the text" if single else ("a text" if position is None else f"text {position}")
+        size = f" ({tokens} tokens)" if tokens else ""
+        error = cls(f"{which}{size} is longer than {model} can embed: its limit is {limit} tokens — split the text "
+                    "into shorter pieces (or shorten it) and embed those.")
+        error.position, error.tokens, error.limit, error.model = position, tokens, limit, model
+        return error
+
+
 class Incomplete(BackendError):
     """The stream ended cleanly but the model never said it had finished: the answer may be cut
     short. The Result keeps the text, with stop_reason "incomplete"."""

@@ -87,6 +87,43 @@ def _optional_positive_int(var: str, raw: str) -> int | None:
     return _positive_int(var, raw) if str(raw).strip() else None
 
 
+# llama.cpp's own limits for the embedded server: past them llama-server exits with a line that does
+# not name the setting (n_seq_max must be <= 256; stoi of --ctx-size; std::bad_alloc for the threads)
+MAX_LOCAL_PARALLEL = 256           # LLAMA_MAX_SEQ (src/llama-cparams.h): sequences, so slots, per context
+MAX_LOCAL_CTX_TOTAL = 2**31 - 1    # --ctx-size (the window × the slots) is read with std::stoi: a 32-bit int
+MAX_LOCAL_THREADS = 512            # GGML_MAX_N_THREADS (ggml.h): the CPU backend's thread arrays
+THREADS_PER_CPU = 4                # more threads than this per CPU only wait for each other at every step
+
+
+def _local_parallel(var: str, raw: str) -> int:
+    value = _positive_int(var, raw)
+    if value > MAX_LOCAL_PARALLEL:
+        raise ConfigError(f"{var}={raw!r} is more slots than llama-server has — use 1 to {MAX_LOCAL_PARALLEL}.")
+    return value
+
+
+def _local_ctx_size(var: str, raw: str) -> int:
+    value = _positive_int(var, raw)
+    if value > MAX_LOCAL_CTX_TOTAL:
+        raise ConfigError(f"{var}={raw!r} is more than llama-server accepts — use 1 to {MAX_LOCAL_CTX_TOTAL} tokens "
+                          "(and keep it × INFERENCE_LOCAL_PARALLEL within that).")
+    return value
+
+
+def max_local_threads() -> int:
+    """The most INFERENCE_LOCAL_THREADS accepts on this machine: a few per CPU, and never more than ggml's limit."""
+    return min(MAX_LOCAL_THREADS, THREADS_PER_CPU * (os.cpu_count() or 1))
+
+
+def _local_threads(var: str, raw: str) -> int | None:
+    value = _optional_positive_int(var, raw)
+    most = max_local_threads()
+    if value is not None and value > most:
+        raise ConfigError(f"{var}={raw!r} is far more threads than this machine's {os.cpu_count() or 1} CPUs — use "
+                          f"1 to {most}, or leave it unset (one fewer than the cores).")
+    return value
+
+
 def _count(var: str, raw: str) -> int:
     try:
         value = int(str(raw).strip())
@@ -273,16 +310,17 @@ VARS: tuple[Var, ...] = (
     Var("local_model", ("INFERENCE_LOCAL_MODEL",), None, _optional_text,
         "A GGUF file, or the name of a model Ollama has pulled (e.g. llama3.2:3b); unset means the packaged "
         "Gemma 3 270M."),
-    Var("local_ctx_size", ("INFERENCE_LOCAL_CTX_SIZE",), 4096, _positive_int,
-        "Context window, in tokens, for the embedded local model."),
+    Var("local_ctx_size", ("INFERENCE_LOCAL_CTX_SIZE",), 4096, _local_ctx_size,
+        "Context window, in tokens, for the embedded local model (each slot has it: this × INFERENCE_LOCAL_PARALLEL "
+        f"is at most {MAX_LOCAL_CTX_TOTAL})."),
     Var("local_start_timeout", ("INFERENCE_LOCAL_START_TIMEOUT",), 120000, _milliseconds,
         "Milliseconds to wait for the embedded server to load its model."),
-    Var("local_parallel", ("INFERENCE_LOCAL_PARALLEL",), 4, _positive_int,
-        "Requests the embedded server runs at once (llama-server slots, batched together); each slot has the "
-        "full context window."),
-    Var("local_threads", ("INFERENCE_LOCAL_THREADS",), None, _optional_positive_int,
-        "CPU threads the embedded server computes with; unset means one fewer than this machine's cores (at "
-        "least 1), so a busy kernel or browser never stalls it."),
+    Var("local_parallel", ("INFERENCE_LOCAL_PARALLEL",), 4, _local_parallel,
+        "Requests the embedded server runs at once (llama-server slots, batched together; 1 to "
+        f"{MAX_LOCAL_PARALLEL}); each slot has the full context window."),
+    Var("local_threads", ("INFERENCE_LOCAL_THREADS",), None, _local_threads,
+        "CPU threads the embedded server computes with (1 to 4 per CPU); unset means one fewer than this "
+        "machine's cores (at least 1), so a busy kernel or browser never stalls it."),
     Var("local_idle_timeout", ("INFERENCE_LOCAL_IDLE_TIMEOUT",), 60000, _milliseconds,
         "Milliseconds the embedded server (shared by your kernels) stays loaded after its last kernel ends."),
     Var("local_embed_model", ("INFERENCE_LOCAL_EMBED_MODEL",), None, _optional_text,
@@ -515,4 +553,16 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     """The settings in force now. Raises ConfigError naming the variable at fault."""
     environ = os.environ if environ is None else environ
     from_files = _dotenv_values(environ)
-    return Settings(**{var.field: _resolve(var, environ, from_files) for var in VARS})
+    loaded = Settings(**{var.field: _resolve(var, environ, from_files) for var in VARS})
+    _check_together(loaded)
+    return loaded
+
+
+def _check_together(loaded) -> None:
+    """Limits on two settings at once, named with both."""
+    total = loaded.local_ctx_size * loaded.local_parallel
+    if total > MAX_LOCAL_CTX_TOTAL:
+        raise ConfigError(f"INFERENCE_LOCAL_CTX_SIZE × INFERENCE_LOCAL_PARALLEL = {loaded.local_ctx_size} × "
+                          f"{loaded.local_parallel} = {total} tokens, more than llama-server accepts — keep the "
+                          f"product within 1 to {MAX_LOCAL_CTX_TOTAL} (each slot keeps the whole window): lower one "
+                          "of them.")

@@ -18,9 +18,11 @@ _not_llama_server: set[str] = set()  # servers that answered 404 once: not asked
 _lock = threading.Lock()
 
 
-def count_with_llama_server(root_url: str, messages: list[dict]) -> int | None:
+def count_with_llama_server(root_url: str, messages: list[dict], api_key=None) -> int | None:
     """The token count of these chat messages (role/content dicts, system first) as llama-server at
-    root_url (no /v1) would feed them to its model; None if it cannot say."""
+    root_url (no /v1) would feed them to its model; None if it cannot say. `api_key` (a Secret) is
+    sent as a Bearer token: a server started with --api-key refuses /apply-template and /tokenize
+    without it (only /health is public)."""
     import httpx  # lazy: %load_ext stays light
 
     root = root_url.rstrip("/")
@@ -30,7 +32,9 @@ def count_with_llama_server(root_url: str, messages: list[dict]) -> int | None:
     try:
         from .transport import client_options  # a loopback server is reached directly: no proxy, no redirect
 
-        with httpx.Client(timeout=TIMEOUT_S, **client_options(root, label="llama-server", var="its URL")) as client:
+        headers = {"Authorization": f"Bearer {api_key.get()}"} if api_key is not None else {}
+        with httpx.Client(timeout=TIMEOUT_S, headers=headers,
+                          **client_options(root, label="llama-server", var="its URL")) as client:
             rendered = client.post(f"{root}/apply-template", json={"messages": messages})
             if rendered.status_code == 404:
                 with _lock:

@@ -158,6 +158,32 @@ def local_extra_missing() -> str | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used: it grows by about a second per second per
+    thread while llama-server generates, and stands still once it waits for requests."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def computing(pid: int, window_s: float = 1.0) -> bool:
+    """Does the process use CPU (more than 5% of a core over the window)? llama-server's /slots,
+    the exact signal, is off (--no-slots): this one does not need it."""
+    before = cpu_seconds(pid)
+    time.sleep(window_s)
+    return cpu_seconds(pid) - before > 0.05 * window_s
+
+
+def server_props(server) -> dict:
+    """llama-server's /props, with the key it asks for."""
+    import httpx
+
+    return httpx.get(f"{server.url}/props", headers={"Authorization": f"Bearer {server.api_key.get()}"},
+                     timeout=10, trust_env=False).json()
+
+
 needs_local = pytest.mark.skipif(local_extra_missing() is not None, reason=str(local_extra_missing()))
 
 

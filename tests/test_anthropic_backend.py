@@ -154,7 +154,7 @@ def test_family_resolution_falls_back_when_the_list_cannot_be_read(monkeypatch, 
 def test_against_llama_server_an_implementation_we_did_not_write(monkeypatch, llama_server):
     """llama.cpp's llama-server speaks the Messages API (named SSE events) with a real model."""
     monkeypatch.setenv("ANTHROPIC_BASE_URL", llama_server.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-unused-by-llama-server")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", llama_server.api_key.get())  # llama-server takes it as x-api-key too
     pieces = []
     result = im.stream("What is the capital of France?", model="claude-haiku-4-5", max_tokens=12,
                        temperature=0).each(pieces.append)

@@ -377,7 +377,8 @@ def test_interrupting_an_experiment_stops_every_worker(kernel, peers_reset):
     assert "every stream was stopped" in running.errors[0]["traceback"][0]
     assert wait_until(lambda: ollama.disconnects == 3, timeout=3) and ollama.completed == 0
     # the partial runs are kept, as an interrupted --map keeps its rows
-    kept = kernel.run("print(type(_experiment).__name__, len(runs), 'word5' in runs['text'][0])")
+    # (some column showed word5 before the interrupt, not necessarily the first)
+    kept = kernel.run("print(type(_experiment).__name__, len(runs), any('word5' in t for t in runs['text']))")
     assert kept.stdout.strip() == "Experiment 3 True", kept.stdout + kept.stderr
 
 

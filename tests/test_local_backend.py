@@ -7,14 +7,13 @@ import sys
 import threading
 import time
 
-import httpx
 import pytest
 
 import inference_magics as im
 from inference_magics import settings
 from inference_magics.backends import get_backend
 from inference_magics.backends.local import LocalBackend, default_threads
-from tests.conftest import REPO, closed_port, needs_local, wait_until
+from tests.conftest import REPO, closed_port, computing, needs_local, wait_until
 
 pytestmark = [needs_local, pytest.mark.usefixtures("local_model")]
 LONG = "Write a long story about a forest."  # at temperature 0 this model writes to the token limit
@@ -29,8 +28,8 @@ def server_of(b: LocalBackend):
 
 
 def generating(server) -> bool:
-    slots = httpx.get(f"{server.url}/slots", timeout=2).json()
-    return any(slot.get("is_processing") for slot in slots)
+    """Is llama-server still computing? (Its /slots endpoint is off: --no-slots.)"""
+    return computing(server.pid)
 
 
 @pytest.mark.warm_local_server

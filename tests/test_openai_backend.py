@@ -146,6 +146,7 @@ def test_a_remote_server_never_gets_a_private_prompt(monkeypatch, server):
 @needs_local
 def test_against_a_real_llama_server(monkeypatch, llama_server):
     monkeypatch.setenv("OPENAI_BASE_URL", llama_server.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", llama_server.api_key.get())  # our servers ask for their key
     result = im.infer("What is the capital of France?", backend="openai", max_tokens=12, temperature=0)
     assert result.text.strip() and result.usage.output_tokens > 0 and result.stop_reason in ("stop", "length")
     assert result.model == "gemma-3-270m"

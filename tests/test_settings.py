@@ -163,3 +163,41 @@ def test_an_anthropic_gateway_url_is_kept(monkeypatch):
     assert settings.load().anthropic_base_url == "https://gateway.example.com/anthropic"
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "")
     assert settings.load().anthropic_base_url is None
+
+
+# the embedded server's limits (llama.cpp's): past them llama-server exited with a line naming no setting
+# ("n_seq_max must be <= 256", "to show complete usage, run with -h", "what(): std::bad_alloc")
+@pytest.mark.parametrize("env, text", [
+    ({"INFERENCE_LOCAL_PARALLEL": "1000"}, "INFERENCE_LOCAL_PARALLEL='1000' is more slots than llama-server has "
+                                           "— use 1 to 256."),
+    ({"INFERENCE_LOCAL_CTX_SIZE": "99999999999"}, "INFERENCE_LOCAL_CTX_SIZE='99999999999' is more than llama-server "
+                                                  "accepts — use 1 to 2147483647 tokens"),
+    ({"INFERENCE_LOCAL_CTX_SIZE": "1000000000"},  # × the 4 default slots: past the 32-bit --ctx-size
+     "INFERENCE_LOCAL_CTX_SIZE × INFERENCE_LOCAL_PARALLEL = 1000000000 × 4 = 4000000000 tokens"),
+    ({"INFERENCE_LOCAL_CTX_SIZE": "131072", "INFERENCE_LOCAL_PARALLEL": "32768"}, "use 1 to 256"),
+    ({"INFERENCE_LOCAL_CTX_SIZE": "16777216", "INFERENCE_LOCAL_PARALLEL": "256"},
+     "keep the product within 1 to 2147483647"),
+    ({"INFERENCE_LOCAL_THREADS": "100000"}, "INFERENCE_LOCAL_THREADS='100000' is far more threads than this "
+                                            "machine's"),
+])
+def test_extreme_local_server_settings_are_one_line_naming_the_variable_and_the_range(monkeypatch, env, text):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        settings.load()
+    assert text in err.value.message and "\n" not in err.value.message
+
+
+def test_local_server_settings_at_their_limits_are_accepted(monkeypatch):
+    import os
+
+    monkeypatch.setenv("INFERENCE_LOCAL_PARALLEL", "256")
+    monkeypatch.setenv("INFERENCE_LOCAL_CTX_SIZE", str(2**31 // 256 - 1))
+    monkeypatch.setenv("INFERENCE_LOCAL_THREADS", str(min(512, 4 * os.cpu_count())))
+    s = settings.load()
+    assert (s.local_parallel, s.local_threads) == (256, min(512, 4 * os.cpu_count()))
+    monkeypatch.setenv("INFERENCE_LOCAL_THREADS", str(min(512, 4 * os.cpu_count()) + 1))
+    with pytest.raises(ConfigError, match=rf"use 1 to {min(512, 4 * os.cpu_count())}, or leave it unset"):
+        settings.load()
+    with pytest.raises(ConfigError, match="InferenceMagics.local_parallel='257' is more slots"):  # %config too
+        settings.set_override("local_parallel", 257)

@@ -36,6 +36,7 @@ def test_a_private_prompt_is_not_sent_to_a_remote_server_to_be_counted(monkeypat
 @needs_local
 def test_an_openai_compatible_llama_server_counts_what_it_will_be_sent(monkeypatch, llama_server):
     monkeypatch.setenv("OPENAI_BASE_URL", llama_server.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", llama_server.api_key.get())  # /apply-template and /tokenize ask for it
     found = budget.estimate("openai", "gemma-3-270m", [PROMPT], system="Answer briefly.", count=True)
     assert found.method == budget.counted_by("openai")
     answer = im.infer(PROMPT, backend="openai", system="Answer briefly.", max_tokens=4, temperature=0)

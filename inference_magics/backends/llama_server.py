@@ -37,6 +37,14 @@ def _health(url: str, timeout: float) -> int:
     return httpx.get(f"{url}/health", timeout=timeout, trust_env=False, follow_redirects=False).status_code
 
 
+def _key(state: dict):
+    """The server's API key from its state, as a Secret (registered: never shown in any error line)."""
+    from ..settings import Secret
+
+    key = state.get("api_key")
+    return Secret(key) if isinstance(key, str) and key else None
+
+
 def _alive(pid: int | None) -> bool:
     """Is this process running (not gone, not a zombie waiting to be reaped)?"""
     if not pid:
@@ -80,6 +88,7 @@ class LlamaServer:
         self._users_path = self._dir / f"{purpose}-{key}.users"     # each user holds a shared lock on it
         self.log_path = log_dir() / f"llama-server-{purpose}-{key}.log"
         self.url: str | None = None
+        self.api_key = None                  # a settings.Secret: the key this server asks for (its state file's)
         self.pid: int | None = None          # llama-server's
         self.supervisor_pid: int | None = None
         self.load_s: float | None = None     # how long the model took to load, when this process waited for it
@@ -109,12 +118,19 @@ class LlamaServer:
 
     @property
     def running(self) -> bool:
-        return self.url is not None and self._live(self._state()) and self._state().get("url") == self.url
+        state = self._state()  # the same port and key: a server restarted by another kernel has a new key
+        return (self.url is not None and self._live(state) and state.get("url") == self.url
+                and _key(state) == self.api_key)
 
     def live_url(self) -> str | None:
         """The URL of this model's server if one is up (this kernel's or another's); never starts one."""
+        endpoint = self.live_endpoint()
+        return endpoint[0] if endpoint else None
+
+    def live_endpoint(self) -> tuple:
+        """(URL, API key) of this model's server if one is up; () otherwise. Never starts one."""
         state = self._state()
-        return state.get("url") if self._live(state) else None
+        return (state.get("url"), _key(state)) if self._live(state) else ()
 
     def ensure_running(self) -> str | None:
         """Start or join the server and wait until it answers; a one-line notice when it had died
@@ -150,6 +166,7 @@ class LlamaServer:
                 notice = (f"the local llama-server had stopped (exit code {code}); restarted it — its log is "
                           f"{self.log_path}.")
             self.url, self.pid, self.supervisor_pid = state["url"], state["server_pid"], state["supervisor_pid"]
+            self.api_key = _key(state)
             self.load_s = None
             self._how = how
             return how, notice
@@ -217,7 +234,7 @@ class LlamaServer:
                     or not _alive(self.supervisor_pid)):
                 return False
             if state.get("url") != self.url:  # the first port was taken meanwhile: the supervisor moved on
-                self.url, self.pid = state["url"], state["server_pid"]
+                self.url, self.pid, self.api_key = state["url"], state["server_pid"], _key(state)
             if state.get("status") != "ready":  # the supervisor says ready once its own child holds the port
                 time.sleep(0.05)
                 continue

@@ -4,12 +4,15 @@ stops it once no kernel has used it for the idle timeout.
 A kernel that uses the server holds a shared `flock` on the users file for as long as it lives; the
 operating system drops that lock when the kernel exits, however it exits (SIGKILL included). So
 "can we take the lock exclusively?" is an exact "is any user left?", with no PID list to go stale.
-The state file (JSON, replaced atomically) tells kernels where the server listens and, once it has
-stopped, why. Only a kernel holding the registry lock starts a supervisor, and the supervisor takes
-the same lock before it decides to stop, so a kernel never joins a server that is going away.
+The state file (JSON, owner-only, replaced atomically) tells kernels where the server listens, the
+API key it asks for (a random one per server: any other local user could otherwise use it, read
+/props and share its KV cache) and, once it has stopped, why. Only a kernel holding the registry
+lock starts a supervisor, and the supervisor takes the same lock before it decides to stop, so a
+kernel never joins a server that is going away.
 
     python -m inference_magics.backends.llama_supervisor --state S --users U --registry R --log L
-        --idle-timeout SECONDS -- llama-server [ARGS...]      (it adds --host and --port)
+        --idle-timeout SECONDS -- llama-server [ARGS...]      (it adds --host, --port and --no-slots;
+                                                                the key goes in LLAMA_API_KEY, never argv)
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import ctypes
 import fcntl
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,8 +35,17 @@ SIGNALS_WE_NEED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def write_state(path: Path, **state) -> None:
+    """Replace the state atomically with an owner-only (0600) file: it holds the server's API key."""
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(state))
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a stale temporary of ours may have had other modes
+        with os.fdopen(fd, "w") as out:
+            fd = None
+            out.write(json.dumps(state))
+    finally:
+        if fd is not None:
+            os.close(fd)
     os.replace(temporary, path)
 
 
@@ -142,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     for signum in SIGNALS_WE_NEED:
         signal.signal(signum, lambda *_: stopping.append(True))
 
-    base = dict(supervisor_pid=os.getpid(), log=str(args.log))
+    # a key per server, so no other local user can use it: given to llama-server in its environment
+    # (LLAMA_API_KEY, read by --api-key), never on its command line, which /proc shows to everyone
+    key = secrets.token_urlsafe(32)
+    base = dict(supervisor_pid=os.getpid(), log=str(args.log), api_key=key)
     with open(args.log, "ab") as log:
         for _ in range(3):  # another process may take the port between our probe and the server's bind
             port = _free_port()
@@ -150,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             log.write(f"\n--- starting on port {port}: {' '.join(command)}\n".encode())
             log.flush()
             since = log.tell()
-            server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)],
-                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            # --no-slots: /slots shows every slot's activity and sampling parameters
+            server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port), "--no-slots"],
+                                      env={**os.environ, "LLAMA_API_KEY": key}, stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=subprocess.STDOUT,
                                       preexec_fn=_in_child_before_exec)
             write_state(args.state, **base, status="loading", server_pid=server.pid, url=url,
                         started_at=time.time())

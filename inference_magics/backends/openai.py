@@ -30,6 +30,7 @@ class OpenAIWire:
     def __init__(self, base_url: str, *, api_key=None, timeout_ms: int, label: str, fix: str, key_var: str = "",
                  url_var: str = "OPENAI_BASE_URL", max_wait_s: float = 60):
         self.url = base_url.rstrip("/")
+        self.api_key = api_key  # a Secret or None; a wire is rebuilt, not re-keyed, when it changes
         self.label, self._fix, self._key_var, self._timeout_ms = label, fix, key_var, timeout_ms
         self._max_wait_s = max_wait_s  # the total a request may wait to retry (INFERENCE_MAX_RETRY_WAIT_S)
         self._url_var = url_var
@@ -261,6 +262,8 @@ class OpenAIWire:
             return BackendError(f"the server at {self.url} answered HTTP {status} with a web page, not an "
                                 "OpenAI-compatible API — check the URL.")
         if status == 401 or status == 403:
+            if not self._key_var:  # the local llama-server: its key is ours, from its state file
+                return AuthenticationFailed(f"{self.label} rejected its API key (HTTP {status}) — {self._fix}")
             return AuthenticationFailed(f"{self.label} rejected the API key (HTTP {status}) — check {self._key_var}.")
         if status == 404 and "model" in detail.lower():
             return ModelNotFound(f"{self.label} has no model {model!r} ({detail}) — see %models for what it serves.")
@@ -366,7 +369,7 @@ class OpenAIBackend:
         from ..token_count import chat_messages, count_with_llama_server
 
         root = self.wire.url[:-3] if self.wire.url.endswith("/v1") else self.wire.url
-        return count_with_llama_server(root, chat_messages(request))
+        return count_with_llama_server(root, chat_messages(request), self.wire.api_key)
 
     def embed(self, texts: list[str], model: str) -> list[list[float]]:
         return self.wire.embed(texts, self._model(model))
