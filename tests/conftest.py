@@ -10,6 +10,7 @@ import pytest
 
 from inference_magics import backends, settings, telemetry
 from tests.peers import AnthropicPeer, OllamaPeer, OpenAIPeer
+from tests.peers.recording import RecordingProxy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -115,6 +116,25 @@ def clean_settings(monkeypatch, tmp_path):
     yield
     settings.clear_overrides()
     backends._instances.clear()
+
+
+@pytest.fixture(scope="module")
+def proxy_server():
+    with RecordingProxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxy(monkeypatch, proxy_server):
+    """Every proxy variable points at the recording proxy; nothing is exempt."""
+    proxy_server.reset()
+    for name, value in proxy_server.environment().items():
+        monkeypatch.setenv(name, value)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    backends._instances.clear()
+    yield proxy_server
+    proxy_server.reset()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 import inference_magics as im
 from inference_magics.errors import InferenceError, PrivacyError
-from tests.peers import AnthropicPeer, OllamaPeer, OpenAIPeer
+from tests.peers import OllamaPeer, OpenAIPeer
 from tests.peers.recording import RecordingProxy, Redirector
 
 SECRET = "ghp_Q8vN2kLp7RzX4mWc9TfB1yHs6JdE3gUa0KoI"
@@ -42,24 +42,6 @@ def leaked(secret: str, *recorders) -> list[str]:
         text = _proxied(rec) if isinstance(rec, RecordingProxy) else _bodies(rec)
         found += [f"{type(rec).__name__}: {n}" for n in _b64_needles(secret) if n and n in text]
     return found
-
-
-@pytest.fixture(scope="module")
-def proxy_server():
-    with RecordingProxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxy(monkeypatch, proxy_server):
-    proxy_server.reset()
-    for name, value in proxy_server.environment().items():
-        monkeypatch.setenv(name, value)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    im.backends._instances.clear()
-    yield proxy_server
-    proxy_server.reset()
 
 
 @pytest.fixture(scope="module")

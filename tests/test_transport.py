@@ -9,29 +9,10 @@ import pytest
 import inference_magics as im
 from tests.conftest import needs_local
 from tests.peers import OllamaPeer, OpenAIPeer
-from tests.peers.recording import RecordingProxy, Redirector
+from tests.peers.recording import Redirector
 
 SECRET = "ghp_Q8vN2kLp7RzX4mWc9TfB1yHs6JdE3gUa0KoI"  # a GitHub token shape
 PRIVATE = f"Why does git reject this token? {SECRET}"
-
-
-@pytest.fixture(scope="module")
-def proxy_server():
-    with RecordingProxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxy(monkeypatch, proxy_server):
-    """Every proxy variable points at the recording proxy; nothing is exempt."""
-    proxy_server.reset()
-    for name, value in proxy_server.environment().items():
-        monkeypatch.setenv(name, value)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    im.backends._instances.clear()
-    yield proxy_server
-    proxy_server.reset()
 
 
 def sent_anywhere(recorder) -> str:
