@@ -1,6 +1,5 @@
 """%%infer in a real ipykernel: what a notebook receives on iopub."""
 import json
-import time
 
 import pytest
 

@@ -1,7 +1,6 @@
 """The embedded server's port is only trusted once our own llama-server listens on it. llama-server's
 command line (with --port) is world-readable in /proc, so another local user can bind that port in
 the moment before llama-server does and answer /health: the prompt must never go to that process."""
-import json
 import os
 import signal
 import sys
@@ -10,7 +9,6 @@ import textwrap
 import pytest
 
 import inference_magics as im
-from tests.conftest import wait_until
 
 SERVE = textwrap.dedent('''
     import json, sys

@@ -2,7 +2,6 @@
 {var} objects rendered within INFERENCE_CONTEXT_TOKENS, --figure; and the rendering on its own."""
 import numpy as np
 import pandas as pd
-import pytest
 
 from inference_magics import threads
 from inference_magics.conversation import trim_to_context

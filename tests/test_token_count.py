@@ -1,7 +1,6 @@
 """Estimates from real tokenizers where a server can answer (llama-server's /apply-template and
 /tokenize), the stated approximation elsewhere: Ollama documents no tokenizer endpoint, a server
 that is not llama-server answers 404, and the embedded model is never started for an estimate."""
-import pytest
 
 import inference_magics as im
 from inference_magics import budget, settings
