@@ -209,6 +209,7 @@ _PLACEHOLDER = re.compile(
             |optional|str|string|bytes|int|bool|any|text|value|required|todo|tbd|xxx|env|default|\w*here
             |pass|pw|pwd|user|username|login|foo|bar|baz)
         (?:[_\-\s]?(?:api[_-]?)?(?:key|token|secret|password|pass|value|here|goes[_\-\s]here|name|id|\d))*
+        |(?:your|my|insert|enter|paste|put)[_\-\s][\w\-\s]{0,40}?(?:key|token|secret|password|pass|here|id)
       )$""")
 # a call, an attribute, an index, an environment lookup: `getpass()`, `os.environ["X"]`, `form.password.data`
 _CODE_VALUE = re.compile(r"""^(?:[A-Za-z_][\w]*(?:(?:\.|::|->)[A-Za-z_]\w*)*\s*[(\[]|[A-Za-z_]\w*(?:\.|::|->)[A-Za-z_]\w*|
@@ -221,7 +222,7 @@ _PROSE_WORDS = frozenset(
     "falsch richtig abgelaufen leer incorrecte incorrect correcte vide expiré incorrecta vacía errata vuota "
     "incorreta vazia onjuist leeg".split())
 _QUOTES = {"'": "'", '"': '"', "`": "`", "“": "”", "‘": "’", "«": "»", "„": "“"}
-_VALUE_STOP = re.compile(r"[\s,;)}\]<>]|$")
+_VALUE_STOP = re.compile(r"[\s,;)}\]<>。、，：；！？\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]|$")
 
 
 def _value_after(text: str, pos: int, *, phrase: bool = False) -> tuple[int, int, bool] | None:
@@ -247,7 +248,7 @@ def _value_after(text: str, pos: int, *, phrase: bool = False) -> tuple[int, int
 
 
 def _is_placeholder(value: str) -> bool:
-    return (bool(_PLACEHOLDER.match(value.strip())) or bool(_CODE_VALUE.match(value))
+    return (bool(_PLACEHOLDER.match(value.strip())) or bool(_CODE_VALUE.match(value)) or bool(_FILLER.search(value))
             or value.startswith("[redacted"))  # what redact_secrets left: redacting twice changes nothing
 
 
@@ -262,14 +263,17 @@ _SECRET_WORDS = (r"secret|token|api[ _-]?key|apikey|access[ _-]?key|private[ _-]
                  r"geheimnis|schlüssel|cl[ée]|chiave|llave|chave|sleutel|jeton|ключ|токен")
 # what may follow the name inside one identifier (DB_PASSWORD_PROD, apiKeyValue); "_FILE", "_URL",
 # "_RESET", "_HASH" and the like name something else and are left out
+_PARTICLES = "はが是为為는은"
 _SUFFIX = r"(?:[_\-.]?(?:id|value|val|str|string|b64|base64|hex|enc|plain|raw|prod|production|dev|test|live|main|\d{1,2}))?"
 _LABEL = re.compile(
-    rf"(?i)(?P<name>(?:(?P<pw>{_PASSWORD_WORDS})|(?P<sec>{_SECRET_WORDS})){_SUFFIX})(?![\w])"
+    rf"(?i)(?P<name>(?:(?P<pw>{_PASSWORD_WORDS})|(?P<sec>{_SECRET_WORDS})){_SUFFIX})(?![^\W{_PARTICLES}])"
     # the separator: = : => := ->, an optional closing quote or bracket before it, or words (is, ist, est ...),
     # or "for <something> is" ("the password for the staging db is ...")
     r"(?P<sep>['\"\]]{0,2}[ \t]{0,3}(?:=>|:=|->|::|[:=])[ \t]{0,3}|>|['\"][ \t]{0,3},[ \t]{0,3}(?=['\"])|"
-    r"\s{1,3}(?:(?:for|to|of|für|zu|pour|de|du|des|per|para|voor|van|del|da|do|della|dello)\s[^\n]{1,60}?\s)?"
-    r"(?:is|are|was|ist|lautet|sind|est|c'est|es|son|è|é|são|=|:)[ \t]{0,2}:?[ \t]{1,3}(?:now\s|jetzt\s|still\s)?"
+    r"\s{1,3}(?:(?:for|to|of|für|zu|pour|de|du|des|per|para|voor|van|del|da|do|della|dello|от|для)\s[^\n]{1,60}?\s)?"
+    r"(?:is|are|was|ist|lautet|sind|est|c'est|es|son|è|é|são|это|—|–|=|:)[ \t]{0,2}:?[ \t]{1,3}(?:now\s|jetzt\s|still\s)?"
+    # Japanese, Chinese, Korean: a particle or copula, no space needed ("パスワードはX", "密码是 X", "비밀번호는 X")
+    rf"|[ \t]{{0,2}}[{_PARTICLES}][ \t]{{0,3}}[:：]?[ \t]{{0,3}}"
     r"|\s{1,3}(?=['\"“‘«])"
     # loose: "the API key you asked for: X", "password X" (netrc); only a random-looking value counts then
     r"|(?P<loose>[^\n:=]{0,40}?:[ \t]{1,3}|[ \t]{1,3}))",
@@ -283,6 +287,8 @@ _LABEL_NON_ASCII = tuple((w, w[i], i) for w in (
     "schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен")
     for i in [next(i for i, ch in enumerate(w) if not ch.isascii())])
 
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
+_PATH_WITH_EXTENSION = re.compile(r"(?:[\w.\-]+/)+[\w.\-]*\.[A-Za-z][A-Za-z0-9]{0,7}")
 _LONG_CORES = ("password", "passwd", "passwort", "passphrase", "secret", "token", "apikey", "credential")
 _LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|also|in|on|at|to|for|and|or|of|"
                           r"ist|der|die|das|est|le|la|es|el|è|il|é|o|a|de|het|een)$")
@@ -293,7 +299,7 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
     for at in positions:
         if examined[0] <= at < examined[1]:
             continue
-        if at > 0 and text[at - 1].isalpha():
+        if at > 0 and text[at - 1].isalpha() and not _CJK.match(text[at - 1]):
             before, first = text[at - 1], text[at]
             if not (first.isupper() and (before.islower() or before.isupper())) \
                     and not text[at:at + 12].lower().startswith(_LONG_CORES):
@@ -302,7 +308,7 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
         if match is None:
             continue
         name = match.group("name").lower()
-        if at > 0 and text[at - 1].isalpha():
+        if at > 0 and text[at - 1].isalpha() and not _CJK.match(text[at - 1]):
             # inside a word: dbPass (camel case), SMTPPASS, adminpassword count; compass, monkey, bypass do not
             before, first = text[at - 1], text[at]
             if not ((before.islower() and first.isupper()) or (before.isupper() and first.isupper())
@@ -324,11 +330,13 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
             continue
         if value.lower().replace("_", "").replace("-", "") in name.replace("_", "").replace("-", "").replace(" ", ""):
             continue  # password=password, token=token
-        natural = not match.group("loose") and match.group("sep").strip()[:1].isalpha()
+        natural = not match.group("loose") and (match.group("sep").strip()[:1].isalpha()
+                                                or match.group("sep").strip()[:1] in "—–")
         sep = match.group("sep")
         if match.group("loose") is not None:  # only a token that looks generated, not a word, path or URL
             if (not _random_looking(value, 8 if password else 16) or " " in value or "://" in value
-                    or value[0] in "/-.~" or "=" in value or "(" in value or not _A_DIGIT.search(value)):
+                    or value[0] in "/-.~" or "=" in value or "(" in value or not _A_DIGIT.search(value)
+                    or _PATH_WITH_EXTENSION.fullmatch(value)):
                 continue
         elif sep.strip() == "" and not (quoted and name.startswith(("passw", "kennw", "wachtw", "senha", "contrase"))
                                         and (_A_DIGIT.search(value) or _classes(value) >= 3)):
@@ -342,7 +350,7 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
                                                               and len(value) < 9))):
                 continue  # `password = pw`, `password=user_password`: a variable, not a value
             yield Span(start, end, "a password")
-        elif not any(c.isspace() for c in value) and (
+        elif not any(c.isspace() for c in value) and not _PATH_WITH_EXTENSION.fullmatch(value) and (
                 _random_looking(value, 16 if name not in ("key", "sig", "cookie", "cred", "auth") else 20)
                 or (quoted and _random_looking(value, 12))):
             yield Span(start, end, "a secret or token assignment")
@@ -526,9 +534,13 @@ _RULES: tuple[Rule, ...] = (
     Rule("a Shopify token", re.compile(r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b")),
     Rule("a DigitalOcean token", re.compile(r"\bdo[opr]_v1_[a-f0-9]{64}\b")),
     Rule("an API key", re.compile(r"\b(?:gsk_[A-Za-z0-9]{40,60}|r8_[A-Za-z0-9]{30,50}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}|"
-                                  r"lin_api_[A-Za-z0-9]{30,50}|sbp_[a-f0-9]{40}|dp\.pt\.[A-Za-z0-9]{40,50}|"
+                                  r"lin_api_[A-Za-z0-9]{30,50}|sbp_[a-f0-9]{40}|dp\.(?:pt|st|sa|ct|scim|audit)\.(?:[a-z0-9_\-]{1,35}\.)?[A-Za-z0-9]{40,50}|"
+                                  r"hv[sbr]\.[A-Za-z0-9_\-]{24,300}|ATATT3[A-Za-z0-9_\-=]{100,300}|sk\.eyJ[A-Za-z0-9_\-]{20,200}\.[A-Za-z0-9_\-]{20,60}|"
+                                  r"key-[0-9a-f]{32}|"
                                   r"xai-[A-Za-z0-9]{40,90}|pplx-[A-Za-z0-9]{40,60}|nvapi-[A-Za-z0-9_\-]{50,80}|"
                                   r"glc_[A-Za-z0-9+/]{30,200}|ntn_[A-Za-z0-9]{40,60}|secret_[A-Za-z0-9]{43})\b")),
+    Rule("a Terraform Cloud token", re.compile(r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-]{60,80}\b"),
+         token_gate=lambda t: ".atlasv1." in t),
     Rule("an Azure client secret", re.compile(r"(?<![\w~.\-])[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}(?![\w~.\-])"),
          token_gate=lambda t: "Q~" in t),
     # Azure connection strings and SAS URLs
@@ -564,6 +576,21 @@ _RULES: tuple[Rule, ...] = (
          reach=240),
     Rule("a password", re.compile(r"(?i)\b(?:mysql|mysqldump|mariadb)\b[^\n]{0,120}?\s-p(?P<v>[^\s\"']{3,128})"), "v",
          _not_placeholder, words=("mysql", "mysqldump", "mariadb"), reach=280),
+    Rule("a password", re.compile(r"(?i)\bdocker\s{1,3}login\b[^\n|]{0,200}?\s(?:-p|--password)(?:=|\s{1,3})[\"']?(?P<v>[^\s\"']{3,200})"),
+         "v", lambda v: not _is_placeholder(v) and not v.startswith("-"), words=("docker",), reach=440),
+    Rule("a password", re.compile(r"(?i)\becho\s{1,3}(?:-n\s{1,3})?(?P<q>['\"]?)(?P<v>[^\s'\"|]{3,128})(?P=q)\s{0,3}\|[^\n]{0,160}?"
+                                  r"--password-stdin"), "v", _not_placeholder, literals=("password-stdin",), back=320, reach=20),
+    Rule("a password", re.compile(r"(?<![\w.\-])[A-Za-z0-9_.\-]{1,64}:(?P<v>[^\s:@\"'/]{3,128})@(?:tcp|unix)\("), "v", _password_ok,
+         literals=("@tcp(", "@unix("), back=200, reach=10),
+    # a password as a positional argument of a call that takes one: requests' auth=(user, pw), smtplib's
+    # login(user, pw), JDBC's getConnection(url, user, pw), PDO, ldap3; and builders' .password("...")
+    Rule("a password", re.compile(r"(?i)(?:\b(?:basic_)?auth\s{0,3}=\s{0,3}[(\[]|\bHTTP(?:Basic|Digest)Auth\(|\.login\(|"
+                                  r"\bgetConnection\(|\bnew\s{1,3}PDO\(|\bldap3?\.Connection\(|\bConnection\(\s{0,3}server\s{0,3},)"
+                                  r"\s{0,3}(?:(?:'[^'\n]{0,120}'|\"[^\"\n]{0,120}\"|[^,()'\"\n]{1,120}),\s{0,3}){1,2}['\"](?P<v>[^'\"\n]{4,128})['\"]\s{0,3}[,)\]]"), "v",
+         lambda v: not _is_placeholder(v) and len(v) >= 6 and not v.isalpha() and not v.startswith(("http", "/", "jdbc:")),
+         literals=("auth=", "auth =", "auth(", ".login(", "getconnection(", "pdo(", "connection("), back=12, reach=300),
+    Rule("a password", re.compile(r"(?i)\.(?:set_|with_)?(?:password|passwd|pwd)\(\s{0,3}['\"](?P<v>[^'\"\n]{4,128})['\"]\s{0,3}\)"),
+         "v", _not_placeholder, literals=(".password(", ".passwd(", ".pwd(", "_password("), back=6, reach=150),
     Rule("a password", re.compile(r"(?i)\bsshpass\s{1,3}-p\s{0,3}[\"']?(?P<v>[^\s\"']{3,128})"), "v", words=("sshpass",),
          reach=150),
     Rule("a password", re.compile(r"(?i)\b(?:IDENTIFIED\s{1,3}BY|WITH\s{1,3}(?:ENCRYPTED\s{1,3})?PASSWORD|PASSWORD\s{1,3}FOR"
@@ -573,11 +600,12 @@ _RULES: tuple[Rule, ...] = (
         r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://(?P<user>[^\s:/@\"'<>]{0,64}):(?P<v>[^\s@\"'<>]{1,128})@(?=[\w\[\-])"), "v",
          _password_ok, literals=("://",), back=24, reach=240),
     Rule("a URL with a token", re.compile(
-        r"(?i)[?&](?:access_token|api_key|apikey|token|key|secret|password|client_secret|auth)="
+        r"(?i)(?:[?&]|%3F|%26)(?:access_token|api_key|apikey|token|key|secret|password|client_secret|auth)(?:=|%3D)"
         r"(?P<v>[A-Za-z0-9._~+/%\-]{12,500})"), "v", lambda v: _random_looking(v, 12),
-         literals=("token=", "key=", "secret=", "password=", "auth="), back=16, reach=520),
+         literals=("token=", "key=", "secret=", "password=", "auth=", "token%3d", "key%3d", "secret%3d", "password%3d",
+                   "auth%3d"), back=18, reach=520),
     # PII, run over runs of digits
-    Rule("a card number", re.compile(r"(?<![\d.\-])\d(?:[ .\-_/]?\d){12,18}(?![\d]|[.\-]\d)"), check=_card, digits=True),
+    Rule("a card number", re.compile(r"(?<![\d.\-])\d(?:[ .\-_/]?\d|  \d){12,18}(?![\d]|[.\-]\d)"), check=_card, digits=True),
     Rule("a US social security number", re.compile(
         r"(?<![\d\-.])(?P<ssn>\d{3}(?P<s>[ .\-–—])\d{2}(?P=s)\d{4})(?![\d]|[\-.]\d)"), "ssn", _ssn, digits=True),
     Rule("a US social security number", re.compile(
@@ -603,7 +631,7 @@ _RULES: tuple[Rule, ...] = (
          digits=True),
     Rule("a Spanish ID number (DNI/NIE)", re.compile(r"\b[XYZxyz]?\d{7,8}-?[A-Za-z]\b"), check=_spanish_id, digits=True),
     Rule("a Brazilian CPF number", re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"), check=_cpf, digits=True),
-    Rule("an Aadhaar number", re.compile(r"\b\d{4} \d{4} \d{4}\b"), check=_aadhaar, digits=True),
+    Rule("an Aadhaar number", re.compile(r"(?<!\d )\b\d{4} \d{4} \d{4}\b(?! \d)"), check=_aadhaar, digits=True),
     Rule("an Italian tax code", re.compile(r"(?i)\bcodice[ _]fiscale\b\W{0,5}(?:è\s)?(?P<v>[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}"
                                            r"[A-Z]\d{3}[A-Z])\b"), "v", _codice_fiscale, words=("codice",), reach=60),
     Rule("a national ID number", re.compile(
@@ -689,7 +717,7 @@ _TOKEN_MAP = bytes(0x64 if chr(b).isdigit() or chr(b) == "+" else 0x61 if b in _
 _RUN = b"a" * 16
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/_\-.~]+")
 _TOKEN_REST = re.compile(rb"[A-Za-z0-9+/_\-.~]*")
-_NUMBER = re.compile(rb"0(?:\.?0){5,40}")
+_NUMBER = re.compile(rb"0(?:\.{0,2}0){5,40}")
 # bytes of the text, one per character (non-ASCII becomes "?"): digits -> 0, separators -> ".", the rest " "
 _DIGIT_MAP = bytes((0x30 if chr(b).isdigit() else 0x2E if chr(b) in " .-_/" else 0x20) for b in range(256))
 _JWT = "eyJ"
@@ -782,6 +810,10 @@ def _windows(points: Iterable[tuple[int, int]], size: int) -> list[tuple[int, in
     return [(lo, hi) for lo, hi in merged]
 
 
+# a token made of filler ("ghp_xxxxxxxx…", "AKIAXXXXXXXX…", "xoxb-your-bot-token") is a placeholder, not a secret
+_FILLER = re.compile(r"(?i)x{8}|\*{6}|(?<![A-Za-z])your[-_]")
+# a key block with nothing in it: "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
+_EMPTY_KEY_BLOCK = re.compile(r"-{0,5}\s{0,4}(?:\.{3}|…|<[^<>\n]{0,60}>|\[[^\[\]\n]{0,60}\]|\(?snip\)?)?\s{0,4}-----END ")
 _CHUNK = 1 << 16    # no single regex call looks at more than this (plus _OVERLAP): an interrupt lands at once
 _OVERLAP = 2048     # longer than any match: one cut in two chunks is found whole in one of them
 
@@ -790,8 +822,9 @@ def _run(rule: Rule, text: str, lo: int, hi: int, found: list[Span]) -> None:
     for chunk in range(lo, hi, _CHUNK):
         for match in rule.pattern.finditer(text, chunk, min(chunk + _CHUNK + _OVERLAP, hi)):
             start, end = match.span(rule.group)
-            if end > start and not text.startswith("[redacted", start) and (
-                    rule.check is None or rule.check(text[start:end])):
+            if end > start and not text.startswith("[redacted", start) and not _FILLER.search(text, *((start, end) if end - start >= 8 else match.span())) and (
+                    rule.check is None or rule.check(text[start:end])) and not (
+                    rule.label == "a private key" and _EMPTY_KEY_BLOCK.match(text, end)):
                 found.append(Span(start, end, rule.label))
 
 
