@@ -268,9 +268,9 @@ class Stream:
             return
         from . import budget  # a cap is checked before anything is sent (a cached answer costs nothing)
 
-        budget.check(self._settings, self.route.backend, self.route.model, self._prompt,
-                     system=self._options["system"], messages=self._history,
-                     max_tokens=self._options["max_tokens"])
+        self._reserved = budget.check(self._settings, self.route.backend, self.route.model, self._prompt,
+                                      system=self._options["system"], messages=self._history,
+                                      max_tokens=self._options["max_tokens"])
         try:
             while True:
                 # the one policy, at the moment of sending: system, history and prompt, to this backend and model
@@ -415,9 +415,11 @@ class Stream:
             cache_write_tokens=usage.cache_creation_input_tokens, cache_read_tokens=usage.cache_read_input_tokens,
             overrides=self._settings.prices)
         if not result.cached:
-            from .budget import add_spend
+            from .budget import settle
 
-            add_spend(result.cost_usd)
+            # the reservation made at the check is released; an unknown cost counts as that estimate
+            settle(getattr(self, "_reserved", 0.0), result.cost_usd, unknown=result.usage_estimated)
+            self._reserved = 0.0
         self._record()
         if notice := telemetry.completion(result, parent=self._trace_parent, started=self._started, ended=now,
                                           turns=self._turns, **self._options):

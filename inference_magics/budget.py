@@ -90,8 +90,11 @@ def _counted(settings, backend, model, prompt, system, messages) -> int | None:
 
 
 # --- spend and caps ----------------------------------------------------------------------------
-_spent = {"usd": 0.0}
-_spent_lock = threading.Lock()
+# "reserved": the estimates of calls checked against a cap and not finished yet. A check and its
+# reservation are one step under the lock, so concurrent calls (--map rows) cannot all pass a cap
+# that only one of them fits.
+_spent = {"usd": 0.0, "reserved": 0.0}
+_spent_lock = threading.RLock()
 
 
 def add_spend(cost_usd: float | None) -> None:
@@ -101,9 +104,23 @@ def add_spend(cost_usd: float | None) -> None:
             _spent["usd"] += cost_usd
 
 
+def settle(reserved: float, cost_usd: float | None, *, unknown: bool = False) -> None:
+    """A checked call ended: release its reservation and count what it cost. When its cost is
+    unknown (interrupted or failed after text arrived: the counts never came), the reservation —
+    the estimate it was let through with — is counted instead of nothing."""
+    with _spent_lock:
+        _spent["reserved"] = max(0.0, _spent["reserved"] - reserved)
+        _spent["usd"] += cost_usd if cost_usd is not None else (reserved if unknown else 0.0)
+
+
 def kernel_spend() -> float:
     with _spent_lock:
         return _spent["usd"]
+
+
+def _in_flight() -> float:
+    with _spent_lock:
+        return _spent["reserved"]
 
 
 def today_spend(settings) -> float | None:
@@ -117,13 +134,26 @@ def today_spend(settings) -> float | None:
     return store.cost_since(midnight)
 
 
-def check(settings, backend: str, model: str, prompt: str, *, system=None, messages=None, max_tokens=None) -> None:
-    """Refuse (BudgetExceeded, one line with the spend so far) a call that would pass a cap."""
+def check(settings, backend: str, model: str, prompt: str, *, system=None, messages=None, max_tokens=None) -> float:
+    """Refuse (BudgetExceeded, one line with the spend so far) a call that would pass a cap; else
+    reserve its estimate until `settle` and return the amount reserved (0 without a cap)."""
     if settings.budget_usd is None and settings.daily_budget_usd is None:
-        return
+        return 0.0
+    if max_tokens is None and backend == "anthropic":  # what the request will allow, not a guess below it
+        from .backends.anthropic import DEFAULT_MAX_TOKENS
+
+        max_tokens = DEFAULT_MAX_TOKENS
     cost = estimate(backend, model, [prompt], system=system, messages=messages, max_tokens=max_tokens,
                     settings=settings).cost_usd
-    refuse_over_budget(settings, cost, model, "this call")
+    if cost is None and backend in REGISTRY and REGISTRY[backend].priced:
+        raise BudgetExceeded(
+            f"refused: {model} has no price in pricing.py, so a budget cannot be kept with it — add it to "
+            "INFERENCE_PRICES (USD per million tokens) or use a priced model.")
+    with _spent_lock:
+        refuse_over_budget(settings, cost, model, "this call")
+        if cost:
+            _spent["reserved"] += cost
+    return cost or 0.0
 
 
 def refuse_over_budget(settings, cost: float | None, model: str, what: str) -> None:
@@ -131,7 +161,7 @@ def refuse_over_budget(settings, cost: float | None, model: str, what: str) -> N
     if not cost:
         return  # a local model: nothing to spend
     if settings.budget_usd is not None:
-        spent = kernel_spend()
+        spent = kernel_spend() + _in_flight()
         if spent + cost > settings.budget_usd:
             raise BudgetExceeded(
                 f"refused: {what} (≈ ${cost:.4f} on {model}) would pass INFERENCE_BUDGET_USD=${settings.budget_usd:.2f} "
@@ -140,6 +170,7 @@ def refuse_over_budget(settings, cost: float | None, model: str, what: str) -> N
         spent = today_spend(settings)
         if spent is None:
             spent = kernel_spend()
+        spent += _in_flight()
         if spent + cost > settings.daily_budget_usd:
             raise BudgetExceeded(
                 f"refused: {what} (≈ ${cost:.4f} on {model}) would pass INFERENCE_DAILY_BUDGET_USD="

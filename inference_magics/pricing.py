@@ -30,9 +30,20 @@ def _list_price(input_price: float, output_price: float) -> Price:
 
 
 PRICES: dict[str, Price] = {
-    "opus": _list_price(5.0, 25.0),    # Opus 4.5 / 4.6
-    "sonnet": _list_price(3.0, 15.0),  # Sonnet 4.5 / 4.6
+    "opus": _list_price(5.0, 25.0),    # Opus 4.5 / 4.6 / 4.7 / 4.8 / 5
+    "sonnet": _list_price(3.0, 15.0),  # Sonnet 3.7 / 4 / 4.5 / 4.6
     "haiku": _list_price(1.0, 5.0),    # Haiku 4.5
+    # versions priced apart from their family (the longest name contained in the id wins)
+    "opus-4-1": _list_price(15.0, 75.0),         # claude-opus-4-1, claude-opus-4-1-20250805
+    "opus-4-0": _list_price(15.0, 75.0),         # claude-opus-4-0 (alias of Opus 4)
+    "opus-4-2025": _list_price(15.0, 75.0),      # claude-opus-4-20250514 (Opus 4)
+    "3-opus": _list_price(15.0, 75.0),           # claude-3-opus-20240229
+    "3-5-haiku": _list_price(0.80, 4.0),         # claude-3-5-haiku-20241022 / -latest
+    "3-haiku": Price(0.25, 1.25, 0.30, 0.03),    # claude-3-haiku-20240307 (cache prices as listed)
+    "sonnet-5": _list_price(2.0, 10.0),          # Sonnet 5 / 5.5
+    "opus-5-5": _list_price(4.0, 20.0),          # Opus 5.5
+    "fable": _list_price(10.0, 50.0),            # Fable 5
+    "fable-5-1": Price(10.0, 50.0, 12.5, 0.25),  # Fable 5.1 (cache hits $0.25 / MTok)
 }
 
 

@@ -316,7 +316,8 @@ class ToolLoop:
         if len(steps) > 1:
             from .backends.base import Usage
 
-            last.usage = Usage(sum(s.usage.input_tokens for s in steps), sum(s.usage.output_tokens for s in steps))
+            last.usage = Usage(*(sum(getattr(s.usage, field) for s in steps) for field in (
+                "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")))
             costs = [s.cost_usd for s in steps if s.cost_usd is not None]
             last.cost_usd = sum(costs) if costs else None
         for notice in (t.notice for t in self.tools.values() if t.notice):

@@ -234,13 +234,14 @@ class TypedStream:
             error = AnswerInvalid(f"{result.error} — raise --max-tokens (max_tokens=); the raw text is kept in .text.")
             error.result = result
             raise error
-        first_text = result.text
+        first_text, first = result.text, result
         on_text(f"\n\n*(did not match {self.schema.name}: {problem} — asking again once)*\n\n")
         earlier = tuple(self._options.get("messages") or ()) + (
             {"role": "user", "content": self._prompt}, {"role": "assistant", "content": first_text})
         options = {**self._options, "messages": earlier, "backend": self.route.backend, "model": self.route.model}
         self._running = api.Stream(RETRY_PROMPT.format(problem=problem), schema=self.schema.json, **options)
         result = self._running.each(on_text, on_thinking, on_waiting)
+        _count_both(first, result)  # the cell's usage and cost are both requests' (the history has each)
         again = self._validate(result)
         if again is None:
             result.notices.append(f"the first answer did not match {self.schema.name} ({problem}); asked again once")
@@ -270,3 +271,13 @@ def require(route, capability: str) -> None:
         what = {"schema": "constrain an answer to a schema", "tools": "call tools"}[capability]
         raise ConfigError(f"{backend.label} cannot {what} — choose another backend "
                           "(--backend) or model.")
+
+
+def _count_both(first, second) -> None:
+    """The retry's Result carries the usage and cost of both requests, as a tool loop's does."""
+    from .backends.base import Usage
+
+    second.usage = Usage(*(getattr(first.usage, f) + getattr(second.usage, f) for f in (
+        "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")))
+    if first.cost_usd is not None and second.cost_usd is not None:
+        second.cost_usd = first.cost_usd + second.cost_usd
