@@ -26,18 +26,37 @@ import threading
 LIVE_SCHEMES = ("http", "https", "mailto")
 LINK_REL = "noopener noreferrer"
 
-PROSE_STYLE = "overflow-wrap:anywhere;max-width:100%"
+# A notebook opened fresh (untrusted: a clone, a download) has its HTML outputs sanitized by
+# JupyterLab, which drops every declaration holding var(...) and unknown values (overflow-wrap:
+# anywhere). So each style says first what survives that and reads in both themes (opacity on the
+# inherited text colour, a translucent grey, a literal orange), then the theme variable that a
+# trusted or live output uses (the later declaration wins where both are kept).
+PROSE_STYLE = "word-wrap:break-word;overflow-wrap:anywhere;max-width:100%"
 # MathJax 3 (JupyterLab 4, Notebook 7) skips a subtree with class mathjax_ignore, MathJax 2 one with tex2jax_ignore
 NO_MATH = "mathjax_ignore tex2jax_ignore"
 CODE_BLOCK_STYLE = ("overflow-x:auto;max-width:100%;white-space:pre;overflow-wrap:normal;"
+                    "background:rgba(128,128,128,0.12);"
                     "background:var(--jp-cell-editor-background,#f7f7f7);padding:6px 8px;border-radius:4px")
-NOTE_STYLE = "color:var(--jp-ui-font-color2,#616161);font-size:var(--jp-content-font-size0,0.85em);margin-top:4px"
+# quiet in every theme: the body colour at 70% (light 6:1, dark 9:1 against the cell), smaller
+NOTE_STYLE = "opacity:0.7;font-size:var(--jp-content-font-size0,0.85em);margin-top:4px"
 # a notice's text in the body colour (JupyterLab's light warn orange reads at 3.8:1, under WCAG AA),
 # marked by a bar in the warn colour, so it reads in every theme
 WARN_STYLE = ("color:var(--jp-ui-font-color1,#212121);font-size:var(--jp-content-font-size0,0.85em);"
-              "border-left:3px solid var(--jp-warn-color0,#b25400);padding-left:6px;margin-top:2px")
-THINKING_STYLE = ("color:var(--jp-ui-font-color2,#616161);border-left:3px solid var(--jp-border-color2,#e0e0e0);"
-                  "padding-left:8px;margin-bottom:6px")
+              "border-left:3px solid #e08600;border-left:3px solid var(--jp-warn-color0,#b25400);"
+              "padding-left:6px;margin-top:2px")
+THINKING_STYLE = ("opacity:0.75;border-left:3px solid rgba(128,128,128,0.4);"
+                  "border-left:3px solid var(--jp-border-color2,#e0e0e0);padding-left:8px;margin-bottom:6px")
+
+
+def _ordered_list_open(self, tokens, idx, options, env):
+    """An answer line such as "31077. We have..." is a list starting at 31077: JupyterLab's list
+    indent (2em) fits two digits, so a longer marker was cut at the output's left edge."""
+    start = tokens[idx].attrGet("start")
+    digits = len(str(start)) if start is not None else 1
+    if digits >= 3:
+        tokens[idx].attrSet("style", f"padding-left:{0.6 * digits + 1:.1f}em")  # em: the sanitizer drops ch
+    return self.renderToken(tokens, idx, options, env)
+
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):", re.IGNORECASE)
 _CUT_OFF_HEADING = re.compile(r"(?:^|\n)[ ]{0,3}#{1,6}[ \t]*$")
@@ -137,6 +156,7 @@ def _make_renderer():
     md.add_render_rule("link_open", _link_open)
     md.add_render_rule("link_close", _link_close)
     md.add_render_rule("image", _image)
+    md.add_render_rule("ordered_list_open", _ordered_list_open)
     md.add_render_rule("fence", lambda self, *a: _code_box(RendererHTML.fence(self, *a)))
     md.add_render_rule("code_block", lambda self, *a: _code_box(RendererHTML.code_block(self, *a)))
     md.add_render_rule("table_open", lambda self, *a: '<div style="overflow-x:auto;max-width:100%">'

@@ -86,7 +86,8 @@ def recording(fresh: bool) -> tuple[dict[str, str], str, None]:
     if fresh:  # nothing stale stays: the file holds exactly what the notebooks ask
         RECORDED.unlink(missing_ok=True)
         MANIFEST.write_text("")
-    env = {"INFERENCE_DEFAULT_BACKEND": "local", "OLLAMA_BASE_URL": "http://127.0.0.1:9", "MPLBACKEND": "Agg",
+    # no MPLBACKEND=Agg here: the kernel's inline backend is what saves a notebook's charts (05, 07)
+    env = {"INFERENCE_DEFAULT_BACKEND": "local", "OLLAMA_BASE_URL": "http://127.0.0.1:9",
            "INFERENCE_CACHE": "on", "INFERENCE_CACHE_FILE": str(RECORDED),
            "INFERENCE_DATA_DIR": tempfile.mkdtemp(prefix="im-record-")}
     return env, f"the embedded local model, recording every answer into {RECORDED.relative_to(REPO)}", None

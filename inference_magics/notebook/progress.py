@@ -59,7 +59,7 @@ class Progress:
             text = f"✓ {self.label}: {how}" if self.done >= self.total else f"{self.label} stopped: {how}"
         bar = (f"<progress value='{self.done}' max='{max(self.total, 1)}' "
                "style='width:12em;vertical-align:middle;margin-right:0.6em'></progress>") if not final else ""
-        return {"text/html": f"<div class='{NO_MATH}' style='color:var(--jp-ui-font-color2);font-size:var(--jp-ui-font-size1)'>"
+        return {"text/html": f"<div class='{NO_MATH}' style='opacity:0.7;font-size:var(--jp-ui-font-size1)'>"
                              f"{bar}{html.escape(text)}</div>",
                 "text/plain": text}
 

@@ -267,7 +267,8 @@ class ExperimentView:
     """One column per model, filled as the answers stream in (Markdown, through the untrusted-text
     renderer); then a comparison table and a chart."""
 
-    COLUMN_STYLE = ("flex:1;min-width:220px;border:1px solid var(--jp-border-color2,#e0e0e0);border-radius:6px;"
+    COLUMN_STYLE = ("flex:1;min-width:220px;border:1px solid rgba(128,128,128,0.35);"  # kept when sanitized
+                    "border:1px solid var(--jp-border-color2,#e0e0e0);border-radius:6px;"
                     "padding:6px 10px;background:var(--jp-layout-color0,#fff);color:var(--jp-content-font-color1,#000)")
 
     def __init__(self, runs):
