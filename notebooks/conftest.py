@@ -1,8 +1,10 @@
 """nbval runs each notebook in a real kernel: point those kernels at the loopback peers.
 
 `pytest` (the README's test command) runs the notebooks with --nbval-lax: every cell must run
-without error, and cells marked `# NBVAL_CHECK_OUTPUT` (structure only: a Result has text, JSON
-parses, vectors have the model's dimension, one table row per model) must print what they saved.
+without error, and cells tagged `nbval-check-output` (structure only: a Result has text, JSON
+parses, vectors have the model's dimension, one table row per model) must print what they saved. Tags,
+not `# NBVAL_…` comments, so a reader sees none; the one `# NBVAL_RAISES_EXCEPTION` left (07) stays
+because its cell's source is part of a recorded `--fix` request.
 With NOTEBOOKS_BACKEND=local the same notebooks run against the embedded local model instead,
 with Ollama unreachable and no key (tests/test_notebooks.py does that in a subprocess).
 
