@@ -257,7 +257,7 @@ def test_an_interrupt_in_a_tool_keeps_what_was_said_and_the_calls(ollama_peer, m
     assert caught.value.result.interrupted and [r.name for r in caught.value.result.tool_runs] == ["stuck"]
 
 
-# --- audit: what the model writes is bounded in the cell; what a tool returns is not an error -----
+# --- what a hostile model writes is bounded in the cell; what a tool returns is not an error -----
 def test_a_megabyte_argument_is_shortened_in_the_call_line(ollama_peer, monkeypatch):
     monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
 

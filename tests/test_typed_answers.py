@@ -154,7 +154,7 @@ def test_a_peer_answers_a_schema_with_a_value_that_follows_it(ollama_peer, monke
     assert im.infer("x", backend="ollama", schema=Paper).parsed == Paper(title="word0", year=7, peer_reviewed=True)
 
 
-# --- audit: a cut answer, a dangling $ref, nullable fields ---------------------------------------
+# --- a cut answer, a dangling $ref, nullable fields ---------------------------------------
 def test_an_answer_cut_at_the_token_limit_is_not_retried_and_names_max_tokens(ollama_peer, monkeypatch):
     monkeypatch.setenv("OLLAMA_BASE_URL", ollama_peer.url)
     ollama_peer.set(text='{"title": "Attention is all you need and then some more words', tokens=12)
