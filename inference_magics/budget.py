@@ -139,10 +139,8 @@ def check(settings, backend: str, model: str, prompt: str, *, system=None, messa
     reserve its estimate until `settle` and return the amount reserved (0 without a cap)."""
     if settings.budget_usd is None and settings.daily_budget_usd is None:
         return 0.0
-    if max_tokens is None and backend == "anthropic":  # what the request will allow, not a guess below it
-        from .backends.anthropic import DEFAULT_MAX_TOKENS
-
-        max_tokens = DEFAULT_MAX_TOKENS
+    if max_tokens is None and backend in REGISTRY:  # what the request will allow, not a guess below it
+        max_tokens = REGISTRY[backend].default_max_tokens
     cost = estimate(backend, model, [prompt], system=system, messages=messages, max_tokens=max_tokens,
                     settings=settings).cost_usd
     if cost is None and backend in REGISTRY and REGISTRY[backend].priced:

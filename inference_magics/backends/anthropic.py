@@ -13,8 +13,9 @@ from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, Co
 from ..settings import CONNECT_TIMEOUT_S
 from .base import Done, Event, Health, ModelInfo, Request, ThinkingDelta, ToolCall, Usage, Waiting
 from .retry import RetryBudget
+from .spec import ANTHROPIC
 
-DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens; this suits an answer in a cell
+DEFAULT_MAX_TOKENS = ANTHROPIC.default_max_tokens  # the API requires max_tokens
 OFFICIAL_URL = "https://api.anthropic.com"
 # used when the model list cannot be read (no network, a proxy without /v1/models)
 FAMILY_FALLBACK = {"sonnet": "claude-sonnet-4-6", "opus": "claude-opus-4-6", "haiku": "claude-haiku-4-5"}

@@ -48,6 +48,7 @@ class BackendSpec:
     priced: bool = False            # charges per token (pricing.py)
     provider: str = ""              # gen_ai.provider.name in traces
     token_counter: str = ""         # with count_tokens: what counts ("Claude's token-counting endpoint")
+    default_max_tokens: int | None = None  # the output limit a request is sent with when none is given
 
     def supports(self, capability: str, model: str | None = None) -> bool:
         """Can this backend do `capability` (one of CAPABILITIES), with this model if one is named?"""
@@ -142,7 +143,8 @@ ANTHROPIC = BackendSpec(
                             "schema"}),
     claims=lambda model: model in FAMILIES or model.startswith("claude"), fallback_rank=1,
     routed_for=("complex",), key_setting="anthropic_api_key", canonical_models=True, aliases=FAMILIES, priced=True,
-    provider="anthropic", token_counter="Claude's token-counting endpoint")
+    provider="anthropic", token_counter="Claude's token-counting endpoint",
+    default_max_tokens=4096)  # the API requires max_tokens; this suits an answer in a cell
 LOCAL = BackendSpec(
     "local", "the embedded local model", "inference_magics.backends.local:LocalBackend",
     settings=("local_server", "local_model", "local_ctx_size", "local_start_timeout", "local_parallel",
