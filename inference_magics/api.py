@@ -82,9 +82,11 @@ class Result:
 
 
 CUT_AT_LIMIT = "the answer was cut at the token limit — raise --max-tokens (max_tokens=) for a longer one."
-# the other stop reasons that leave an answer unfinished, by their wire value (Claude's stop_reason,
-# an OpenAI-compatible server's finish_reason)
+CUT_STOPS = ("length", "max_tokens")  # the backends' words for "cut at the token limit"
+# the stop reasons that leave an answer unfinished, by their wire value (Ollama's done_reason,
+# Claude's stop_reason, an OpenAI-compatible server's finish_reason): the notice each adds
 STOP_NOTICES = {
+    **dict.fromkeys(CUT_STOPS, CUT_AT_LIMIT),
     "content_filter": "the server's content filter stopped the answer (finish_reason content_filter) — any text "
                       "shown is partial; rephrase the request or try another model.",
     "refusal": "Claude declined to answer (stop_reason refusal: its safety classifiers stopped the reply) — any text "
@@ -361,9 +363,7 @@ class Stream:
         result.cached, result.cached_at = True, entry["created_at"]
         result.model, result.stop_reason = entry["model"] or result.model, entry["stop_reason"]
         result.usage = Usage(**entry["usage"])
-        if result.stop_reason in ("length", "max_tokens"):  # a replay reads like the original
-            result.notices.append(CUT_AT_LIMIT)
-        elif result.stop_reason in STOP_NOTICES:
+        if result.stop_reason in STOP_NOTICES:  # a replay reads like the original
             result.notices.append(STOP_NOTICES[result.stop_reason])
         self._chunks.append(entry["text"])
         yield entry["text"]
@@ -384,10 +384,8 @@ class Stream:
             result.model = done.model
         if spec(self.route.backend).supports("resolve") and (line := backend.deprecation(result.model)):
             result.notices.append(line)
-        if done.stop_reason in ("length", "max_tokens"):
-            result.notices.append(CUT_AT_LIMIT)
-        elif isinstance(done.stop_reason, str) and done.stop_reason in STOP_NOTICES:
-            result.notices.append(STOP_NOTICES[done.stop_reason])
+        if result.stop_reason in STOP_NOTICES:
+            result.notices.append(STOP_NOTICES[result.stop_reason])
 
     def _finish(self, chunks, thinking, first_token_at, *, error=None, interrupted=False) -> None:
         result, now = self._result, time.perf_counter()

@@ -20,9 +20,7 @@ _lock = threading.Lock()
 
 def count_with_llama_server(root_url: str, messages: list[dict], api_key=None) -> int | None:
     """The token count of these chat messages (role/content dicts, system first) as llama-server at
-    root_url (no /v1) would feed them to its model; None if it cannot say. `api_key` (a Secret) is
-    sent as a Bearer token: a server started with --api-key refuses /apply-template and /tokenize
-    without it (only /health is public)."""
+    root_url (no /v1) would feed them to its model; None if it cannot say. `api_key`: a Secret."""
     import httpx  # lazy: %load_ext stays light
 
     root = root_url.rstrip("/")
@@ -30,11 +28,7 @@ def count_with_llama_server(root_url: str, messages: list[dict], api_key=None) -
         if root in _not_llama_server:
             return None
     try:
-        from .transport import client_options  # a loopback server is reached directly: no proxy, no redirect
-
-        headers = {"Authorization": f"Bearer {api_key.get()}"} if api_key is not None else {}
-        with httpx.Client(timeout=TIMEOUT_S, headers=headers,
-                          **client_options(root, label="llama-server", var="its URL")) as client:
+        with _client(root, api_key) as client:
             rendered = client.post(f"{root}/apply-template", json={"messages": messages})
             if rendered.status_code == 404:
                 with _lock:
@@ -43,15 +37,50 @@ def count_with_llama_server(root_url: str, messages: list[dict], api_key=None) -
             prompt = rendered.json().get("prompt") if rendered.status_code == 200 else None
             if not isinstance(prompt, str):
                 return None
-            # as the server tokenizes a chat prompt: its BOS added, the template's special tokens parsed
-            answer = client.post(f"{root}/tokenize", json={"content": prompt, "add_special": True,
-                                                         "parse_special": True})
-            tokens = answer.json().get("tokens") if answer.status_code == 200 else None
+            tokens = _tokens(client, root, prompt)
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
-    if not isinstance(tokens, list) or len(tokens) > MAX_TOKENS:
+    if tokens is None or len(tokens) > MAX_TOKENS:
         return None
     return len(tokens)
+
+
+def first_longer_than(root_url: str, texts: list[str], limit: int, api_key=None) -> tuple[int, int] | None:
+    """(index, token count) of the first text longer than `limit` tokens as llama-server at root_url
+    counts it; None when none is or it cannot say."""
+    import httpx
+
+    root = root_url.rstrip("/")
+    try:
+        with _client(root, api_key) as client:
+            for position, text in enumerate(texts):
+                tokens = _tokens(client, root, text)
+                if tokens is None:
+                    return None
+                if len(tokens) > limit:
+                    return position, len(tokens)
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def _client(root: str, api_key):
+    """A client for llama-server at root: reached directly (no proxy, no redirect), with its key as a
+    Bearer token — a server started with --api-key refuses /apply-template and /tokenize without it."""
+    import httpx
+
+    from .transport import client_options
+
+    headers = {"Authorization": f"Bearer {api_key.get()}"} if api_key is not None else {}
+    return httpx.Client(timeout=TIMEOUT_S, headers=headers,
+                        **client_options(root, label="llama-server", var="its URL"))
+
+
+def _tokens(client, root: str, text: str) -> list | None:
+    """The server's tokens for a text as it tokenizes a prompt: BOS added, special tokens parsed."""
+    answer = client.post(f"{root}/tokenize", json={"content": text, "add_special": True, "parse_special": True})
+    tokens = answer.json().get("tokens") if answer.status_code == 200 else None
+    return tokens if isinstance(tokens, list) else None
 
 
 def chat_messages(request) -> list[dict]:

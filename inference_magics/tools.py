@@ -49,9 +49,7 @@ class ToolRun:
 
     @property
     def short(self) -> str:
-        text = self.error or self.result or ""
-        text = " ".join(text.split())
-        return text if len(text) <= SHORT_CHARS else text[:SHORT_CHARS - 1] + "…"
+        return _shortened(" ".join((self.error or self.result or "").split()), SHORT_CHARS)
 
     def line(self) -> str:
         """`f(x=1) → 42 · 0.01 s` (arguments and result are untrusted: the caller escapes them; the
@@ -314,10 +312,7 @@ class ToolLoop:
         last.tool_runs = list(self.runs)
         last.route = self.route
         if len(steps) > 1:
-            from .backends.base import Usage
-
-            last.usage = Usage(*(sum(getattr(s.usage, field) for s in steps) for field in (
-                "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")))
+            last.usage = sum((s.usage for s in steps[1:]), steps[0].usage)
             costs = [s.cost_usd for s in steps if s.cost_usd is not None]
             last.cost_usd = sum(costs) if costs else None
         for notice in (t.notice for t in self.tools.values() if t.notice):

@@ -15,7 +15,6 @@ import re
 
 from .errors import BackendError, ConfigError
 
-CUT_STOPS = ("length", "max_tokens")  # the backends' words for "cut at the token limit"
 RETRY_PROMPT = ("That answer does not match the required JSON schema: {problem}. Answer again with only the JSON "
                 "object, matching the schema exactly.")
 
@@ -229,7 +228,7 @@ class TypedStream:
         problem = self._validate(result)
         if problem is None:
             return result
-        if result.stop_reason in CUT_STOPS:  # asking again with the same limit is cut again: said, not retried
+        if result.stop_reason in api.CUT_STOPS:  # asking again with the same limit is cut again: said, not retried
             result.error = f"the answer was cut at the token limit before it was complete JSON ({problem})"
             error = AnswerInvalid(f"{result.error} — raise --max-tokens (max_tokens=); the raw text is kept in .text.")
             error.result = result
@@ -275,9 +274,6 @@ def require(route, capability: str) -> None:
 
 def _count_both(first, second) -> None:
     """The retry's Result carries the usage and cost of both requests, as a tool loop's does."""
-    from .backends.base import Usage
-
-    second.usage = Usage(*(getattr(first.usage, f) + getattr(second.usage, f) for f in (
-        "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")))
+    second.usage = first.usage + second.usage
     if first.cost_usd is not None and second.cost_usd is not None:
         second.cost_usd = first.cost_usd + second.cost_usd

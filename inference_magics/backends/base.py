@@ -1,7 +1,7 @@
 """What every backend speaks: a Request goes down, events come back up."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Iterator, Protocol
 
 
@@ -56,6 +56,10 @@ class Usage:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0  # Claude's prompt cache: input written to it (billed 1.25x)
     cache_read_input_tokens: int = 0      # ... and input read from it (billed 0.1x)
+
+    def __add__(self, other: "Usage") -> "Usage":
+        """Two requests' counts together (a tool loop's steps, a typed answer's retry)."""
+        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
 @dataclass(frozen=True)

@@ -279,23 +279,12 @@ class LocalBackend:
 
     @staticmethod
     def _too_long(server: LlamaServer, wire: OpenAIWire, texts: list[str], limit: int, tokens: int) -> TextTooLong:
-        """Which text is too long: each is counted by the server's tokenizer (as it counts them to
-        embed, special tokens included) until one is over the limit."""
-        import httpx
+        """Which text is too long, counted by the server's own tokenizer (as it counts them to embed)."""
+        from ..token_count import first_longer_than
 
-        headers = {"Authorization": f"Bearer {wire.api_key.get()}"} if wire.api_key else {}
-        try:
-            with httpx.Client(timeout=10, trust_env=False, follow_redirects=False, headers=headers) as http:
-                for position, text in enumerate(texts):
-                    answer = http.post(f"{server.url}/tokenize", json={"content": text, "add_special": True,
-                                                                        "parse_special": True})
-                    counted = answer.json().get("tokens") if answer.status_code == 200 else None
-                    if not isinstance(counted, list):
-                        break
-                    if len(counted) > limit:
-                        return TextTooLong.of(position, len(counted), limit, server.alias, single=len(texts) == 1)
-        except (httpx.HTTPError, ValueError, AttributeError):
-            pass
+        found = first_longer_than(server.url, texts, limit, wire.api_key)
+        if found is not None:
+            return TextTooLong.of(found[0], found[1], limit, server.alias, single=len(texts) == 1)
         position = 0 if len(texts) == 1 else None  # could not tell which: the server's count of the first it refused
         return TextTooLong.of(position, tokens, limit, server.alias, single=len(texts) == 1)
 
