@@ -24,12 +24,16 @@ def outgoing_text(prompt: str | None, system: str | None = None, messages=()) ->
     A turn's content may be a list of blocks (text, tool results, images): every text in it counts."""
     parts = [system or ""]
     for message in messages or ():
-        parts += _strings(message.get("content", "") if isinstance(message, dict) else message)
+        if isinstance(message, dict):  # its text, the calls it asked for, and the images it carries (Ollama's)
+            parts += _strings(message.get("content", "")) + _strings(message.get("tool_calls"))
+            parts += [_file_text(image) for image in message.get("images") or () if isinstance(image, str)]
+        else:
+            parts += _strings(message)
     parts.append(prompt or "")
     return "\n".join(p for p in parts if p)
 
 
-# block fields that name or encode rather than say something (an image's base64 `data` is not prose)
+# block fields that name or encode rather than say something (a source's `data` is read apart)
 _NOT_TEXT = frozenset({"type", "role", "id", "tool_use_id", "media_type", "data", "cache_control", "name"})
 
 
@@ -37,10 +41,28 @@ def _strings(value) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [s for key, item in value.items() if key not in _NOT_TEXT for s in _strings(item)]
+        found = [s for key, item in value.items() if key not in _NOT_TEXT for s in _strings(item)]
+        data = value.get("data")
+        if isinstance(data, str) and data:  # a document's or an image's source: the text, or a file in base64
+            found.append(_file_text(data) if value.get("type") == "base64" else data)
+        return found
     if isinstance(value, (list, tuple)):
         return [s for item in value for s in _strings(item)]
     return [] if value is None else [str(value)]
+
+
+def _file_text(data: str) -> str:
+    """The text a base64 file (an image or a PDF in a turn) holds, judged as an attachment's is."""
+    import base64
+    import binascii
+
+    from .attachments import Attachment, scannable_text, sniff
+
+    try:
+        raw = base64.b64decode(data)
+    except (ValueError, binascii.Error):
+        return data  # not base64: what it says
+    return scannable_text([Attachment(raw, sniff(raw) or "")])
 
 
 def check(text: str, backend: str, model: str | None, settings, *, what: str = "this prompt",
