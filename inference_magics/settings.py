@@ -197,6 +197,14 @@ def _register_url_secrets(url: str) -> str:
     return url
 
 
+def _check_host(var: str, raw: str, host: str, example: str) -> None:
+    """A host name is letters, digits, dots, - and _ (any script: IDNA spells it), or [IPv6]: anything
+    else (a pasted control code, an emoji, a stray bracket) fails in the HTTP client with a traceback."""
+    if host and not re.fullmatch(r"\[[0-9a-fA-F:.]+\]|[\w.-]+", host):
+        raise ConfigError(f"{var}={_masked(raw)!r} has a host name no server can have ({_masked(host)!r}) — "
+                          f"use a URL such as {example}.")
+
+
 def _http_url(var: str, raw: str) -> str:
     """Accept what Ollama's own OLLAMA_HOST accepts: a URL, host:port, a bare host or :port."""
     text = str(raw).strip().rstrip("/")
@@ -209,6 +217,7 @@ def _http_url(var: str, raw: str) -> str:
     if (path or "").startswith("//"):  # `http//host:11434`: a scheme missing its colon, read as a host named http
         raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — write the scheme as http:// (e.g. "
                           "http://localhost:11434).")
+    _check_host(var, raw, host.rpartition("@")[2], "http://localhost:11434")
     scheme = scheme or "http"
     host = host or "127.0.0.1"
     if host in ("0.0.0.0", "[::]"):  # a bind address (as in OLLAMA_HOST for the server), not one to dial
@@ -229,6 +238,7 @@ def _url(var: str, raw: str, example: str = "http://localhost:8080/v1") -> str:
     if not match:
         raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — use a full http:// or https:// URL, e.g. "
                           f"{example}.")
+    _check_host(var, raw, match.group(1), example)
     port = match.group(2)
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
         raise ConfigError(f"{var}={_masked(raw)!r} has a bad port {port!r} — use a number from 1 to 65535.")

@@ -68,3 +68,22 @@ def test_a_misspelt_name_is_one_line_not_a_python_warning(shell, capfd, recwarn)
         "notebook's history"]
     assert not [w for w in recwarn if "not recognized" in str(w.message)]
     assert settings.load().ollama_timeout == 30000
+
+
+def test_a_refused_value_met_at_load_is_one_line_and_the_magics_still_load(capfd):
+    """A value from ipython_config.py, or a %config run before %load_ext, is checked when the magics
+    are created: a refused one made %load_ext fail with no magic registered."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        config(shell, "InferenceMagics.ollama_timeout = -1")
+        config(shell, "InferenceMagics.ollama_code_model = 'mistral:7b'")
+        shell.run_line_magic("load_ext", "inference_magics")
+        assert "infer" in shell.magics_manager.magics["cell"]
+        assert capfd.readouterr().err.splitlines() == [
+            "InferenceMagics.ollama_timeout='-1' is not valid — use a positive whole number (milliseconds or a "
+            "count). Ignored: OLLAMA_TIMEOUT or its default is in force."]
+        assert settings.load().ollama_timeout == 30000 and settings.load().ollama_code_model == "mistral:7b"
+    finally:
+        InteractiveShell.clear_instance()

@@ -134,6 +134,11 @@ def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
     ("%%infer --format bullets\nhi", "--format bullets shapes a summary"),
     ("%%infer no-such-model:1b\nhi", "`ollama pull no-such-model:1b`"),
     ("%%infer claude-opus-4.5\nmy password is hunter2hunter2", "refused to send this prompt to anthropic"),
+    # a quote opened and never closed on the line was a ValueError traceback through IPython's shlex
+    ('%%infer --system "Be brief\nhi', "a quote on the %infer line is never closed — close it or remove it."),
+    ("%infer 'hello there", "a quote on the %infer line is never closed"),
+    ("%%experiment --models 'llama3.2,qwen3:4b\nhi", "a quote on the %experiment line is never closed"),
+    ('%embed --similar-to "query -v docs', "a quote on the %embed line is never closed"),
 ])
 def test_mistakes_get_one_line_without_a_traceback(kernel, peers_reset, cell, expected):
     run = kernel.run(cell)

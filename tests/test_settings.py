@@ -69,6 +69,8 @@ def test_aliases(monkeypatch):
     ("https://ollama.example.com", "https://ollama.example.com:443"),
     ("http://[::1]:11434", "http://[::1]:11434"),
     ("http://host:11434/proxy/path", "http://host:11434/proxy/path"),
+    ("http://my_gpu-box.lan:11434", "http://my_gpu-box.lan:11434"),
+    ("http://bücher.example:11434", "http://bücher.example:11434"),  # an IDN host: httpx spells it
 ])
 def test_ollama_url_forms(monkeypatch, raw, url):
     monkeypatch.setenv("OLLAMA_BASE_URL", raw)
@@ -96,6 +98,13 @@ def test_ollama_url_forms(monkeypatch, raw, url):
     # a word meaning "off" that is not one of ours became a history file of that name next to the notebook
     ("INFERENCE_HISTORY", "none", "INFERENCE_HISTORY='none' is not valid — use on, off, or the path"),
     ("INFERENCE_HISTORY", "disabled", "INFERENCE_HISTORY='disabled' is not valid"),
+    # a host no server can have (a pasted colour code, an emoji, a stray bracket) was a 14–25 entry
+    # ValueError / InvalidURL traceback from the HTTP client at the first request
+    ("OLLAMA_BASE_URL", "\x1b[31mlocalhost", "has a host name no server can have"),
+    ("OLLAMA_HOST", "[]", "OLLAMA_HOST='[]' has a host name no server can have ('[]')"),
+    ("OLLAMA_BASE_URL", "http://\U0001F642:11434", "has a host name no server can have"),
+    ("OPENAI_BASE_URL", "http://\U0001F642/v1", "OPENAI_BASE_URL='http://\U0001F642/v1' has a host name"),
+    ("ANTHROPIC_BASE_URL", "https://[]", "has a host name no server can have"),
 ])
 def test_bad_values_name_the_variable_and_what_it_accepts(monkeypatch, var, raw, text):
     monkeypatch.setenv(var, raw)

@@ -53,3 +53,21 @@ def drop_unknown(configurable, cfg) -> None:
             close = get_close_matches(name, CONFIGURABLE, n=1)
             why = f"did you mean {close[0]}?" if close else "%config InferenceMagics lists the settings"
         print(f"InferenceMagics has no setting {name!r} — {why}", file=sys.stderr, flush=True)
+
+
+def drop_rejected(configurable, cfg) -> None:
+    """Values of cfg's InferenceMagics section that their setting refuses, met while the extension
+    loads (an ipython_config.py, or a %config run before %load_ext): removed, each with its one line
+    on stderr, so that the magics still load and the environment's value (or the default) is in force.
+    Later, IPython's %config reports a refused value itself and keeps the old one."""
+    from ..errors import ConfigError
+
+    sections = [cfg[name] for name in configurable.section_names() if name in cfg]
+    for section in sections:
+        for name in [n for n in section if n in CONFIGURABLE]:
+            try:
+                settings.set_override(name, section[name])
+            except ConfigError as exc:
+                section.pop(name)
+                var = next(var for var in settings.VARS if var.field == name)
+                print(f"{exc.message} Ignored: {var.env[0]} or its default is in force.", file=sys.stderr, flush=True)

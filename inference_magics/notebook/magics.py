@@ -98,10 +98,17 @@ class InferenceMagics(BaseMagics, SettingTraits):
 
         return redact(super().class_get_trait_help(trait, inst, helptext))
 
+    def __init__(self, shell=None, **kwargs):
+        self._loading = True  # the config read now may come from ipython_config.py: see _load_config
+        super().__init__(shell, **kwargs)
+        self._loading = False
+
     def _load_config(self, cfg, section_names=None, traits=None):
-        from .config import drop_unknown
+        from .config import drop_rejected, drop_unknown
 
         drop_unknown(self, cfg)  # a misspelt name: one line, not a Python warning
+        if self._loading:  # a refused value: one line, and %load_ext still registers the magics
+            drop_rejected(self, cfg)
         super()._load_config(cfg, section_names=section_names, traits=traits)
 
     @magic_arguments()

@@ -22,6 +22,8 @@ def parse(magic, line: str, hint: str = ""):
         # the hint fits only where prompt text may have been read as a flag, not a bad value ("invalid int")
         fits = "unrecognized arguments" in str(exc) or "expected one argument" in str(exc)
         raise UsageError(f"{exc}{hint if fits else ''} — %{magic.__name__}? lists the options.") from None
+    except ValueError:  # shlex: `--system "Be brief` or `%infer 'hello` — a quote opened and never closed
+        raise UsageError(f"a quote on the %{magic.__name__} line is never closed — close it or remove it.") from None
     for name, value in vars(args).items():
         if isinstance(value, str):
             setattr(args, name, _unquote(value))
