@@ -65,7 +65,7 @@ class BlobCache:
             self._failed = True
             self.problem = f"{self.path} failed ({exc})"
             return None, (f"the cache is off for this session: {self.problem} — fix or delete that "
-                          "file, or point INFERENCE_DATA_DIR elsewhere.")
+                          "file, or point INFERENCE_CACHE_FILE (or INFERENCE_DATA_DIR) at a writable place.")
 
     def get_many(self, kind: str, scope: str, digests: list[bytes]) -> tuple[dict[bytes, bytes], str | None]:
         def fetch(db):

@@ -117,6 +117,8 @@ def test_explain_shows_the_route_and_calls_no_model(kernel, peers_reset):
 @pytest.mark.parametrize("cell, expected", [
     ("%%infer --bogus\nhi", "unrecognized arguments: --bogus — %infer? lists the options."),
     ("%%infer --out class\nhi", "--out 'class' is not a valid variable name"),
+    ("%%infer --out print\nhi", "--out 'print' would replace a name Python or IPython needs"),
+    ("%%infer --out In\nhi", "--out 'In' would replace a name Python or IPython needs"),
     ("%%experiment --models llama3.2 --repeat 1000\nhi", "--repeat must be from 1 to 20, not 1000"),
     ("%%infer --temperature abc\nhi", "invalid float value: 'abc'"),
     ("%infer --max-tokens abc hi", "invalid int value: 'abc' — %infer? lists the options."),  # no '--' hint here

@@ -4,6 +4,7 @@ goes with, plus its use in those modes' handlers (magics.py); a flag given to a 
 with is one usage line, so no handler checks combinations by hand."""
 from __future__ import annotations
 
+import builtins
 import keyword
 
 from IPython.core.error import UsageError
@@ -32,7 +33,14 @@ def parse(magic, line: str, hint: str = ""):
     out = getattr(args, "out", None)
     if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
         raise UsageError(f"--out {out!r} is not a valid variable name — use letters, digits and _.")
+    if out is not None and (out in _KERNEL_NAMES or out.startswith("__") or hasattr(builtins, out)):
+        raise UsageError(f"--out {out!r} would replace a name Python or IPython needs — choose another name.")
     return args
+
+
+# what IPython keeps in the user's namespace: overwriting them breaks the notebook's history or the kernel
+_KERNEL_NAMES = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_oh", "_ih", "_dh", "exit", "quit",
+                           "get_ipython"})
 
 
 def _unquote(text: str) -> str:
