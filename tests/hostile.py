@@ -6,6 +6,7 @@ Every payload that could run sets `window.__pwned`; every image points at the ho
 """
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 MARKER = "__pwned"
@@ -68,41 +69,74 @@ ALLOWED_TAGS = {"div", "span", "progress", "p", "br", "hr", "h1", "h2", "h3", "h
                 "b", "i", "s", "del", "code", "pre", "blockquote", "a", "table", "caption", "thead", "tbody", "tr",
                 "th", "td", "details", "summary", "sub"}
 LIVE_SCHEMES = ("http://", "https://", "mailto:")
+# the attributes our renderer writes; any other one is live or a lever: on*, src/srcset/srcdoc,
+# action/formaction, http-equiv, xlink:href, id/name (DOM clobbering), and data-commandlinker-*
+# (JupyterLab runs the named command when the element is clicked, in a live output)
+ALLOWED_ATTRIBUTES = {"class", "style", "href", "target", "rel", "title", "start", "value", "max", "open"}
+# a style may not fetch (url(), image-set(), image()), escape the output (position), run (expression,
+# behavior, -moz-binding) or hide any of these behind a CSS escape (\\75 rl( is url()
+UNSAFE_STYLE = re.compile(r"url\s*\(|image|expression|@import|position|behavior|binding|\\", re.IGNORECASE)
+# JupyterLab typesets text/html outputs with MathJax 3, which skips a subtree of this class (and
+# keeps file: and relative links from `$\\href{…}{…}$` otherwise)
+NO_MATH_CLASS = "mathjax_ignore"
 
 
 class _Collector(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.elements: list[tuple[str, dict]] = []
-
         self.text: list[str] = []
+        self.typeset: list[str] = []  # text and elements outside every NO_MATH_CLASS element
+        self._skipped: list[bool] = []  # per open element: whether it or one around it is NO_MATH_CLASS
 
     def handle_data(self, data):
         self.text.append(data)
+        if data.strip() and not (self._skipped and self._skipped[-1]):
+            self.typeset.append(data[:40])
 
     def handle_starttag(self, tag, attrs):
+        attributes = {name: value or "" for name, value in attrs}
+        self.elements.append((tag, attributes))
+        skipped = bool(self._skipped and self._skipped[-1]) or NO_MATH_CLASS in attributes.get("class", "").split()
+        if not skipped:
+            self.typeset.append(f"<{tag}>")
+        if tag not in VOID_TAGS:
+            self._skipped.append(skipped)
+
+    def handle_startendtag(self, tag, attrs):
         self.elements.append((tag, {name: value or "" for name, value in attrs}))
 
-    handle_startendtag = handle_starttag
+    def handle_endtag(self, tag):
+        if tag not in VOID_TAGS and self._skipped:
+            self._skipped.pop()
+
+
+VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "base", "source", "track", "col", "wbr", "area", "embed"}
+
+
+def _parse(html: str) -> _Collector:
+    parser = _Collector()
+    parser.feed(html)
+    parser.close()
+    return parser
 
 
 def elements(html: str) -> list[tuple[str, dict]]:
-    parser = _Collector()
-    parser.feed(html)
-    parser.close()
-    return parser.elements
+    return _parse(html).elements
 
 
 def visible_text(html: str) -> str:
-    parser = _Collector()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.text)
+    return "".join(_parse(html).text)
+
+
+def outside_math_skip(html: str) -> list[str]:
+    """Text and elements that MathJax would typeset: not inside an element of class mathjax_ignore."""
+    return _parse(html).typeset
 
 
 def problems(html: str) -> list[str]:
-    """Everything live in this HTML: tags that run, load or submit; event attributes; links other
-    than http(s)/mailto; anything with a src; styles that fetch or escape the output."""
+    """Everything live in this HTML: tags that run, load or submit; attributes other than the ones
+    our renderer writes; links other than http(s)/mailto; styles that fetch or escape the output."""
     found = []
     for tag, attrs in elements(html):
         if tag in LIVE_TAGS or tag not in ALLOWED_TAGS:
@@ -111,11 +145,11 @@ def problems(html: str) -> list[str]:
             lowered = value.strip().lower()
             if name.startswith("on"):
                 found.append(f"{name} attribute on <{tag}>")
-            elif name in ("src", "srcdoc", "srcset", "action", "formaction", "data", "poster", "background", "xlink:href"):
+            elif name not in ALLOWED_ATTRIBUTES:
                 found.append(f"{name} attribute on <{tag}>")
             elif name == "href" and not lowered.startswith(LIVE_SCHEMES):
                 found.append(f"href={value[:40]!r} on <{tag}>")
-            elif name == "style" and ("url(" in lowered or "position" in lowered or "expression" in lowered):
+            elif name == "style" and UNSAFE_STYLE.search(value):
                 found.append(f"style={value[:40]!r} on <{tag}>")
         if tag == "a" and "href" in attrs and (attrs.get("target") != "_blank" or attrs.get("rel") != "noopener noreferrer"):
             found.append(f"link {attrs['href'][:40]!r} without target=_blank rel=noopener noreferrer")
@@ -129,3 +163,5 @@ def assert_inert(bundle: dict, where: str = "") -> None:
     html = bundle.get("text/html", "")
     found = problems(html)
     assert not found, f"{where}: {found[:8]}"
+    typeset = outside_math_skip(html)
+    assert not typeset, f"{where}: outside a {NO_MATH_CLASS} element, MathJax would typeset {typeset[:5]}"

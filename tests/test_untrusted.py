@@ -2,6 +2,7 @@
 fed by hostile peers. Every published bundle is parsed (tests/hostile.py), never searched."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -258,3 +259,81 @@ def test_the_chat_transcript_is_inert_while_streaming_and_after(hostile_kernel, 
         assert not found, (i, found[:5])
     assert "im-meta" in transcripts[-1] and hostile.HOSTILE_MODEL_NAME in hostile.visible_text(transcripts[-1])
     assert wait_until(lambda: not hostile_kernel.run("print(w.busy)").stdout.strip() == "True", timeout=5)
+
+
+@pytest.fixture
+def hostile_names(hostile_peers, claude_server):
+    """Model names, versions and error texts from every peer are hostile too."""
+    ollama, openai = hostile_peers
+    from tests.peers.ollama_peer import DEFAULT_MODELS, model_entry
+
+    name = hostile.HOSTILE_MODEL_NAME
+    ollama.set(models=list(DEFAULT_MODELS) + [model_entry("evil:latest", family=name, parameter_size=name,
+                                                          quantization_level=name)], version=name)
+    openai.set(models=["gemma-3-270m", name])
+    claude_server.reset()
+    claude_server.set(models=[{"type": "model", "id": PRICED_HOSTILE, "display_name": name,
+                               "created_at": "2026-02-17T00:00:00Z"}], text=hostile.hostile_answer(openai.url))
+    yield ollama, openai, claude_server
+    claude_server.reset()
+
+
+# a priced Claude id (its family is in the price list) as a proxy or gateway may report it
+PRICED_HOSTILE = "claude-sonnet-4-6 $\\href{/api/contents}{spend}$"
+
+
+def test_listings_health_typed_answers_tool_calls_and_embeddings(hostile_kernel, hostile_names):
+    ollama, openai, _ = hostile_names
+    for code in ("%models", "%infer_health", "%embed --backend openai hello",
+                 "docs = ['a', 'b']\n%embed -v docs --backend openai --similar-to q"):
+        run = hostile_kernel.run(code)
+        assert run.reply["status"] == "ok", (code, run.errors)
+        assert_all_inert(run, code)
+    listed = hostile_kernel.run("%models")
+    assert hostile.HOSTILE_MODEL_NAME in hostile.visible_text(bundles(listed)[-1]["text/html"])
+    hostile_kernel.run("from pydantic import BaseModel\nclass Fields(BaseModel):\n    name: str\n"
+                       "def lookup(x: str) -> str:\n    'Look x up.'\n    return x\n")
+    openai.set(text=json.dumps({"name": hostile.hostile_answer(openai.url)}))
+    typed = hostile_kernel.run("%%infer --backend openai --schema Fields\nFill it in.")
+    assert typed.reply["status"] == "ok", typed.errors
+    assert_all_inert(typed, "a typed answer")
+    openai.set(text=None, tool_calls=[{"name": "lookup", "arguments": {"x": hostile.HOSTILE_MODEL_NAME}}])
+    tools = hostile_kernel.run("%%infer --backend openai --tools lookup\nLook it up.")
+    assert tools.reply["status"] == "ok", tools.errors
+    assert_all_inert(tools, "tool calls")
+    assert not [r for r in openai.requests if "beacon" in r.path]
+
+
+def test_infer_cost_charts_a_model_name_that_reads_as_mathematics(hostile_kernel, hostile_names):
+    """matplotlib reads `$…$` in a legend label as mathematics: an unknown command failed the chart."""
+    answered = hostile_kernel.run(f"%%infer --backend anthropic --model '{PRICED_HOSTILE}'\nhi")
+    assert answered.reply["status"] == "ok", answered.errors
+    run = hostile_kernel.run("%infer_cost")
+    assert run.reply["status"] == "ok", run.errors[0]["traceback"][-1][:300] if run.errors else run.reply
+    shown = assert_all_inert(run, "%infer_cost")
+    assert any("image/png" in data for data in shown)
+    assert PRICED_HOSTILE in hostile.visible_text(shown[0]["text/html"])
+
+
+# what the checker must see as live (each was missed by an earlier, looser check)
+LEVERS = {
+    "command linker": '<div class="mathjax_ignore"><span data-commandlinker-command="terminal:create-new">x</span></div>',
+    "formaction": '<div class="mathjax_ignore"><b formaction="http://x/steal">x</b></div>',
+    "id (DOM clobbering)": '<div class="mathjax_ignore"><a id="jupyter" href="https://x" target="_blank" '
+                           'rel="noopener noreferrer">x</a></div>',
+    "image-set": '<div class="mathjax_ignore" style="background:image-set(\'http://x/p.png\' 1x)">x</div>',
+    "CSS escape": '<div class="mathjax_ignore" style="background:\\75 rl(http://x/p.png)">x</div>',
+    "http-equiv": '<div class="mathjax_ignore"><p http-equiv="refresh">x</p></div>',
+}
+
+
+@pytest.mark.parametrize("name", list(LEVERS))
+def test_the_checker_sees_every_lever(name):
+    assert hostile.problems(LEVERS[name]), name
+
+
+def test_the_checker_sees_text_that_mathjax_would_typeset():
+    wrapped = untrusted.bundle("<p>$x$</p>", "$x$")["text/html"]
+    assert not hostile.outside_math_skip(wrapped)
+    assert hostile.outside_math_skip("<p>$\\href{/api/contents}{x}$</p>")
+    assert hostile.outside_math_skip('<div class="mathjax_ignore">a</div><p>b</p>') == ["<p>", "b"]

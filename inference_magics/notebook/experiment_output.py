@@ -23,9 +23,10 @@ def _name(row: dict) -> str:
     return row.get("resolved_model") or row["model"]
 
 
-def _label(name: str, limit: int = 40) -> str:
-    """A model name as a chart label: the server's text (untrusted) on one line, short, and with no
-    `$` left for matplotlib to read as mathematics (a malformed formula would fail the chart)."""
+def chart_label(name: str, limit: int = 40) -> str:
+    """A model name as a chart label (here and in %infer_cost): the server's text (untrusted) on one
+    line, short, and with no `$` left for matplotlib to read as mathematics (a malformed formula
+    would fail the chart)."""
     flat = " ".join(str(name).split())
     flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
     return flat.replace("$", "\\$")  # outside mathematics a backslash is itself, and \$ is a dollar
@@ -90,7 +91,7 @@ def figure(rows: list[dict]):
         return None
     from matplotlib.figure import Figure  # no pyplot: no global state, works in any backend
 
-    labels = [_label(_name(r)) + (f" #{r['sample']}" if r["sample"] > 1 else "") for r in done]
+    labels = [chart_label(_name(r)) + (f" #{r['sample']}" if r["sample"] > 1 else "") for r in done]
     loads = [r["load_s"] or 0.0 for r in done]
     firsts = [max(r["ttft_s"], 0.0) for r in done]
     generating = [max(r["total_s"] - load - first, 0.0) for r, load, first in zip(done, loads, firsts)]

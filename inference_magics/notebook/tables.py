@@ -205,6 +205,8 @@ def spend_chart(rows: list[tuple]) -> bytes | None:
 
     from matplotlib.figure import Figure  # no pyplot: no global state
 
+    from .experiment_output import chart_label  # a model name is a server's text: no `$` for mathtext
+
     days = sorted({r[0] for r in spent})
     models = sorted({r[2] for r in spent})
     figure = Figure(figsize=(max(5, 0.8 * len(days) + 2), 3))
@@ -212,7 +214,7 @@ def spend_chart(rows: list[tuple]) -> bytes | None:
     bottom = [0.0] * len(days)
     for model in models:
         heights = [sum(r[6] for r in spent if r[0] == day and r[2] == model) for day in days]
-        axis.bar(days, heights, bottom=bottom, label=model)
+        axis.bar(days, heights, bottom=bottom, label=chart_label(model))
         bottom = [b + h for b, h in zip(bottom, heights)]
     axis.set_ylabel("USD")
     axis.legend(fontsize=7)
