@@ -12,7 +12,7 @@ Anywhere else gets nothing under local-only, and never text the detector finds p
 """
 from __future__ import annotations
 
-from .backends import keeps_data_local
+from .backends import forwarded_host, keeps_data_local
 from .errors import PrivacyError
 from .privacy import classify
 
@@ -66,19 +66,29 @@ def _file_text(data: str) -> str:
 
 
 def check(text: str, backend: str, model: str | None, settings, *, what: str = "this prompt",
-          how: str | None = None) -> None:
+          how: str | None = None, ask_server: bool = True) -> None:
     """Raise PrivacyError (one line naming what was found, never its value) when `text` may not
     go to `backend` with `model` under these settings; return quietly when it may.
 
     `what` names the text in the message ("row 3", "text 0"); `how` says how the destination was
-    chosen ("model claude-haiku-4-5"), when the user chose it."""
-    if keeps_data_local(backend, settings, model):
-        return
+    chosen ("model claude-haiku-4-5"), when the user chose it. A local server may forward a model
+    whatever its name (an Ollama alias of a cloud model): when the text could not go off this
+    machine, the server is asked (once per model) unless `ask_server` is False (routing stays pure)."""
     where = f"{backend} ({how or _destination(backend, model)})"
+    finding = None
+    if keeps_data_local(backend, settings, model):
+        if settings.privacy != "local-only":
+            finding = classify(text, keywords=settings.enable_routing) if text else None
+            if finding is None:
+                return
+        remote = forwarded_host(backend, settings, model) if ask_server else None
+        if remote is None:
+            return
+        where = f"{backend} ({how or _destination(backend, model)}, which the server forwards to {remote})"
     if settings.privacy == "local-only":
         raise PrivacyError(f"INFERENCE_PRIVACY=local-only: nothing is sent to {where} — use a backend on this "
                            "machine (ollama, local), or unset INFERENCE_PRIVACY.")
-    finding = classify(text, keywords=settings.enable_routing) if text else None
+    finding = finding or (classify(text, keywords=settings.enable_routing) if text else None)
     if finding is None:
         return
     if finding.kind == "secret":

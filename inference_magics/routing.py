@@ -108,7 +108,7 @@ def decide(prompt: str, settings, *, model: str | None = None, backend: str | No
         chosen = backend or backend_for_model(model)
         how = f"--backend {backend}" if backend else f"model {model}"
         chosen_model = model or model_for(chosen, task, settings)
-        policy.check(prompt, chosen, chosen_model, settings, how=how)  # the send checks the same again
+        policy.check(prompt, chosen, chosen_model, settings, how=how, ask_server=False)  # the send checks it all again
         return Route(chosen, chosen_model, f"you chose {how}", task, private=finding is not None, explicit=True)
 
     reasoner = next((s for s in REGISTRY.values() if "complex" in s.routed_for), None)

@@ -210,6 +210,9 @@ def _http_url(var: str, raw: str) -> str:
     text = str(raw).strip().rstrip("/")
     if not text:
         raise ConfigError(f"{var} is empty — use a URL such as http://localhost:11434.")
+    bare = re.fullmatch(r"((?:https?://)?)([0-9a-fA-F:.]*:[0-9a-fA-F:.]*)", text)
+    if bare and _is_ipv6(bare.group(2)):  # `::1`, as Ollama reads it: an IPv6 address without a port
+        text = f"{bare.group(1)}[{bare.group(2)}]"
     match = re.fullmatch(r"(?:(https?)://)?(\[[0-9a-fA-F:]+\]|[^/:\s]*)(?::([^/\s]*))?(/\S*)?", text)
     if not match or "://" in text and not match.group(1):
         raise ConfigError(f"{var}={_masked(raw)!r} is not a usable URL — use http://HOST:PORT, e.g. http://localhost:11434.")
@@ -228,6 +231,15 @@ def _http_url(var: str, raw: str) -> str:
         shown = f" {port!r}" if re.fullmatch(r"\w*", port) else ""
         raise ConfigError(f"{var}={_masked(raw)!r} has a bad port{shown} — use a number from 1 to 65535.")
     return _register_url_secrets(f"{scheme}://{host}:{int(port)}{path or ''}")
+
+
+def _is_ipv6(text: str) -> bool:
+    import ipaddress
+
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def _url(var: str, raw: str, example: str = "http://localhost:8080/v1") -> str:

@@ -52,6 +52,14 @@ def keeps_data_local(name: str, settings, model: str | None = None) -> bool:
     return REGISTRY[name].keeps_data_local(model, settings)
 
 
+def forwarded_host(name: str, settings, model: str | None) -> str | None:
+    """The remote host a server on this machine forwards this model to, if it says it does (an
+    Ollama model made FROM a cloud model, whatever its name: /api/show `remote_host`); else None."""
+    if not model or not REGISTRY[name].cloud_models:
+        return None
+    return get_backend(name, settings).forwarded_host(model)
+
+
 def not_installed(settings) -> frozenset[str]:
     """Backends that cannot run here at all (no llama-server for the embedded model)."""
     return frozenset(s.name for s in REGISTRY.values() if not s.installed(settings))

@@ -108,10 +108,29 @@ def ollama_gguf_models() -> dict[str, Path]:
                       None)
         blob = root / "blobs" / str(digest).replace(":", "-")
         if digest and blob.is_file():
-            namespace, model = manifest.parts[-3], manifest.parts[-2]
-            name = f"{model}:{manifest.name}" if namespace == "library" else f"{namespace}/{model}:{manifest.name}"
-            found[name] = blob
+            found[ollama_name(*manifest.parts[-4:])] = blob
     return found
+
+
+def ollama_name(host: str, namespace: str, model: str, tag: str) -> str:
+    """A model's name as `ollama list` shows it (Ollama's Name.DisplayShortest): the default registry
+    and namespace left out, any other kept — `llama3.2:3b`, `user/model:tag`, `hf.co/user/repo:Q4_K_M`."""
+    if host.casefold() != "registry.ollama.ai":
+        return f"{host}/{namespace}/{model}:{tag}"
+    return f"{model}:{tag}" if namespace.casefold() == "library" else f"{namespace}/{model}:{tag}"
+
+
+def _same_ollama_model(name: str) -> str:
+    """A model name as Ollama reads it (types/model ParseName), for comparing: the tag after the last
+    `:` past the last `/` (else latest), then model, namespace (else library) and host (else
+    registry.ollama.ai) from the right, a scheme dropped; without case, as Ollama compares names."""
+    rest, tag = name, "latest"
+    if name.rfind(":") > name.rfind("/"):
+        rest, _, tag = name.rpartition(":")
+    rest, _, model = rest.rpartition("/")
+    host, _, namespace = rest.rpartition("/")
+    host = host.partition("://")[2] or host
+    return ollama_name(host or "registry.ollama.ai", namespace or "library", model, tag or "latest").casefold()
 
 
 def resolve_model(spec: str | None) -> tuple[str, Path]:
@@ -126,9 +145,10 @@ def resolve_model(spec: str | None) -> tuple[str, Path]:
     if path.is_file():
         return path.stem, path
     pulled = ollama_gguf_models()
-    name = spec if ":" in spec else f"{spec}:latest"
-    if name in pulled:
-        return spec, pulled[name]
+    wanted = _same_ollama_model(spec)  # llama3.2 is llama3.2:latest; hf.co/… keeps its host
+    found = next((blob for name, blob in pulled.items() if _same_ollama_model(name) == wanted), None)
+    if found is not None:
+        return spec, found
     offer = f"; models Ollama has pulled: {', '.join(sorted(pulled))}" if pulled else ""
     raise ConfigError(f"no GGUF file or Ollama-pulled model named {spec!r} (INFERENCE_LOCAL_MODEL){offer}.")
 

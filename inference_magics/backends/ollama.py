@@ -12,12 +12,13 @@ from pydantic import ValidationError
 from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, InferenceError, ModelNotFound,
                       RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
-from ..transport import RedirectRefused, client_options, get
+from ..transport import RedirectRefused, client_options, get, shown_location
 from .base import Done, Event, Health, ModelInfo, ModelLoad, Request, ThinkingDelta, ToolCall, Usage
 
 # Ollama's load_duration for a model already in memory is its scheduler's few milliseconds; above
 # this it loaded the model for this request, and that time is kept out of time-to-first-token
 MODEL_LOAD_MIN_S = 0.05
+SHOW_ERRORS = (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError)
 
 
 class OllamaBackend:
@@ -50,6 +51,7 @@ class OllamaBackend:
                     format=request.schema or request.format or None, stream=request.stream)
         if request.tools:  # Ollama's tools: {"type": "function", "function": {name, description, parameters}}
             call["tools"] = [{"type": "function", "function": spec} for spec in request.tools]
+        first = None
         try:
             asked = time.perf_counter()
             if not request.stream:
@@ -58,7 +60,7 @@ class OllamaBackend:
                 yield from self._load(reply, time.perf_counter() - asked)
                 yield self._done(reply)
                 return
-            done = final = first = None
+            done = final = None
             for chunk in self._client.chat(**call):  # read to the end, so the connection goes back to the pool
                 first = first or time.perf_counter() - asked
                 # pydantic answers each attribute read through its __getattr__ hook (~470 instructions);
@@ -78,7 +80,14 @@ class OllamaBackend:
                 yield from self._load(final, first)
                 yield done
                 return
-        except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError, ValidationError) as exc:
+        except ValidationError as exc:
+            final = _final_without_message(exc)
+            if final is None:
+                raise self._translate(exc, request.model) from None
+            yield from self._load(final, first or time.perf_counter() - asked)
+            yield self._done(final)
+            return
+        except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError) as exc:
             raise self._translate(exc, request.model) from None
         except InferenceError:
             raise
@@ -214,14 +223,40 @@ class OllamaBackend:
     def capabilities(self, model: str) -> list[str] | None:
         """What /api/show says this model can do (completion, vision, tools, ...); None when the
         server does not say (before v0.6.4). Read once per model (issue 16: vision)."""
-        cache = self.__dict__.setdefault("_capabilities", {})
+        try:
+            found = self._shown(model).get("capabilities")
+        except SHOW_ERRORS as exc:
+            raise self._translate(exc, model) from None
+        return [str(c) for c in found] if isinstance(found, list) else None
+
+    def forwarded_host(self, model: str) -> str | None:
+        """Where this server sends the model's requests, if not to a model in its own memory: a
+        cloud model and any model made FROM one (`ollama cp gpt-oss:120b-cloud big`, a Modelfile)
+        carry /api/show `remote_host` (https://ollama.com:443) whatever their name. None when the
+        server cannot tell: a model it does not have, a server from before cloud models (a 4xx) or
+        no server at all (the request itself then fails the same way, or falls back where privacy
+        allows); a server that answers wrongly is one line."""
+        try:
+            remote = self._shown(model).get("remote_host")
+        except ollama.ResponseError as exc:
+            if 400 <= exc.status_code < 500:
+                return None
+            raise self._translate(exc, model) from None
+        except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout):
+            return None
+        except SHOW_ERRORS as exc:
+            raise self._translate(exc, model) from None
+        return shown_location(str(remote)) if remote else None  # server text, shown in a refusal
+
+    def _shown(self, model: str) -> dict:
+        """/api/show for this model, read once. Raw JSON: the client's ShowResponse drops the
+        fields it does not know (`remote_host`, `remote_model`)."""
+        cache = self.__dict__.setdefault("_show_cache", {})
         if model not in cache:
-            try:
-                shown = self._client.show(model)
-            except (ollama.ResponseError, ConnectionError, httpx.HTTPError, json.JSONDecodeError,
-                    ValidationError) as exc:
-                raise self._translate(exc, model) from None
-            cache[model] = list(shown.capabilities) if getattr(shown, "capabilities", None) is not None else None
+            reply = self._client._request_raw("POST", "/api/show", json={"model": model}).json()
+            if not isinstance(reply, dict):
+                raise json.JSONDecodeError("not an object", "", 0)  # a reply that is not Ollama's
+            cache[model] = reply
         return cache[model]
 
     def health(self) -> Health:
@@ -250,6 +285,21 @@ def _wire_message(message: dict) -> dict:
                 "tool_calls": [{"function": {"name": c["name"], "arguments": c["arguments"]}}
                                for c in message["tool_calls"]]}
     return message
+
+
+def _final_without_message(exc: ValidationError):
+    """The final chunk, when the client refused it only for a missing `message`: docs/api.md's
+    "Chat request (With History)" shows one (real servers always send a message). It still ends
+    the answer and carries the counts; anything else the client refused is not Ollama's protocol."""
+    errors = exc.errors()
+    part = errors[0].get("input") if errors else None
+    if not isinstance(part, dict) or part.get("done") is not True or \
+            any(e.get("type") != "missing" or tuple(e.get("loc", ())) != ("message",) for e in errors):
+        return None
+    try:
+        return ollama.ChatResponse(**{**part, "message": {"role": "assistant", "content": ""}})
+    except ValidationError:
+        return None
 
 
 def _unit(vector) -> list[float]:

@@ -20,6 +20,7 @@ HTML_500 = ("<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n
             "<center><h1>500 Internal Server Error</h1></center>\r\n<hr><center>nginx</center>\r\n"
             "</body>\r\n</html>\r\n")
 CHAT_CAPS, EMBED_CAPS = ["completion", "tools"], ["embedding"]
+CLOUD_HOST = "https://ollama.com:443"  # where a cloud model's requests go (server/cloud_proxy.go)
 
 
 # Request fields the handlers read, with the Go types that decoding enforces.
@@ -53,13 +54,20 @@ def full_name(name):
 
 def model_entry(name, *, family="llama", parameter_size="8.0B", quantization_level="Q4_K_M",
                 size=4920753328, modified_at="2025-09-30T11:02:17.3056-07:00", embedding=None,
-                context_length=None, embedding_length=None, digest=None, thinking=False, vision=False):
-    """One /api/tags entry. The `models` knob takes these dicts or bare names."""
+                context_length=None, embedding_length=None, digest=None, thinking=False, vision=False,
+                remote_model=None, remote_host=CLOUD_HOST):
+    """One /api/tags entry. The `models` knob takes these dicts or bare names. A `*-cloud` model,
+    or one made FROM it (remote_model= the cloud model's own name, e.g. `ollama cp
+    gpt-oss:120b-cloud big`), is forwarded: it carries remote_model and remote_host (api/types.go)."""
     name = full_name(name)
     if embedding is None:
         embedding = "embed" in name or "minilm" in name
+    tag = name.rsplit(":", 1)[1]
+    if remote_model is None and (tag == "cloud" or tag.endswith("-cloud")):
+        remote_model = name.rsplit(":", 1)[0] + ("" if tag == "cloud" else ":" + tag[:-len("-cloud")])
+    remote = {"remote_model": remote_model, "remote_host": remote_host} if remote_model else {}
     return {
-        "name": name, "model": name, "modified_at": modified_at, "size": size,
+        "name": name, "model": name, **remote, "modified_at": modified_at, "size": size,
         # same blob for every tag of a model, no "sha256:" prefix
         "digest": digest or hashlib.sha256(name.split(":")[0].encode()).hexdigest(),
         "details": {"parent_model": "", "format": "gguf", "family": family, "families": [family],
@@ -496,6 +504,7 @@ def show_response(m):
         ],
         "capabilities": list(m["capabilities"]),
         "modified_at": m["modified_at"],
+        **{k: m[k] for k in ("remote_model", "remote_host") if k in m},  # a forwarded model (routes.go)
     }
 
 
