@@ -27,6 +27,9 @@ def submit(template: str, items, *, column: str | None = None, model: str | None
     """Send every row to Claude as one Message Batch and remember the job (in the data folder), so
     a later kernel can collect it with `collect(id)`. Rows that must stay local are refused in
     their row and never sent."""
+    # as a cell checks them: the batch API reads each row's options only when it runs the row, and
+    # a bad one would come back hours later as every row failed
+    api._check_options(temperature, max_tokens, None)
     settings = settings_module.load()
     batcher = batch_backend()
     policy.check("", batcher.name, model, settings, how="--batch-api")  # local-only: not one request to Claude

@@ -141,6 +141,25 @@ def test_batch_api_needs_a_claude_model(rows):
         batch.submit("{row}", ["a"], model="llama3.2:3b")
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(temperature=1.5), "Claude accepts --temperature from 0 to 1, not 1.5"),
+    (dict(temperature="hot"), "temperature must be a number"),
+    (dict(max_tokens=0), "max_tokens must be a whole number"),
+])
+def test_a_batch_with_options_claude_refuses_is_not_sent(rows, options, message):
+    """The batch API checks a row's params only when it runs it: sent, every row would come back
+    `errored` hours later (and its estimate would count against the spending cap) — refused now,
+    as a cell is refused."""
+    _, claude = rows
+    from inference_magics import budget, message_batches as batch
+
+    spent = budget.kernel_spend()
+    with pytest.raises(im.ConfigError, match=message):
+        batch.submit("Summarize: {row}", ["the weather", "the sea"], model="haiku", **options)
+    assert not [r for r in claude.requests if r.path == "/v1/messages/batches"]
+    assert budget.kernel_spend() == spent
+
+
 def test_column_rows_answer_to_row_and_to_row_dot_column(rows):
     """The README's own form: `--column text` with `{row.text}` sends each row's text (it used to send
     the literal braces), and `{row}` sends the same."""

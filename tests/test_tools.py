@@ -223,6 +223,24 @@ def test_a_peer_set_to_auto_calls_the_first_tool_with_arguments_that_follow_its_
     assert [(r.name, r.arguments, r.result) for r in result.tool_runs] == [("add", {"a": 7, "b": 7}, "14")]
 
 
+def test_a_tool_use_cut_at_max_tokens_is_not_run_with_half_its_arguments(claude):
+    """Claude stops at max_tokens while writing a call's arguments: the SDK reads the partial JSON as
+    far as it goes (123456789 arrives as 123), so the call must not run — the API's advice is
+    to ask again with more max_tokens, which the cell says."""
+    claude.set(tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 123456789}}])
+    client = anthropic.Anthropic(api_key=claude.api_key, base_url=claude.url, max_retries=0)
+    tools = [{"name": "add", "description": "Add.", "input_schema": as_tool(add).spec["parameters"]}]
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=2, tools=tools,
+                                messages=[{"role": "user", "content": "Add."}]) as s:
+        cut = s.get_final_message()  # the peer as the SDK sees it: a tool_use block, cut, max_tokens
+    assert cut.stop_reason == "max_tokens" and cut.content[-1].input == {"a": 2, "b": 123}
+    claude.reset()
+    claude.set(tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 123456789}}])
+    result = im.infer("Add.", backend="anthropic", tools=[add], max_tokens=2)
+    assert result.tool_runs == [] and len(claude.requests_to("/v1/messages")) == 1
+    assert result.stop_reason == "max_tokens" and any("raise --max-tokens" in n for n in result.notices)
+
+
 def test_a_backend_without_tools_or_schema_gets_one_line_before_anything_is_sent(monkeypatch):
     from inference_magics import backends
     from tests.toy_backend import SPEC

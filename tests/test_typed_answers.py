@@ -8,7 +8,7 @@ import json
 from typing import TypedDict
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import inference_magics as im
 from inference_magics import api
@@ -79,6 +79,29 @@ def test_claude_gets_structured_output_with_closed_objects(claude):
     assert result.parsed.year == 2017
     sent = claude.requests_to("/v1/messages")[0].body["output_config"]["format"]
     assert sent["type"] == "json_schema" and sent["schema"]["additionalProperties"] is False
+
+
+class Review(BaseModel):
+    title: str = Field(max_length=80)
+    stars: int = Field(ge=1, le=5)
+    tags: list[str] = Field(min_length=2)
+
+
+def test_claude_is_not_sent_the_constraints_its_structured_output_refuses(claude):
+    # the API answers 400 "For 'integer' type, property 'minimum' is not supported": the SDK's own
+    # transform moves such constraints into the description, and our validation still enforces them
+    claude.set(text='{"title": "Good", "stars": 4, "tags": ["a", "b"]}')
+    schema = Schema(Review)
+    before = json.dumps(schema.json, sort_keys=True)
+    result = im.infer("Review it.", backend="anthropic", schema=schema)
+    assert result.parsed == Review(title="Good", stars=4, tags=["a", "b"])
+    sent = claude.requests_to("/v1/messages")[0].body["output_config"]["format"]["schema"]
+    assert sent["additionalProperties"] is False and "minimum" not in sent["properties"]["stars"]
+    assert "minimum: 1" in sent["properties"]["stars"]["description"]
+    assert json.dumps(schema.json, sort_keys=True) == before  # the caller's schema is not changed
+    claude.set(text='{"title": "Good", "stars": 9, "tags": ["a", "b"]}')
+    with pytest.raises(AnswerInvalid, match="stars"):  # still enforced here
+        im.infer("Review it.", backend="anthropic", schema=schema)
 
 
 def test_openai_gets_response_format_json_schema(openai_peer, monkeypatch):

@@ -120,13 +120,12 @@ class AnthropicBackend:
 
     # --- generation -------------------------------------------------------------------------
     def stream(self, request: Request) -> Iterator[Event]:
-        if request.temperature is not None and request.temperature > 1:
-            raise ConfigError(f"Claude accepts --temperature from 0 to 1, not {request.temperature:g}.")
+        _check_temperature(request)
         client = self._sdk()
         call = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
                     messages=_wire_messages(_with_attachments(request)))
         if request.schema:  # the Messages API's structured output: the answer follows the schema
-            call["output_config"] = {"format": {"type": "json_schema", "schema": _closed(request.schema)}}
+            call["output_config"] = {"format": {"type": "json_schema", "schema": _structured(request.schema)}}
         if request.tools:
             call["tools"] = [{"name": t["name"], "description": t.get("description", ""),
                               "input_schema": t["parameters"]} for t in request.tools]
@@ -224,6 +223,9 @@ class AnthropicBackend:
 
     # --- Message Batches: half the price, results within 24 h ----------------------------------
     def _params(self, request: Request) -> dict:
+        # checked before sending: the batch API validates each row's params only when it runs it,
+        # so a bad value would come back hours later as every row `errored`
+        _check_temperature(request)
         params = dict(model=request.model, max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
                       messages=list(request.messages))
         if request.system:
@@ -236,9 +238,9 @@ class AnthropicBackend:
     def submit_batch(self, requests: dict[str, Request]) -> str:
         """Send {custom_id: Request} as one Message Batch; returns the batch id."""
         client = self._sdk()
+        items = [{"custom_id": key, "params": self._params(r)} for key, r in requests.items()]
         try:
-            batch = self._retrying(lambda: client.messages.batches.create(
-                requests=[{"custom_id": key, "params": self._params(r)} for key, r in requests.items()]))
+            batch = self._retrying(lambda: client.messages.batches.create(requests=items))
         except Exception as exc:
             raise self._translate(exc, next(iter(requests.values())).model) from None
         return batch.id
@@ -339,6 +341,11 @@ class AnthropicBackend:
                             "check the model name and options.")
 
 
+def _check_temperature(request: Request) -> None:
+    if request.temperature is not None and not 0 <= request.temperature <= 1:
+        raise ConfigError(f"Claude accepts --temperature from 0 to 1, not {request.temperature:g}.")
+
+
 def _mark_cacheable(call: dict, stable_prefix_chars: int) -> None:
     """Mark the long stable prefixes for Claude's prompt cache (cache_control ephemeral): the
     system prompt, the chat history before the new turn, and a --map template's fixed part."""
@@ -392,9 +399,30 @@ def _wire_messages(messages) -> list[dict]:
 
 
 def _tool_calls(message) -> Iterator[ToolCall]:
-    for block in message.content:
+    blocks = list(message.content)
+    if message.stop_reason == "max_tokens" and blocks and blocks[-1].type == "tool_use":
+        # cut at the token limit while writing its arguments: the SDK reads the partial JSON as far
+        # as it goes (a number cut short, a trailing string dropped), so running it would call the
+        # function with arguments the model never wrote — the API says to ask again with more
+        # max_tokens; the cell says so (stop reason max_tokens)
+        blocks.pop()
+    for block in blocks:
         if block.type == "tool_use":
             yield ToolCall(block.id, block.name, block.input)
+
+
+def _structured(schema):
+    """The schema as Claude's structured output takes it, by the SDK's own transform (as
+    `messages.parse` sends it): every object closed, and the constraints the API refuses with a 400
+    (minimum, maxLength, minItems above 1, ...) moved into the description — our own validation of
+    the answer still enforces them. A schema the transform cannot read (a field of any type, `{}`)
+    is only closed."""
+    from anthropic import transform_schema
+
+    try:
+        return transform_schema(schema)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return _closed(schema)
 
 
 def _closed(schema):

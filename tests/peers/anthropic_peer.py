@@ -108,6 +108,8 @@ def validate(body, need_max_tokens):
     oc = body.get("output_config")
     if oc is not None and (not isinstance(oc, dict) or not isinstance(oc.get("format", {}), dict)):
         return "output_config: Input should be a valid dictionary"
+    if oc is not None and (problem := schema_problem((oc.get("format") or {}).get("schema"))):
+        return f"output_config.format.schema: {problem}"
     t = body.get("temperature")
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1):
         return "temperature: range: 0..1"
@@ -115,6 +117,30 @@ def validate(body, need_max_tokens):
 
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+# Structured outputs compile the schema to a grammar: numeric, string-length and array-size
+# constraints are refused (minItems only 0 or 1), as Anthropic's "JSON Schema limitations" list;
+# the SDK's transform_schema moves them into the description instead.
+UNSUPPORTED_SCHEMA_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+                           "minLength", "maxLength", "maxItems", "uniqueItems", "minProperties", "maxProperties")
+
+
+def schema_problem(schema):
+    """What the API says of a structured-output schema using a constraint it does not support, or None."""
+    if isinstance(schema, list):
+        return next((p for p in map(schema_problem, schema) if p), None)
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type") if isinstance(schema.get("type"), str) else "schema"
+    for key in UNSUPPORTED_SCHEMA_KEYS:
+        if key in schema:
+            return f"For '{kind}' type, property '{key}' is not supported"
+    if schema.get("minItems", 0) not in (0, 1):
+        return f"For '{kind}' type, property 'minItems' only supports values 0 or 1"
+    subschemas = [schema.get(key) for key in ("items", "additionalProperties", "not", "anyOf", "allOf", "oneOf",
+                                              "prefixItems")]
+    subschemas += [list(schema.get(key).values()) for key in ("properties", "$defs", "definitions")
+                   if isinstance(schema.get(key), dict)]
+    return next((p for p in map(schema_problem, subschemas) if p), None)
 
 
 def media_problem(block, where):
@@ -494,17 +520,26 @@ class AnthropicHandler(BaseHandler):
 
             event("message_start", {"type": "message_start", "message": message([], None, 1)})
             if calls:   # tool_use blocks: the input arrives as input_json_delta pieces of one JSON text
+                # each piece is an output token: at max_tokens the arguments stop mid-JSON, the
+                # block is closed as it is, and the stop reason is max_tokens (the tool use is cut)
+                budget, stop, out = body["max_tokens"], "tool_use", len(calls)
                 for i, c in enumerate(calls):
+                    if not budget:
+                        break
                     event("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
                         "type": "tool_use", "id": c["id"], "name": c["name"], "input": {}}})
                     text = self.dumps(c["arguments"])
                     for piece in (text[j:j + 7] for j in range(0, len(text), 7)):
+                        if not budget:
+                            stop, out = "max_tokens", body["max_tokens"]
+                            break
+                        budget -= 1
                         event("content_block_delta", {"type": "content_block_delta", "index": i,
                                                       "delta": {"type": "input_json_delta", "partial_json": piece}})
                     event("content_block_stop", {"type": "content_block_stop", "index": i})
                 event("message_delta", {"type": "message_delta",
-                                        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                                        "usage": {"output_tokens": len(calls)}})
+                                        "delta": {"stop_reason": stop, "stop_sequence": None},
+                                        "usage": {"output_tokens": out}})
                 event("message_stop", {"type": "message_stop"})
                 return self.finish_stream()
             event("content_block_start", {"type": "content_block_start", "index": 0,
