@@ -199,6 +199,24 @@ def _random_looking(value: str, minimum: int = 16) -> bool:
     return _classes(value) >= 2 and _entropy(value) >= 3.0
 
 
+def _pair_password(value: str) -> bool:
+    """The second of a user and a password written in prose: made up, with a digit or a symbol."""
+    value = value.rstrip(".!?)'\"")
+    if _is_placeholder(value) or "://" in value or _PATH_WITH_EXTENSION.fullmatch(value) or any(c in value for c in "=({"):
+        return False
+    return _random_looking(value, 6) and (_A_DIGIT.search(value) is not None or not value.isalnum())
+
+
+def _generated(value: str) -> bool:
+    """A value with no label that looks made by a machine: long hex, or upper, lower case and digits mixed."""
+    if _is_placeholder(value) or not _random_looking(value, 16):
+        return False
+    if _HEX.fullmatch(value):
+        return len(value) >= 32
+    return len(value) >= 20 and any(c.isupper() for c in value) and any(c.islower() for c in value) and (
+        _A_DIGIT.search(value) is not None)
+
+
 # --- values after a label --------------------------------------------------------------------------------
 # what a placeholder, a reference or code looks like where a value would go
 _PLACEHOLDER = re.compile(
@@ -225,16 +243,24 @@ _QUOTES = {"'": "'", '"': '"', "`": "`", "“": "”", "‘": "’", "«": "»",
 _VALUE_STOP = re.compile(r"[\s,;)}\]<>。、，：；！？\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]|$")
 
 
+_VALUE_RUN = re.compile(r"[A-Za-z0-9+/=_\-.~%]+")
+_VALUE_RUN_ON = re.compile(r"[A-Za-z0-9+/=_\-.~%]{0,4096}")
+
+
 def _value_after(text: str, pos: int, *, phrase: bool = False) -> tuple[int, int, bool] | None:
     """The value that starts at `pos`: (start, end, quoted). Quoted values run to their closing quote
     (a multi-word passphrase is one value); a bare value to the next space, comma or bracket, or — for a
-    passphrase — to the end of its sentence. Bounded: nothing here looks further than 256 characters."""
+    passphrase — to the end of its sentence. Bounded: nothing here looks further than 256 characters, but
+    a value that is one token all along them runs on to its end (at most 4 kB more)."""
     if pos >= len(text):
         return None
     opening = text[pos]
     if opening in _QUOTES:
         close = text.find(_QUOTES[opening], pos + 1, pos + 257)
         newline = text.find("\n", pos + 1, pos + 257)
+        if close == -1 and newline == -1 and _VALUE_RUN.fullmatch(text, pos + 1, pos + 257):
+            run = _VALUE_RUN_ON.match(text, pos + 257).end()  # a session token, a key's base64: one long token
+            return (pos + 1, run, True) if text.startswith(_QUOTES[opening], run) else None
         if close == -1 or (newline != -1 and newline < close):
             return None
         return (pos + 1, close, True) if close > pos + 1 else None
@@ -243,6 +269,9 @@ def _value_after(text: str, pos: int, *, phrase: bool = False) -> tuple[int, int
         end = re.search(r"[.;!?](?:\s|$)|\n|$", window).start()
     else:
         end = _VALUE_STOP.search(window).start()
+        if end == 256 and _VALUE_RUN.fullmatch(window):
+            window = text[pos:_VALUE_RUN_ON.match(text, pos + 256).end()]
+            end = len(window)
     value = window[:end].rstrip(".:!?'\"`")
     return (pos, pos + len(value), False) if value else None
 
@@ -257,41 +286,168 @@ def _is_placeholder(value: str) -> bool:
 _PASSWORD_WORDS = (r"pass(?:word|wd|wort|phrase|code|wrd)?s?|passe|pwd|pw|psk|kennwort|mot[ _-]de[ _-]passe|mdp|"
                    r"contrase(?:ñ|n)a|clave(?:[ _-]de[ _-]acceso)?|senha|wachtwoord|parola[ _-]d['’]ordine|"
                    r"пароль|パスワード|密码|密碼|비밀번호|암호|pin(?:[ _-]?code)?")
-_SECRET_WORDS = (r"secret|token|api[ _-]?key|apikey|access[ _-]?key|private[ _-]?key|secret[ _-]?key|"
+_SECRET_WORDS = (r"secret|token|pat|api[ _-]?key|apikey|access[ _-]?key|private[ _-]?key|secret[ _-]?key|"
                  r"client[ _-]?secret|auth(?:[ _-]?(?:key|token|code))?|credentials?|creds?|key|sig|signature|"
                  r"session[ _-]?(?:id|key|token|cookie)|cookie|webhook[ _-]?secret|signing[ _-]?secret|"
                  r"geheimnis|schlüssel|cl[ée]|chiave|llave|chave|sleutel|jeton|ключ|токен")
+# the same in languages whose copula is a short word that elsewhere starts a phrase ("er", "on", "to"): a
+# label from this list takes that copula only ("Passordet er …", "Salasana on …", "Hasło do serwera to …")
+_PASSWORD_WORDS_MORE = (r"has[łl][oa]|[şs]ifre(?:si|m|miz|niz)?|l[öo]senord(?:et)?|heslo|adgangskode(?:n)?|passord(?:et)?|"
+                        r"salasana|jelsz[óo]|κωδικός(?:\s(?:πρόσβασης|χρήστη))?|كلمة\s(?:المرور|السر)|סיסמ[הא]|पासवर्ड|"
+                        r"mật\skhẩu|sandi|laluan")
+_MORE_COPULAS = r"(?:to|jest|je|är|er|on|là|είναι|היא|הוא|هي|adalah|ialah)"
 # what may follow the name inside one identifier (DB_PASSWORD_PROD, apiKeyValue); "_FILE", "_URL",
 # "_RESET", "_HASH" and the like name something else and are left out
 _PARTICLES = "はが是为為는은"
 _SUFFIX = r"(?:[_\-.]?(?:id|value|val|str|string|b64|base64|hex|enc|plain|raw|prod|production|dev|test|live|main|\d{1,2}))?"
 _LABEL = re.compile(
-    rf"(?i)(?P<name>(?:(?P<pw>{_PASSWORD_WORDS})|(?P<sec>{_SECRET_WORDS})){_SUFFIX})(?![^\W{_PARTICLES}])"
+    rf"(?i)(?P<name>(?:(?P<pw>{_PASSWORD_WORDS})|(?P<sec>{_SECRET_WORDS})|(?P<pw2>{_PASSWORD_WORDS_MORE})){_SUFFIX})"
+    rf"(?![^\W{_PARTICLES}])"
     # the separator: = : => := ->, an optional closing quote or bracket before it, or words (is, ist, est ...),
     # or "for <something> is" ("the password for the staging db is ...")
-    r"(?P<sep>['\"\]]{0,2}[ \t]{0,3}(?:=>|:=|->|::|[:=])[ \t]{0,3}|>|['\"][ \t]{0,3},[ \t]{0,3}(?=['\"])|"
+    rf"(?P<sep>(?(pw2)(?:[ \t]{{1,3}}[^\n:=]{{1,40}}?)?[ \t]{{1,3}}{_MORE_COPULAS}[ \t]{{1,3}}|(?!))|"
+    r"['\"\]]{0,2}[ \t]{0,3}(?:=>|:=|->|::|[:=])[ \t]{0,3}|['\"]?>|['\"][ \t]{0,3},[ \t]{0,3}(?=['\"])|"
     r"\s{1,3}(?:(?:for|to|of|für|zu|pour|de|du|des|per|para|voor|van|del|da|do|della|dello|от|для)\s[^\n]{1,60}?\s)?"
     r"(?:is|are|was|ist|lautet|sind|est|c'est|es|son|è|é|são|это|—|–|=|:)[ \t]{0,2}:?[ \t]{1,3}(?:now\s|jetzt\s|still\s)?"
     # Japanese, Chinese, Korean: a particle or copula, no space needed ("パスワードはX", "密码是 X", "비밀번호는 X")
     rf"|[ \t]{{0,2}}[{_PARTICLES}][ \t]{{0,3}}[:：]?[ \t]{{0,3}}"
     r"|\s{1,3}(?=['\"“‘«])"
     # loose: "the API key you asked for: X", "password X" (netrc); only a random-looking value counts then
-    r"|(?P<loose>[^\n:=]{0,40}?:[ \t]{1,3}|[ \t]{1,3}))",
+    r"|(?P<loose>[^\n:=]{0,40}?:[ \t]{1,3}|[ \t]{1,3}(?:от|для)[ \t]{1,3}\w{1,30}[ \t]{1,3}|[ \t]{1,3}))",
 )
 # the words that anchor a label (ASCII, lower case), and the non-ASCII ones looked for as they are
 # the stems a label starts with, folded as the text is; every place one occurs is tried
 _STEMS = tuple(privacy_words.fold_word(w) for w in (
     "pass pw psk secret token key auth cred sig cookie session kennwort mdp contrase clave senha wachtwoord parola "
-    "pin geheimnis chiave llave chave sleutel jeton mot".split()))
+    "pin pat geheimnis chiave llave chave sleutel jeton mot haslo sifre losenord heslo adgang salasana jelszo sandi "
+    "laluan".split()))
 _LABEL_NON_ASCII = tuple((w, w[i], i) for w in (
-    "schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен")
+    "schlüssel", "clé", "contraseña", "пароль", "パスワード", "密码", "密碼", "비밀번호", "암호", "ключ", "токен",
+    "hasło", "hasła", "şifre", "lösenord", "jelszó", "κωδικός", "كلمة المرور", "كلمة السر", "סיסמה", "סיסמא", "पासवर्ड",
+    "mật khẩu")
     for i in [next(i for i, ch in enumerate(w) if not ch.isascii())])
 
-_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
+_NAME = re.compile(r"[\w.\-]+")
+_PAT_VALUE = re.compile(r"[A-Za-z0-9_\-]{20,}")
+_KEY_ATTRIBUTE = re.compile(r"""\b(?:key|name)\s{0,2}=\s{0,2}["'][\w.\-]{0,24}$""")
+# scripts that glue a word to the one before it: CJK particles, Hebrew's prefixes ("ה" + "סיסמה")
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af\u0590-\u05ff]")
 _PATH_WITH_EXTENSION = re.compile(r"(?:[\w.\-]+/)+[\w.\-]*\.[A-Za-z][A-Za-z0-9]{0,7}")
 _LONG_CORES = ("password", "passwd", "passwort", "passphrase", "secret", "token", "apikey", "credential")
 _LABEL_WORDS = re.compile(r"(?i)^(?:is|are|the|this|that|a|an|not|now|still|set|also|in|on|at|to|for|and|or|of|"
                           r"ist|der|die|das|est|le|la|es|el|è|il|é|o|a|de|het|een)$")
+
+
+# a column of secrets: a table's header names it, each row below holds one (a DataFrame printout, CSV, TSV,
+# a Markdown table). The name is the whole header cell, with at most a prefix ("db_password", "API Key")
+_COLUMN_NAME = re.compile(
+    r"(?i)(?:[a-z0-9]{1,20}[_\-. ])?(?:(?P<pw>passw(?:or)?d|pwd|passphrase|passcode|passwort|kennwort|mot[ _-]de[ _-]passe|"
+    r"contrase(?:ñ|n)a|senha|wachtwoord|пароль|パスワード|密码|密碼|비밀번호|has[łl]o|[şs]ifre|l[öo]senord|heslo|salasana|"
+    r"jelsz[óo])|secret|token|api[_\- ]?key|access[_\- ]?key|secret[_\- ]?key|private[_\- ]?key|client[_\- ]?secret|"
+    r"(?:auth|access|refresh|api|bearer|session)[_\- ]?token|credentials?)(?:[_\-](?:value|plain|raw|clear|text))?")
+_HEADER_CELL = re.compile(r"[^\W_][\w .\-/#%()]{0,40}")
+_FRAME_HEADER = re.compile(r" *[^\s=:]+(?: {2,}[^\s=:]+)+ *")
+# where a header cell ends with a column's name ("password,", "| token |", "api_key  " in a DataFrame): needles,
+# so that only a line that may be a table's header is looked at
+_COLUMN_NEEDLES = tuple(privacy_words.fold_word(word + end) for word in (
+    "password", "passwd", "pwd", "passphrase", "passcode", "passwort", "kennwort", "wachtwoord", "senha", "secret",
+    "token", "api_key", "apikey", "api key", "api-key", "access_key", "access key", "secret_key", "secret key",
+    "private_key", "credential", "credentials") for end in (",", '",', "|", " |", "\t", "  ", "\n", "\r"))
+_CODE_CHARS = re.compile(r"[=(){};:<>\[\]]")
+_MARKDOWN_RULE = re.compile(r"\s*\|?[\s:\-|]+")
+_NOT_A_VALUE = frozenset("nan none null n/a na - true false yes no pass fail passed failed ok".split())
+
+
+def _row_cells(line: str, kind: str) -> list[tuple[int, int]]:
+    """(start, end) of each cell of a table's line, spaces and quotes around a value left out."""
+    if kind == "frame":
+        return [m.span() for m in re.finditer(r"\S+", line)]
+    cells, start = [], 0
+    sep = {"markdown": "|", "tsv": "\t", "csv": ","}[kind]
+    for piece in line.split(sep):
+        lo, hi = start, start + len(piece)
+        while lo < hi and line[lo] in " \t\"'":
+            lo += 1
+        while hi > lo and line[hi - 1] in " \t\"'\r":
+            hi -= 1
+        cells.append((lo, hi))
+        start += len(piece) + 1
+    return cells
+
+
+def _table_kind(line: str) -> str | None:
+    if _CODE_CHARS.search(line):
+        return None  # `password = f(user, token)`: code, not a table's header
+    if line.lstrip().startswith("|") and line.count("|") >= 3:
+        return "markdown"
+    if "\t" in line:
+        return "tsv"
+    if "," in line:
+        return "csv"
+    return "frame" if _FRAME_HEADER.fullmatch(line) else None
+
+
+def _table_cells(text: str, positions: Iterable[int]) -> Iterator[Span]:
+    """Secrets in a column its header names: `password` over a DataFrame's or a CSV's rows."""
+    done = -1  # where the last line looked at ends: each line is a header candidate once, a table is read once
+    for at in positions:
+        if at <= done:
+            continue
+        start = text.rfind("\n", max(at - 2000, 0), at) + 1
+        end = text.find("\n", at, at + 2000)
+        end = len(text) if end == -1 and len(text) - at <= 2000 else end
+        if end == -1 or (start == 0 and at > 2000):
+            done = at
+            continue
+        done = end
+        line = text[start:end]
+        kind = _table_kind(line)
+        if kind is None:
+            continue
+        cells = _row_cells(line, kind)
+        if kind == "markdown":
+            cells = cells[1:-1] if line.rstrip().endswith("|") else cells[1:]
+        names = [line[lo:hi] for lo, hi in cells]
+        if len(names) < 2 or not all(_HEADER_CELL.fullmatch(n) for n in names):
+            continue
+        columns = [(j, bool(m.group("pw"))) for j, n in enumerate(names) if (m := _COLUMN_NAME.fullmatch(n))]
+        if not columns:
+            continue
+        row_at, first = end + 1, True
+        while row_at < len(text):
+            row_end = text.find("\n", row_at)
+            row_end = len(text) if row_end == -1 else row_end
+            row = text[row_at:row_end]
+            if not row.strip() or row_end - row_at > 4000:
+                break
+            if first and kind == "markdown" and _MARKDOWN_RULE.fullmatch(row):
+                row_at, first = row_end + 1, False
+                continue
+            first = False
+            got = _row_cells(row, kind)
+            if kind == "markdown":
+                got = got[1:-1] if row.rstrip().endswith("|") else got[1:]
+            if kind != "frame" and len(got) != len(names):
+                break
+            for j, password in columns:
+                if kind == "frame":
+                    lo_h, hi_h = cells[j]
+                    hit = [(lo, hi) for lo, hi in got if lo < hi_h and hi > lo_h]
+                    if len(hit) != 1:
+                        continue
+                    lo, hi = hit[0]
+                else:
+                    lo, hi = got[j]
+                value = row[lo:hi]
+                if password:
+                    ok = len(value) >= 4 and value.lower() not in _NOT_A_VALUE and not _is_placeholder(value) and (
+                        not value.isalpha() or value.lower() not in _PROSE_WORDS)
+                else:
+                    ok = not _is_placeholder(value) and _random_looking(value, 12)
+                if ok:
+                    yield Span(row_at + lo, row_at + hi, "a password" if password else "a secret or token assignment")
+            done = row_end
+            row_at = row_end + 1
 
 
 def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
@@ -314,25 +470,32 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
             if not ((before.islower() and first.isupper()) or (before.isupper() and first.isupper())
                     or name.startswith(_LONG_CORES)):
                 continue
-        password = bool(match.group("pw"))
+        password = bool(match.group("pw") or match.group("pw2"))
         found = _value_after(text, match.end(), phrase="phrase" in name)
         if found is None:
             continue
         start, end, quoted = found
-        examined = (start, end)
+        if end - start > 64 or not _NAME.fullmatch(text, start, end) or text[start:end].isalnum():
+            examined = (start, end)  # but a short dotted name may hold a label: key="db.password">…</entry>
         value = text[start:end]
-        if match.group("sep") == ">":  # <password>value</password>
+        if match.group("sep").endswith(">"):  # <password>value</password>, <entry key="password">value</entry>
             close = text.find("<", start, start + 257)
             if close == -1:
                 continue
             end, value = close, text[start:close]
+            if match.group("sep") != ">" and (" " in value or not _KEY_ATTRIBUTE.search(text, max(at - 40, 0), at)):
+                continue  # `<th class="password">Change password</th>` is a page, not a value
         if not value or "\n" in value or _is_placeholder(value) or _LABEL_WORDS.match(value):
             continue
+        if name.startswith("pat") and not _PAT_VALUE.fullmatch(value):
+            continue  # `_IPV4_PAT = r"(?:[0-9]{1,3}\.){3}"`: a pattern; a personal access token is one plain token
         if value.lower().replace("_", "").replace("-", "") in name.replace("_", "").replace("-", "").replace(" ", ""):
             continue  # password=password, token=token
         natural = not match.group("loose") and (match.group("sep").strip()[:1].isalpha()
                                                 or match.group("sep").strip()[:1] in "—–")
         sep = match.group("sep")
+        if match.group("pw2") and natural and not quoted and value.isalpha():
+            continue  # "Hasło jest nieprawidłowe" (the password is wrong): a word, not a password
         if match.group("loose") is not None:  # only a token that looks generated, not a word, path or URL
             if (not _random_looking(value, 8 if password else 16) or " " in value or "://" in value
                     or value[0] in "/-.~" or "=" in value or "(" in value or not _A_DIGIT.search(value)
@@ -350,6 +513,8 @@ def _labelled(text: str, positions: Iterable[int]) -> Iterable[Span]:
                                                               and len(value) < 9))):
                 continue  # `password = pw`, `password=user_password`: a variable, not a value
             yield Span(start, end, "a password")
+        elif "," in sep and _NAME.fullmatch(value) and not _A_DIGIT.search(value):
+            continue  # ("api-key", "x-api-key", "proxy-authorization"): a list of names
         elif not any(c.isspace() for c in value) and not _PATH_WITH_EXTENSION.fullmatch(value) and (
                 _random_looking(value, 16 if name not in ("key", "sig", "cookie", "cred", "auth") else 20)
                 or (quoted and _random_looking(value, 12))):
@@ -511,7 +676,7 @@ _RULES: tuple[Rule, ...] = (
     Rule("an AWS access key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
     Rule("a GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{30,255})")),
     Rule("a GitLab token", re.compile(r"\bgl(?:pat|dt|ft|soat|rt|cbt|ptt|agent|oas)-[A-Za-z0-9_\-]{20,64}")),
-    Rule("a Slack token", re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,255}")),
+    Rule("a Slack token", re.compile(r"\bxox[abposre](?:\.xox[abposre])?-[A-Za-z0-9-]{10,255}")),
     Rule("a Slack token", re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,255}")),
     Rule("a Slack webhook URL", re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]{20,200}",
                                            re.IGNORECASE)),
@@ -576,6 +741,8 @@ _RULES: tuple[Rule, ...] = (
          reach=240),
     Rule("a password", re.compile(r"(?i)\b(?:mysql|mysqldump|mariadb)\b[^\n]{0,120}?\s-p(?P<v>[^\s\"']{3,128})"), "v",
          _not_placeholder, words=("mysql", "mysqldump", "mariadb"), reach=280),
+    Rule("a password", re.compile(r"(?i)\bredis-cli\b[^\n]{0,120}?\s-a\s{1,3}[\"']?(?P<v>[^\s\"']{3,128})"), "v",
+         _not_placeholder, literals=("redis-cli",), reach=280),
     Rule("a password", re.compile(r"(?i)\bdocker\s{1,3}login\b[^\n|]{0,200}?\s(?:-p|--password)(?:=|\s{1,3})[\"']?(?P<v>[^\s\"']{3,200})"),
          "v", lambda v: not _is_placeholder(v) and not v.startswith("-"), words=("docker",), reach=440),
     Rule("a password", re.compile(r"(?i)\becho\s{1,3}(?:-n\s{1,3})?(?P<q>['\"]?)(?P<v>[^\s'\"|]{3,128})(?P=q)\s{0,3}\|[^\n]{0,160}?"
@@ -597,13 +764,58 @@ _RULES: tuple[Rule, ...] = (
                                   r"\s{1,3}\S{1,64}\s{0,3}=\s{0,3}PASSWORD\()\s{0,3}['\"](?P<v>[^'\"\n]{3,200})['\"]"), "v",
          _not_placeholder, words=("identified",), literals=("with password", "with encrypted"), back=6, reach=320),
     Rule("a URL with a password", re.compile(
-        r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://(?P<user>[^\s:/@\"'<>]{0,64}):(?P<v>[^\s@\"'<>]{1,128})@(?=[\w\[\-])"), "v",
+        r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://(?P<user>[^\s:/@\"'<>]{0,64}):(?P<v>[^\s@\"'<>]{1,128}(?:@[^\s@/?#\"'<>]{1,64}){0,3})"
+        r"@(?=[\w\[\-{$])"), "v",
          _password_ok, literals=("://",), back=24, reach=240),
     Rule("a URL with a token", re.compile(
-        r"(?i)(?:[?&]|%3F|%26)(?:access_token|api_key|apikey|token|key|secret|password|client_secret|auth)(?:=|%3D)"
+        r"(?i)(?:[?&]|%3F|%26)(?:access_token|api_key|apikey|token|key|secret|password|client_secret|auth|appid|app_?key|"
+        r"app_?secret|api_?token|auth_?token|private_token|refresh_token|id_token|secret_?key|access_?key)(?:=|%3D)"
         r"(?P<v>[A-Za-z0-9._~+/%\-]{12,500})"), "v", lambda v: _random_looking(v, 12),
-         literals=("token=", "key=", "secret=", "password=", "auth=", "token%3d", "key%3d", "secret%3d", "password%3d",
-                   "auth%3d"), back=18, reach=520),
+         literals=("token=", "key=", "secret=", "password=", "auth=", "appid=", "token%3d", "key%3d", "secret%3d",
+                   "password%3d", "auth%3d", "appid%3d"), back=18, reach=520),
+    # a user and a password in prose: "creds for the NAS: admin / X", "log in as admin with X"
+    Rule("a password", re.compile(r"(?i)\b(?:creds?|credentials?|login)\b[^\n:=]{0,40}[:=][ \t]{0,3}[\w.@\-]{1,64}(?:[ \t]{1,2}/[ \t]{1,2}|:)"
+                                  r"(?P<v>[^\s,;]{4,64})"), "v", lambda v: _pair_password(v),
+         words=("cred", "creds", "credential", "credentials", "login"), reach=200),
+    Rule("a password", re.compile(r"(?i)\blog(?:[ \t]?in|on)[ \t]{1,3}(?:as|with)[ \t]{1,3}[\w.@\-]{1,64}[ \t]{1,3}(?:with|using|and|/)"
+                                  r"[ \t]{1,3}(?:(?:the[ \t]|a[ \t])?password[ \t]{1,3})?(?P<v>[^\s,;]{4,64})"), "v",
+         lambda v: _pair_password(v), literals=("log in as", "log in with", "login as", "login with", "logon as",
+                                                "log on as", "logon with"), back=4, reach=240),
+    # a setting named in one attribute and given in the next: <add key="DbPassword" value="…"/>,
+    # <property name="password" value="…"/> (.NET appSettings, Spring and Hibernate XML, Ant, NuGet)
+    Rule("a password", re.compile(r"""(?i)\b(?:key|name)\s{0,2}=\s{0,2}["'][\w.\-]{0,40}?(?:passw(?:or)?d|passwd|pwd|"""
+                                  r"""passphrase)[\w.\-]{0,20}["']\s{1,3}value\s{0,2}=\s{0,2}["'](?P<v>[^"'\n]{3,200})["']"""), "v",
+         _not_placeholder, literals=("\" value", "' value"), back=140, reach=220),
+    Rule("a secret or token assignment", re.compile(
+        r"""(?i)\b(?:key|name)\s{0,2}=\s{0,2}["'][\w.\-]{0,40}?(?:secret|token|api[_.\-]?key|access[_.\-]?key|private[_.\-]?key|"""
+        r"""client[_.\-]?secret|credential)[\w.\-]{0,20}["']\s{1,3}value\s{0,2}=\s{0,2}["'](?P<v>[^"'\s]{12,500})["']"""), "v",
+         lambda v: not _is_placeholder(v) and _random_looking(v, 12), literals=("\" value", "' value"), back=140, reach=520),
+    # PowerShell: ConvertTo-SecureString "…" -AsPlainText
+    Rule("a password", re.compile(r"""(?i)ConvertTo-SecureString\s{1,3}(?:-String\s{1,3})?["'](?P<v>[^"'\n]{3,200})["']"""
+                                  r"""\s{1,3}-AsPlainText"""), "v", _not_placeholder, literals=("convertto-securestring",),
+         reach=280),
+    # Redis, Valkey and KeyDB configuration: `requirepass …`, `masterauth …`
+    Rule("a password", re.compile(r"""(?im)^[ \t]{0,8}(?:requirepass|masterauth)[ \t]{1,8}["']?(?P<v>[^\s"']{3,200})"""), "v",
+         _not_placeholder, words=("requirepass", "masterauth"), back=10, reach=240),
+    # a CLI's login with the token as its argument: `wandb login <key>`, `vault login <token>`
+    Rule("an API key", re.compile(r"(?i)\blogin\s{1,3}(?:--?[a-z][\w\-]{1,20}\s{1,3}){0,2}(?P<v>[A-Za-z0-9_\-+/=]{24,300})(?![^\s'\"`;)])"),
+         "v", lambda v: _random_looking(v, 24) and _A_DIGIT.search(v) is not None and not _is_placeholder(v),
+         words=("login",), reach=360),
+    # key flags of cloud CLIs: `az storage … --account-key …`, `--sas-token …`, `--secret-key …`
+    Rule("a secret or token assignment", re.compile(
+        r"(?i)(?:^|\s)--?(?:account-key|storage-key|sas-token|access-key|secret-key|secret-access-key|api-token|"
+        r"access-token|refresh-token|private-token|auth-key|master-key|primary-key|shared-key|connection-string)"
+        r"(?:=|\s{1,3})[\"']?(?P<v>[^\s\"']{12,500})"), "v",
+         lambda v: not _is_placeholder(v) and (_random_looking(v, 16) or "=" in v and ";" in v),
+         literals=("-account-key", "-storage-key", "-sas-token", "-access-key", "-secret-key", "-secret-access-key",
+                   "-api-token", "-access-token", "-refresh-token", "-private-token", "-auth-key", "-master-key",
+                   "-primary-key", "-shared-key", "-connection-string"), back=2, reach=540),
+    # an SDK client built from an id and a secret: Client("AC…", "<auth token>"), CosmosClient(url, "<key>"),
+    # ClientSecretCredential(tenant, client, "<secret>")
+    *(Rule("an API key", re.compile(
+        r"""\b\w{0,40}(?:Client|Credentials?)\(\s{0,3}(?:(?:'[^'\n]{0,200}'|"[^"\n]{0,200}"|[\w.\[\]]{1,80}),\s{0,3})"""
+        rf"""{{{n}}}["'](?P<v>[A-Za-z0-9+/=_\-.~]{{16,200}})["']\s{{0,3}}[,)]"""), "v", _generated,
+         literals=("client(", "credentials(", "credential("), back=60, reach=560) for n in (1, 2)),  # the 2nd argument, the 3rd
     # PII, run over runs of digits
     Rule("a card number", re.compile(r"(?<![\d.\-])\d(?:[ .\-_/]?\d|  \d){12,18}(?![\d]|[.\-]\d)"), check=_card, digits=True),
     Rule("a US social security number", re.compile(
@@ -701,6 +913,18 @@ def _decoded(token: str, depth: int) -> str | None:
     return inner
 
 
+_PEM_BASE64 = "LS0tLS1CRUdJTi"  # "-----BEGIN" in base64
+
+
+def _encoded_key(token: str) -> bool:
+    """base64 of a PEM private key (of any length: only its header is decoded)."""
+    try:
+        head = base64.b64decode(token[:96], validate=True).decode("ascii", "replace")
+    except (binascii.Error, ValueError):
+        return False
+    return "PRIVATE KEY" in head and not _EMPTY_KEY_BLOCK.match(head.split("KEY", 1)[1])
+
+
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _B64_ONLY = re.compile(r"[A-Za-z0-9+/_\-]+=*")
 
@@ -734,8 +958,8 @@ class _Plan:
     digit: list[Rule]
     everywhere: list[Rule]
     needles: Needles                     # every label stem, word, string and token prefix, folded
-    # for each needle: (a label stem, the rules it anchors, a token prefix)
-    actions: list[tuple[bool, tuple[Rule, ...], bool]]
+    # for each needle: (a label stem, the rules it anchors, a token prefix, a column's name in a header)
+    actions: list[tuple[bool, tuple[Rule, ...], bool, bool]]
 
 
 _plan: _Plan | None = None
@@ -789,8 +1013,9 @@ def _make_plan(all_rules: list[Rule]) -> _Plan:
             anchors.setdefault(key, []).extend(anchored)
     for prefix in (*by_prefix, _JWT):
         starts.add(privacy_words.fold_word(prefix.lower()))
-    needles = Needles([*stems, *anchors, *starts])
-    actions = [(n in stems, tuple(dict.fromkeys(anchors.get(n, ()))), n in starts) for n in needles.needles]
+    columns = set(_COLUMN_NEEDLES)
+    needles = Needles([*stems, *anchors, *starts, *columns])
+    actions = [(n in stems, tuple(dict.fromkeys(anchors.get(n, ()))), n in starts, n in columns) for n in needles.needles]
     return _Plan(by_word, by_literal, by_prefix, tuple(by_prefix), gated, digit, everywhere, needles, actions)
 
 
@@ -810,10 +1035,36 @@ def _windows(points: Iterable[tuple[int, int]], size: int) -> list[tuple[int, in
     return [(lo, hi) for lo, hi in merged]
 
 
-# a token made of filler ("ghp_xxxxxxxx…", "AKIAXXXXXXXX…", "xoxb-your-bot-token") is a placeholder, not a secret
+# a token made of filler ("ghp_xxxxxxxx…", "AKIAXXXXXXXX…", "xoxb-your-bot-token") is a placeholder, not a
+# secret. AWS's documentation keys (AKIAIOSFODNN7EXAMPLE) stay secrets: they have a real key's shape, and
+# a prompt carrying one is kept local rather than guessed harmless
 _FILLER = re.compile(r"(?i)x{8}|\*{6}|(?<![A-Za-z])your[-_]")
 # a key block with nothing in it: "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
 _EMPTY_KEY_BLOCK = re.compile(r"-{0,5}\s{0,4}(?:\.{3}|…|<[^<>\n]{0,60}>|\[[^\[\]\n]{0,60}\]|\(?snip\)?)?\s{0,4}-----END ")
+# what follows a key's header when a key is there: base64 after the line break (real or escaped, in a string
+# or a concatenation), past armour headers ("Proc-Type: …", "Version: …"), or a short body and its END line;
+# "BEGIN RSA PRIVATE KEY and BEGIN
+# PRIVATE KEY headers" in a question, or `startswith("-----BEGIN PRIVATE KEY-----")` in code, is no key
+_KEY_MATERIAL = re.compile(r"""[ \-]{0,6}(?:[\s"'+,]|\\{1,4}[nr]){0,40}(?:[A-Z][\w\-]{1,30}: ?[^\n\\]{0,200}(?:\r?\n|\\{1,4}n)"""
+                           r"""[\s"']{0,8}){0,6}(?:[\s"']|\\{1,4}[nr]){0,8}(?:[A-Za-z0-9+/=]{16}|[A-Za-z0-9+/=]{1,15}(?:\s|\\{1,4}[nr]){0,4}-----END )""")
+_LINE_END = ("\n", "\r", "-----\n", "-----\r")  # a header that ends its line: a key, never only named
+
+
+def _only_named(text: str, start: int, end: int) -> bool:
+    """A private key's header with no key after it, that only names one: in prose ("BEGIN RSA PRIVATE KEY and
+    BEGIN PRIVATE KEY headers"), or closed by a quote in code (`startswith("-----BEGIN PRIVATE KEY-----")`).
+    A header alone, dashes and all, on its line or at the end, still counts: its key may follow unseen."""
+    if text.find("BEGIN ", start, end) == -1:
+        return False
+    after = end + 5 if text.startswith("-----", end) else end
+    following = text[after:after + 1]
+    if following not in ("\"", "'", "`"):
+        dashed = text.startswith("-----", start) or text.startswith("-----", max(start - 5, 0))
+        if dashed or following in ("\n", "\r", ""):
+            return False
+    return not _KEY_MATERIAL.match(text, end)
+
+
 _CHUNK = 1 << 16    # no single regex call looks at more than this (plus _OVERLAP): an interrupt lands at once
 _OVERLAP = 2048     # longer than any match: one cut in two chunks is found whole in one of them
 
@@ -824,7 +1075,8 @@ def _run(rule: Rule, text: str, lo: int, hi: int, found: list[Span]) -> None:
             start, end = match.span(rule.group)
             if end > start and not text.startswith("[redacted", start) and not _FILLER.search(text, *((start, end) if end - start >= 8 else match.span())) and (
                     rule.check is None or rule.check(text[start:end])) and not (
-                    rule.label == "a private key" and _EMPTY_KEY_BLOCK.match(text, end)):
+                    rule.label == "a private key" and (_EMPTY_KEY_BLOCK.match(text, end) or (
+                        not text.startswith(_LINE_END, end) and _only_named(text, start, end)))):
                 found.append(Span(start, end, rule.label))
 
 
@@ -912,23 +1164,29 @@ def _scan(text: str, depth: int, made) -> list[Span]:
     # 1. needles, all in one pass: label stems ("password: ...", "Passwort lautet ..."), the words and
     # strings rules are anchored on, provider prefixes that may start a token
     label_at: list[int] = []
+    column_at: list[int] = []  # where a header cell may end with a column's name
     places: dict[int, list[int]] = {}  # rule -> where its words or strings occur
     anchored: dict[int, Rule] = {}
     token_starts: set[int] = set()
     actions = p.actions
     for at, index in made.found(p.needles, in_text=True):
-        stem, anchoring, starts = actions[index]
+        stem, anchoring, starts, column = actions[index]
         if stem:
             label_at.append(at)
+        if column:
+            column_at.append(at)
         for rule in anchoring:
             places.setdefault(id(rule), []).append(at)
             anchored[id(rule)] = rule
         if starts and (at == 0 or raw[at - 1] not in _TOKEN_ASCII or raw[at - 1] in _TOKEN_LEAD):
             token_starts.add(at)
     if not text.isascii():
-        label_at.extend(_non_ascii_labels(text))
+        runs = made.norm.runs if hasattr(made, "norm") else None
+        label_at.extend(_non_ascii_labels(text, text if runs is None else "".join(text[a:b] for a, b in runs)))
         label_at.sort()
     found.extend(_labelled(text, label_at))
+    if column_at:
+        found.extend(_table_cells(text, column_at))
     for key, at in places.items():
         rule = anchored[key]
         for lo, hi in _windows(((i - rule.back, i + rule.reach) for i in at), len(text)):
@@ -971,6 +1229,8 @@ def _scan(text: str, depth: int, made) -> list[Span]:
             found.append(Span(offset, end, "an AWS secret access key"))
         if bare.startswith(_KEY_BODY_STARTS) and len(bare) >= 40 and _key_body(bare):
             found.append(Span(offset, _body_end(text, end), "a private key"))
+        if bare.startswith(_PEM_BASE64) and _encoded_key(bare):
+            found.append(Span(offset, _body_end(text, end), "a private key (encoded)"))
         inner = (_decoded(bare, depth) if 16 <= len(bare) <= 700 and _B64_ONLY.fullmatch(bare)
                  and (not bare.islower() or _HEX.fullmatch(bare)) else None)
         if inner is not None:
@@ -1008,13 +1268,14 @@ def _long_tokens(raw: bytes) -> Iterator[tuple[int, int]]:
         start = find(_RUN, end)
 
 
-def _non_ascii_labels(text: str) -> list[int]:
+def _non_ascii_labels(text: str, present: str) -> list[int]:
     """Where a label with a non-ASCII letter starts ("schlüssel", "clé", "пароль", "パスワード"): around each
-    place its telling letter (ü, é, п ...) occurs, compared without case."""
+    place its telling letter (ü, é, п ...) occurs, compared without case. `present`: the text's non-ASCII
+    characters (or the text), so that a letter the text does not hold costs no pass over it."""
     at: list[int] = []
     for word, mark, offset in _LABEL_NON_ASCII:
         for letter in {mark, mark.upper()}:
-            i = text.find(letter)
+            i = text.find(letter) if letter in present else -1
             while i != -1:
                 start = i - offset
                 if start >= 0 and text[start:start + len(word)].lower() == word:

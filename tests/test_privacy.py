@@ -12,7 +12,7 @@ SECRETS = [
     "use the token ghp_abcdefghijklmnopqrstuvwxyz0123456789 to push",
     "the admin password is Tr0ub4dor&3xyz",
     "charge it to 5555 5555 5555 4444, exp 10/28",
-    "AWS key AKIAIOSFODNN7EXAMPLE with secret",
+    "AWS key AKIAZ4XQ7PLM2VB8KRTA with secret",
     "connect to postgres://app:s3cr3t-pass@db.internal/prod",
 ]
 

@@ -57,7 +57,7 @@ TABLE = [
     ("Use token ghp_abcdefghijklmnopqrstuvwxyz0123456789 for the API", ROUTING_OFF, "ollama", GENERAL),
     ("The password is Tr0ub4dor&3 — make it stronger.", CLOUD_DEFAULT, "ollama", GENERAL),
     ("Connect with postgres://admin:s3cretpw@db.internal:5432/prod and explain the error", CLOUD_DEFAULT, "ollama", GENERAL),
-    ("AWS says AKIAIOSFODNN7EXAMPLE is not authorized; what policy do I need?", CLOUD_DEFAULT, "ollama", GENERAL),
+    ("AWS says AKIAZ4XQ7PLM2VB8KRTA is not authorized; what policy do I need?", CLOUD_DEFAULT, "ollama", GENERAL),
     ("Customer SSN 123-45-6789 must be masked; write the rule.", CLOUD_DEFAULT, "ollama", GENERAL),
     ("Charge card 4111 1111 1111 1111 expires 12/29", CLOUD_DEFAULT, "ollama", GENERAL),
     ("Design a distributed system architecture; api_key = 'abcd1234efgh5678ijkl'", WITH_KEY, "ollama", GENERAL),
@@ -200,7 +200,7 @@ def test_local_only_refuses_an_explicit_cloud_choice(how):
     ("password: 'Tr0ub4dor&3'", "a password"),
     ("my password is swordfish42", "a password"),
     ('"api_key": "abcd1234efgh5678ijkl9012"', "a secret or token assignment"),
-    ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "a secret or token assignment"),
+    ("AWS_SECRET_ACCESS_KEY=Zk8pQ2vN7rT4xW9bL1mC6yH3sD5fJ0gA/uE+oR2i", "a secret or token assignment"),
     ("MY_SERVICE_TOKEN=0123456789abcdef0123", "a secret or token assignment"),
     ("client_secret = 'Zm9vYmFyYmF6cXV4cXV1eA=='", "a secret or token assignment"),
 ])
