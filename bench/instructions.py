@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from .common import OLLAMA_MODEL, PROMPT, REPO
 

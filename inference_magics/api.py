@@ -474,13 +474,16 @@ def stream(prompt: str, **options) -> Stream:
 
 def infer(prompt: str, *, model=None, backend=None, system=None, temperature=None, max_tokens=None, format=None,
           stream=True, messages=None, task=None, keep_local=None, cache=None, stable_prefix_chars=0,
-          schema=None, tools=None, max_steps=None, confirm=None, images=None) -> Result:
+          schema=None, tools=None, max_steps=None, confirm=None, images=None, stop=None) -> Result:
     """Ask a model and return the whole Result (str(result) is the text). `cache`: None follows
     INFERENCE_CACHE; True uses the response cache (replay stays replay), False skips it.
     `schema`: a pydantic model, dataclass, TypedDict or JSON-schema dict; `.parsed` is then a
     validated instance (typed_answers.py). `tools`: functions the model may call (tools.py).
     `images`: paths, PNG/JPEG bytes, PIL images, matplotlib Figures or PDFs, sent with the prompt
-    (a private prompt's attachments stay on this machine with it)."""
+    (a private prompt's attachments stay on this machine with it). `stop`: a threading.Event another
+    thread may set (a map's interrupt): the answer ends at its next delta with its response closed, as
+    an interrupt ends it (InferenceInterrupted with the partial Result)."""
+    watch = _stopper(stop)
     if schema is not None or tools:  # typed answers and tool calling: their own modules, run over Stream
         from . import typed_answers, tools as tool_loop
 
@@ -494,9 +497,26 @@ def infer(prompt: str, *, model=None, backend=None, system=None, temperature=Non
             running = tool_loop.ToolLoop(prompt, tools, max_steps=max_steps, confirm=confirm, **options)
         else:
             running = typed_answers.TypedStream(prompt, schema, **options)
-        return running.each(lambda text: None)
+        return running.each(watch or _ignore, watch, watch)
     running = Stream(prompt, model=model, backend=backend, system=system, temperature=temperature,
                      max_tokens=max_tokens, format=format, stream=stream, messages=messages, task=task,
                      keep_local=keep_local, cache=cache, stable_prefix_chars=stable_prefix_chars, images=images)
-    return running.each(lambda text: None)
+    return running.each(watch or _ignore, watch, watch)
+
+
+def _ignore(_text) -> None:
+    pass
+
+
+def _stopper(stop):
+    """None without `stop`; else a callback for every delta (text, thinking, a retry's wait) that ends
+    the stream once `stop` is set: each() turns its KeyboardInterrupt into a closed response and
+    InferenceInterrupted with the partial Result."""
+    if stop is None:
+        return None
+
+    def watch(_text) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+    return watch
 

@@ -10,9 +10,10 @@ stopped when run again.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import ChainMap
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from . import api, telemetry
@@ -182,11 +183,17 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be 1 or more, not {concurrency}.")
     started = time.perf_counter()
+    stop = threading.Event()  # set by an interrupt: every running row ends at its next delta
 
     def one(row: Row) -> None:
         try:
             # cache=True: rows a previous run finished come from the response cache (resuming a map)
-            result = api.infer(row.prompt, **options, cache=cache, stable_prefix_chars=fixed)
+            result = api.infer(row.prompt, **options, cache=cache, stable_prefix_chars=fixed, stop=stop)
+        except KeyboardInterrupt as exc:  # stopped by the interrupt: its response is closed, its partial text kept
+            partial = getattr(exc, "result", None)
+            row.output = partial.text if partial is not None and partial.text else None
+            row.error = "interrupted before it finished — run the cell again to finish the missing rows"
+            return
         except InferenceError as exc:
             row.error = exc.message
             if schema is not None and getattr(exc, "result", None) is not None:
@@ -220,7 +227,12 @@ def map_rows(template: str, items, *, column: str | None = None, model=None, bac
             if on_progress:
                 on_progress(mapped)
     except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)  # rows not started never start; running ones finish
+        stop.set()  # running rows stop at their next delta and close their responses: the servers stop too
+        pool.shutdown(wait=False, cancel_futures=True)  # rows not started never start
+        try:  # a moment for the running rows to say so in their rows (one still waiting for its first token may not)
+            wait(futures, timeout=2)
+        except KeyboardInterrupt:
+            pass
         mapped.wall_s = time.perf_counter() - started
         raise InferenceInterrupted(mapped=mapped) from None
     finally:

@@ -66,14 +66,58 @@ def test_an_interrupt_keeps_finished_rows_and_a_rerun_sends_only_the_missing(row
     with pytest.raises(im.InferenceInterrupted) as err:
         im.map("{row}", items, concurrency=2, progress=False)
     first = err.value.mapped
-    finished = [r for r in first.rows if r.output is not None]
-    assert 6 <= len(finished) < 40 and main.is_alive()  # 8 requests sent; up to 2 still running
-    time.sleep(0.3)  # let the rows that were running when the interrupt came finish and be cached
+    finished = [r for r in first.rows if r.output is not None and not r.error]
+    assert 6 <= len(finished) < 40 and main.is_alive()  # 8 requests sent; up to 2 were stopped
     before = len(chat_requests(ollama))
     again = im.map("{row}", items, concurrency=2, progress=False)
     sent_again = len(chat_requests(ollama)) - before
     assert [r.output for r in again.rows] == [f"echo: row {i}" for i in range(40)]
     assert sent_again == 40 - sum(r.cached for r in again.rows) and sent_again <= 40 - len(finished)
+
+
+def test_an_interrupt_stops_the_running_rows_too_and_keeps_their_partial_text(rows):
+    """The stop button on a map: the rows that were streaming stop with it (their responses closed,
+    the server stops generating, no worker thread goes on), as the message says — before, they ran
+    to their end in the background after the cell had returned, and their answers landed in _map
+    behind the user's back (and were spent for, on Claude)."""
+    ollama, _ = rows
+    ollama.set(echo=False, tokens=2000, token_delay=0.01)
+
+    def interrupt_mid_stream():
+        wait_until(lambda: ollama.in_flight == 4, timeout=10)
+        time.sleep(0.2)  # some tokens arrive first
+        import _thread
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_mid_stream).start()
+    with pytest.raises(im.InferenceInterrupted) as err:
+        im.map("{row}", [f"row {i}" for i in range(12)], concurrency=4, progress=False)
+    assert wait_until(lambda: ollama.disconnects == 4, timeout=5) and ollama.completed == 0
+    assert wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("map")])
+    stopped = [r for r in err.value.mapped.rows if r.error]
+    assert len(stopped) == 4 and all(r.error.startswith("interrupted before it finished") for r in stopped)
+    partial = [r.output for r in stopped if r.output]
+    assert partial and all(text.startswith("word0 word1") for text in partial)  # kept in its row
+    assert len(ollama.requests_to("/api/chat")) == 4  # no row started after the interrupt
+
+
+def test_an_interrupt_during_a_retry_wait_sends_no_retry(rows):
+    """Rows waiting out Claude's retry-after when the stop button is pressed stop there: before, their
+    threads slept on and sent the retry after the cell had ended."""
+    _, claude = rows
+    claude.set(fault="rate_limit", retry_after="20")
+
+    def interrupt_once_all_wait():
+        wait_until(lambda: len(claude.requests_to("/v1/messages")) == 2, timeout=10)
+        import _thread
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_all_wait).start()
+    with pytest.raises(im.InferenceInterrupted) as err:
+        im.map("{row}", ["a", "b", "c"], model="claude-haiku-4.5", concurrency=2, progress=False)
+    assert wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("map")])
+    assert len(claude.requests_to("/v1/messages")) == 2  # no retry, and the third row never started
+    assert [r.error[:11] if r.error else None for r in err.value.mapped.rows] == ["interrupted"] * 2 + [None]
 
 
 def test_dataframes_columns_and_json_fields(rows):

@@ -11,7 +11,7 @@ from typing import Iterator
 from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, ConfigError, Incomplete,
                       InferenceError, ModelNotFound, RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
-from .base import Done, Event, Health, ModelInfo, Request, ThinkingDelta, ToolCall, Usage, Waiting
+from .base import Done, Event, Health, ModelInfo, Request, ThinkingDelta, ToolCall, Usage, wait_to_retry
 from .retry import RetryBudget
 from .spec import ANTHROPIC
 
@@ -174,8 +174,7 @@ class AnthropicBackend:
                 wait, asked = budget.next_wait(getattr(getattr(exc, "response", None), "headers", None))
                 if wait is None:
                     raise self._translate(exc, request.model, budget.gave_up(asked)) from None
-                yield Waiting(f"{why}; retrying in {wait:.0f} s")
-                time.sleep(wait)
+                yield from wait_to_retry(why, wait)
 
     def _retrying(self, call, model: str = ""):
         """call(), retried as the SDK would retry it, within the same capped budget (for the calls

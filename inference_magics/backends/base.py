@@ -1,6 +1,7 @@
 """What every backend speaks: a Request goes down, events come back up."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from typing import Iterator, Protocol
 
@@ -83,6 +84,20 @@ class Notice:
 class Waiting:
     """Why nothing is arriving yet (a retry backoff): shown live in the cell, not kept."""
     text: str
+
+
+def wait_to_retry(why: str, seconds: float) -> Iterator[Waiting]:
+    """A retry's wait, said and then slept a second at a time with the time left: each Waiting is a
+    point where the consumer may close the stream, so a map row or an experiment run whose cell was
+    interrupted stops there instead of sending its retry after the user pressed stop."""
+    end, left = time.monotonic() + seconds, seconds
+    while True:
+        yield Waiting(f"{why}; retrying in {left:.0f} s")
+        if left <= 0:
+            return
+        time.sleep(min(1.0, left))
+        if (left := end - time.monotonic()) <= 0:
+            return
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ..errors import (AuthenticationFailed, BackendError, BackendUnavailable, In
                       RateLimited)
 from ..settings import CONNECT_TIMEOUT_S
 from ..transport import client_options
-from .base import Done, Event, Health, ModelInfo, Request, ThinkingDelta, ToolCall, Usage, Waiting
+from .base import Done, Event, Health, ModelInfo, Request, ThinkingDelta, ToolCall, Usage, Waiting, wait_to_retry
 from .retry import RetryBudget
 
 RETRIES = 2  # for 429 and 503 ("Loading model") before any output, with backoff
@@ -108,8 +108,7 @@ class OpenAIWire:
             if wait is None:
                 raise self._status_error(response.status_code, text, model, budget.gave_up(asked))
             why = "rate limited by" if response.status_code == 429 else "busy (503):"
-            yield Waiting(f"{why} {self.label}; retrying in {wait:.0f} s")
-            time.sleep(wait)
+            yield from wait_to_retry(f"{why} {self.label}", wait)
 
     def _sse(self, response: httpx.Response, model: str) -> Iterator[Event]:
         stop, usage, speed, reported = None, Usage(), None, model
