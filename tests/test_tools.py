@@ -241,6 +241,25 @@ def test_a_tool_use_cut_at_max_tokens_is_not_run_with_half_its_arguments(claude)
     assert result.stop_reason == "max_tokens" and any("raise --max-tokens" in n for n in result.notices)
 
 
+def test_an_openai_compatible_tool_call_cut_at_the_length_limit_is_not_run(openai_peer, monkeypatch):
+    """finish_reason "length" with a tool call: the server stopped while writing its arguments, so
+    the call is not run and the loop ends with the --max-tokens notice (before: the cut JSON went back
+    to the model as bad arguments, and another request followed, to be cut the same way)."""
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_peer.url + "/v1")
+    openai_peer.set(tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 123456789}}])
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=openai_peer.url + "/v1", api_key="x", max_retries=0)
+    cut = client.chat.completions.create(model=openai_peer.model_ids()[0], max_tokens=2, tools=[
+        {"type": "function", "function": as_tool(add).spec}], messages=[{"role": "user", "content": "Add."}])
+    assert cut.choices[0].finish_reason == "length"  # the peer as the official client sees it
+    assert cut.choices[0].message.tool_calls[0].function.arguments == '{"a":2,"b":123'
+    openai_peer.reset()
+    openai_peer.set(tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 123456789}}])
+    result = im.infer("Add. Use the tool.", backend="openai", tools=[add], max_tokens=2)
+    assert result.tool_runs == [] and len([r for r in openai_peer.requests if r.path.endswith("/chat/completions")]) == 1
+    assert result.stop_reason == "length" and any("raise --max-tokens" in n for n in result.notices)
+
+
 def test_a_backend_without_tools_or_schema_gets_one_line_before_anything_is_sent(monkeypatch):
     from inference_magics import backends
     from tests.toy_backend import SPEC

@@ -121,7 +121,7 @@ class OpenAIWire:
                 continue  # comments, blank separators, event: lines
             data = line[5:].strip()
             if data == "[DONE]":
-                yield from self._tool_calls(calls)
+                yield from self._tool_calls(calls, stop)
                 yield Done(stop_reason=stop, usage=usage, model=reported, server_tokens_per_s=speed)
                 return
             chunk = self._json(data)
@@ -142,7 +142,7 @@ class OpenAIWire:
         yield from self._deltas(choice, "message")
         calls: dict = {}
         self._collect_calls(choice.get("message"), calls)
-        yield from self._tool_calls(calls)
+        yield from self._tool_calls(calls, _text(choice.get("finish_reason")))
         yield Done(stop_reason=_text(choice.get("finish_reason")), model=_text(reply.get("model")) or model,
                    usage=_usage(reply) or Usage(), server_tokens_per_s=_speed(reply))
 
@@ -192,8 +192,11 @@ class OpenAIWire:
             if arguments is not None:
                 call["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments)
 
-    def _tool_calls(self, calls: dict) -> Iterator[ToolCall]:
-        for index, call in sorted(calls.items()):
+    def _tool_calls(self, calls: dict, stop: str | None) -> Iterator[ToolCall]:
+        ordered = sorted(calls.items())
+        if stop == "length" and ordered:  # the last call was being written at the token limit: its
+            ordered.pop()  # arguments are cut, so it is not run (the cell says to raise --max-tokens)
+        for index, call in ordered:
             try:
                 arguments = json.loads(call["arguments"] or "{}")
             except (ValueError, RecursionError):  # not JSON, or nested past the decoder's depth

@@ -179,6 +179,13 @@ class OpenAIHandler(BaseHandler):
         if calls:
             thoughts, tokens, reason = [], [], "tool_calls"
         limit = int_field(body, "max_completion_tokens", "max_tokens")
+        budget = limit if limit is not None and limit > 0 else None
+        for c in calls:   # the arguments' text, a token per 7 characters: cut where max_tokens runs out
+            c["text"] = self.dumps(c["arguments"])
+            if budget is not None:
+                if budget * 7 < len(c["text"]):
+                    c["text"], reason = c["text"][:budget * 7], "length"
+                budget = max(0, budget - -(-len(c["text"]) // 7))
         if limit is not None and 0 < limit < len(thoughts) + len(tokens):   # reasoning counts
             thoughts, tokens = thoughts[:limit], tokens[:max(0, limit - len(thoughts))]
             reason = "length"
@@ -200,7 +207,7 @@ class OpenAIHandler(BaseHandler):
             if calls:
                 message = {"role": "assistant", "content": None, "tool_calls": [
                     {"id": c["id"], "type": "function",
-                     "function": {"name": c["name"], "arguments": self.dumps(c["arguments"])}} for c in calls]}
+                     "function": {"name": c["name"], "arguments": c["text"]}} for c in calls]}
             if k["reasoning"] is not None:
                 message[k["reasoning_field"]] = "".join(thoughts)
             if k["refusal"] is not None:   # OpenAI: a refusal instead of the content
@@ -229,7 +236,7 @@ class OpenAIHandler(BaseHandler):
             for i, c in enumerate(calls):   # the first piece names the call; its arguments follow in pieces
                 first = {"name": c["name"]} if k["tool_call_style"] == "vllm" else {"name": c["name"], "arguments": ""}
                 send(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function", "function": first}]}))
-                text = self.dumps(c["arguments"])
+                text = c["text"]
                 for j in range(0, len(text), 7):
                     send(chunk({"tool_calls": [{"index": i, "function": {"arguments": text[j:j + 7]}}]}))
             t_first = None
