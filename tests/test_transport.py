@@ -110,10 +110,12 @@ def test_a_redirecting_ollama_is_one_line_and_nothing_follows(redirecting_ollama
     with pytest.raises(im.BackendError) as error:
         im.infer(PRIVATE)
     message = one_line(error)
-    assert f"Ollama at {redirector.url} answered a redirect (HTTP {status}) to {target.url}/api/chat" in message
+    # a private prompt first asks /api/show whether the server forwards the model (policy.check): that
+    # first request is the one redirected, and refused; the prompt itself is never sent
+    assert f"Ollama at {redirector.url} answered a redirect (HTTP {status}) to {target.url}/api/show" in message
     assert "refusing to follow it" in message and "OLLAMA_BASE_URL" in message
     assert not target.requests  # the Location host saw nothing at all
-    assert [r.target for r in redirector.requests] == ["/api/chat"]
+    assert [r.target for r in redirector.requests] == ["/api/show"]
 
 
 def test_a_redirecting_ollama_refuses_embeddings_listing_and_health(redirecting_ollama):
