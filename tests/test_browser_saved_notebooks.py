@@ -83,7 +83,7 @@ def test_a_fresh_saved_notebook_keeps_a_quiet_footer_a_notice_bar_and_whole_list
 
 def test_the_heatmap_of_notebook_05_is_saved(lab):
     lab.open_notebook("05-embeddings-semantic-search.ipynb")
-    lab.wait_for("() => !!window.jupyterapp.shell.currentWidget.node.querySelector('.jp-OutputArea-output img')",
-                 "the similarity heatmap promised by 05 in its saved outputs", 20)
-    count = lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.node.querySelectorAll('.jp-OutputArea-output img').length")
-    assert count == 1, "the similarity heatmap promised by 05 is not in its saved outputs"
+    # one look at the page counts it: JupyterLab lays a notebook out in windows, and a second query moments
+    # later may find the cell's output taken out of the page while the layout settles
+    lab.wait_for("() => window.jupyterapp.shell.currentWidget.node.querySelectorAll('.jp-OutputArea-output img')"
+                 ".length === 1", "the similarity heatmap promised by 05 in its saved outputs (one image)", 20)
