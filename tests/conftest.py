@@ -23,8 +23,8 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-# scripts/test runs two pytest-xdist workers, a file at a time: the longest files start first, so
-# that neither worker is left running one of them alone at the end (the notebooks/ folder stays
+# scripts/test runs three pytest-xdist workers, a file at a time: the longest files start first, so
+# that no worker is left running one of them alone at the end (the notebooks/ folder stays
 # last: its setup points this process's environment at its own peers)
 LONGEST_FIRST = ("test_notebooks.py", "test_local_backend.py", "test_load.py", "test_bench.py",
                  "test_browser_untrusted.py")
