@@ -55,6 +55,18 @@ def openai_server():
 
 
 @pytest.fixture
+def replay(monkeypatch):
+    """A loopback server that answers Ollama's routes with exact documented bodies (set in .routes)."""
+    from tests.test_ollama_documented import Replay
+
+    server = Replay({})
+    monkeypatch.setenv("OLLAMA_BASE_URL", server.url)
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
 def openai_peer(openai_server):
     openai_server.reset()
     yield openai_server

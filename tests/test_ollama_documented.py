@@ -54,15 +54,6 @@ class Replay:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-@pytest.fixture
-def replay(monkeypatch):
-    server = Replay({})
-    monkeypatch.setenv("OLLAMA_BASE_URL", server.url)
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
 def test_the_documented_chat_stream_without_done_reason(replay):
     # docs/api.md "Chat request (Streaming)": `images: null` on a chunk, no done_reason on the last
     replay.routes["/api/chat"] = (200, NDJSON, [

@@ -7,16 +7,7 @@ import json
 import pytest
 
 import inference_magics as im
-from tests.test_ollama_documented import NDJSON, Replay
-
-
-@pytest.fixture
-def replay(monkeypatch):
-    server = Replay({})
-    monkeypatch.setenv("OLLAMA_BASE_URL", server.url)
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+from tests.test_ollama_documented import NDJSON
 
 
 def _pull(root, host, namespace, model, tag, blob_bytes=b"GGUF"):
