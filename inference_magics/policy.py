@@ -12,7 +12,7 @@ Anywhere else gets nothing under local-only, and never text the detector finds p
 """
 from __future__ import annotations
 
-from .backends import forwarded_host, keeps_data_local
+from .backends import REGISTRY, forwarded_host, keeps_data_local
 from .errors import PrivacyError
 from .privacy import classify
 
@@ -77,6 +77,8 @@ def check(text: str, backend: str, model: str | None, settings, *, what: str = "
     where = f"{backend} ({how or _destination(backend, model)})"
     finding = None
     if keeps_data_local(backend, settings, model):
+        if not (ask_server and REGISTRY[backend].cloud_models):
+            return  # a server that forwards no model (the embedded one, an OpenAI-compatible one here)
         if settings.privacy != "local-only":
             finding = classify(text, keywords=settings.enable_routing) if text else None
             if finding is None:
