@@ -83,7 +83,7 @@ def check(text: str, backend: str, model: str | None, settings, *, what: str = "
             finding = classify(text, keywords=settings.enable_routing) if text else None
             if finding is None:
                 return
-        remote = forwarded_host(backend, settings, model) if ask_server else None
+        remote = forwarded_host(backend, settings, model)
         if remote is None:
             return
         where = f"{backend} ({how or _destination(backend, model)}, which the server forwards to {remote})"
